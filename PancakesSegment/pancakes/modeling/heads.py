@@ -1,0 +1,99 @@
+"""Protocol heads h: one logit per (m, k) and pixel from phi || v_{m,k}.
+
+Two heads share one signature, ``forward(phi: [N, C, H, W], v: [P, E]) -> [N, P, H, W]``
+where P is the number of (m, k) pairs asked for:
+
+* :class:`DotProductHead` (shipped): the (m, k)-independent work runs once per
+  pixel and the (m, k)-dependent work once per pair, so the per-pair cost is a
+  single dot product per pixel.
+* :class:`FaithfulHead` (reference for benchmarks): the paper's three 3x3
+  convolutions on phi || v per pair at full resolution, ~80 GMAC per 128^2 image at
+  M=8, K=20.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DotProductHead(nn.Module):
+    """logit[n, p] = <g(phi)[n], w(v_p)> * scale + b(v_p).
+
+    g is a small per-pixel network on phi (two 1x1 convs: the UNet already gives
+    spatial context, and a 3x3 here would double the head's cost); w and b come from
+    an MLP on the embedding. Because v_{m,k} is constant over the image, a
+    concatenate-then-convolve head reduces to this form for its first layer;
+    keeping the nonlinearity on the pixel side makes every pair cost one
+    matrix product.
+    """
+
+    def __init__(self, phi_ch: int = 32, emb_dim: int = 34, hidden: int = 64) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.key = nn.Sequential(
+            nn.Conv2d(phi_ch, hidden, 1),
+            nn.PReLU(hidden),
+            nn.Conv2d(hidden, hidden, 1),
+        )
+        self.query = nn.Sequential(
+            nn.Linear(emb_dim, 128),
+            nn.PReLU(128),
+            nn.Linear(128, 128),
+            nn.PReLU(128),
+            nn.Linear(128, hidden + 1),
+        )
+
+    def keys(self, phi: torch.Tensor) -> torch.Tensor:
+        """Per-pixel keys g(phi): [N, C, H, W] -> [N, hidden, H, W]; cacheable."""
+        return self.key(phi)
+
+    def logits_from_keys(self, keys: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """keys: [N, hidden, H, W], v: [P, E] -> logits [N, P, H, W]."""
+        q = self.query(v)
+        w = q[:, : self.hidden] / float(self.hidden) ** 0.5
+        b = q[:, self.hidden]
+        n, c, h, wd = keys.shape
+        out = torch.matmul(w, keys.reshape(n, c, h * wd))  # [N, P, HW]
+        return out.reshape(n, w.shape[0], h, wd) + b[None, :, None, None]
+
+    def forward(self, phi: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.logits_from_keys(self.keys(phi), v)
+
+
+class FaithfulHead(nn.Module):
+    """The paper's head: three 3x3 convs (``hidden`` features, PReLU) on phi || v per pair.
+
+    Pairs are processed ``chunk`` at a time so memory stays bounded; it is still
+    slow by design, as the benchmark shows.
+    """
+
+    def __init__(self, phi_ch: int = 32, emb_dim: int = 34, hidden: int = 32, chunk: int = 8) -> None:
+        super().__init__()
+        self.chunk = chunk
+        self.net = nn.Sequential(
+            nn.Conv2d(phi_ch + emb_dim, hidden, 3, padding=1),
+            nn.PReLU(hidden),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.PReLU(hidden),
+            nn.Conv2d(hidden, 1, 3, padding=1),
+        )
+
+    def keys(self, phi: torch.Tensor) -> torch.Tensor:
+        """No per-pixel precomputation is possible in the faithful head."""
+        return phi
+
+    def logits_from_keys(self, keys: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """keys (= phi): [N, C, H, W], v: [P, E] -> logits [N, P, H, W]."""
+        n, c, h, w = keys.shape
+        outs = []
+        for start in range(0, v.shape[0], self.chunk):
+            vc = v[start : start + self.chunk]
+            p = vc.shape[0]
+            phi_rep = keys[:, None].expand(n, p, c, h, w)
+            v_rep = vc[None, :, :, None, None].expand(n, p, vc.shape[1], h, w)
+            x = torch.cat([phi_rep, v_rep], dim=2).reshape(n * p, c + vc.shape[1], h, w)
+            outs.append(self.net(x).reshape(n, p, h, w))
+        return torch.cat(outs, dim=1)
+
+    def forward(self, phi: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.logits_from_keys(self.keys(phi), v)

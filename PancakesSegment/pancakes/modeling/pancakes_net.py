@@ -1,0 +1,67 @@
+"""The whole Pancakes network: f (UNet) then h (protocol head), split into encode/decode."""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+from torch import nn
+
+from .embedding import embedding_dim, protocol_embedding
+from .heads import DotProductHead, FaithfulHead
+from .unet import UNet
+
+
+class PancakesNet(nn.Module):
+    """images [N, 1, H, W] in [0, 1] -> probabilities [N, M, K, H, W] (softmax over K).
+
+    ``encode`` runs the UNet once per image; its result phi ("features",
+    [N, C, H, W], C = 32) is what callers cache. ``decode`` turns
+    cached features into any (M, K), or a subset of protocols, without the UNet.
+    H and W must be multiples of 8 (the engine pads).
+    """
+
+    def __init__(self, features: int = 32, levels: int = 4, emb_half: int = 16,
+                 head: str = "dot", hidden: int = 64) -> None:
+        super().__init__()
+        self.emb_half = emb_half
+        self.head_kind = head
+        self.unet = UNet(1, features, levels)
+        e = embedding_dim(emb_half)
+        if head == "dot":
+            self.head = DotProductHead(features, e, hidden)
+        elif head == "faithful":
+            self.head = FaithfulHead(features, e, 32)
+        else:
+            raise ValueError(f"unknown head {head!r}; use 'dot' or 'faithful'")
+
+    @torch.jit.export
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images [N, 1, H, W] in [0, 1] -> cached features [N, C, H, W]."""
+        return self.unet(images)
+
+    @torch.jit.export
+    def decode_logits(self, features: torch.Tensor, M: int, K: int, protocols: List[int]) -> torch.Tensor:
+        """features [N, C, H, W] -> logits [N, len(protocols), K, H, W].
+
+        An empty ``protocols`` list means all M protocols.
+        """
+        v = protocol_embedding(M, K, self.emb_half, features.device)
+        if len(protocols) > 0:
+            for m in protocols:
+                if m < 0 or m >= M:
+                    raise ValueError("protocol index out of range")
+            v = v[torch.tensor(protocols, dtype=torch.long, device=features.device)]
+        p = v.shape[0]
+        logits = self.head.logits_from_keys(self.head.keys(features), v.reshape(p * K, v.shape[-1]))
+        n, _, h, w = logits.shape
+        return logits.reshape(n, p, K, h, w)
+
+    @torch.jit.export
+    def decode(self, features: torch.Tensor, M: int, K: int, protocols: List[int]) -> torch.Tensor:
+        """features [N, C, H, W] -> probabilities [N, len(protocols) or M, K, H, W]."""
+        return torch.softmax(self.decode_logits(features, M, K, protocols), dim=2)
+
+    def forward(self, images: torch.Tensor, M: int, K: int) -> torch.Tensor:
+        """images [N, 1, H, W] in [0, 1] -> probabilities [N, M, K, H, W]."""
+        empty: List[int] = []
+        return self.decode(self.encode(images), M, K, empty)

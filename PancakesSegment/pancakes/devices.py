@@ -1,0 +1,27 @@
+"""Choosing the torch device from a user's 'auto' | 'cpu' | 'cuda'."""
+from __future__ import annotations
+
+import torch
+
+from .errors import PancakesInputError
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' picks CUDA when available; asking for CUDA without it is an error."""
+    name = str(device).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda") or name == "gpu":
+        if not torch.cuda.is_available():
+            raise PancakesInputError(f"device {device!r}: CUDA is not available on this machine; use 'cpu' or 'auto'")
+        return torch.device("cuda" if name == "gpu" else name)
+    raise PancakesInputError(f"device {device!r}: use 'auto', 'cpu' or 'cuda'")
+
+
+def device_description(device: torch.device) -> str:
+    """Human-readable device name, e.g. 'CPU' or 'GPU: NVIDIA H100'."""
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return "CPU"

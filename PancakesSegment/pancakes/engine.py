@@ -1,0 +1,176 @@
+"""The Pancakes inference engine: images or volumes in, label maps per protocol out.
+
+Usage::
+
+    from pancakes import Pancakes
+    model = Pancakes.load()                      # bundled model, CUDA when available
+    labels = model.segment(images, protocols=8, labels=20)   # [N, M, H, W], values 1..K
+    enc = model.encode(images)                   # run the UNet once ...
+    p3 = model.decode(enc, 8, 12, which=[2])     # ... then any (M, K, m) from cache
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .devices import resolve_device
+from .errors import ModelFileError, PancakesInputError
+from .export import load_torchscript
+from .preprocessing import Fit, argmax_labels, from_model_output, plan_fit, prepare_images, to_model_input
+
+Progress = Optional[Callable[[int, int], None]]
+Cancel = Optional[Callable[[], bool]]
+
+
+class Cancelled(RuntimeError):
+    """Raised when a cancel callback asked a long job to stop."""
+
+
+def bundled_model_path() -> Path:
+    """Where the shipped model lives: $PANCAKES_MODEL, the source tree, or the Slicer module."""
+    import os
+
+    here = Path(__file__).resolve().parent
+    candidates = []
+    if os.environ.get("PANCAKES_MODEL"):
+        candidates.append(Path(os.environ["PANCAKES_MODEL"]))
+    candidates += [
+        here.parents[1] / "model_weights" / "pancakes.pt",  # source checkout / editable install
+        here.parent / "Resources" / "model_weights" / "pancakes.pt",  # installed Slicer module
+        here / "model_weights" / "pancakes.pt",  # wheel with bundled data
+    ]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ModelFileError("no bundled model found (looked in " + ", ".join(str(c) for c in candidates) + "); pass path=")
+
+
+@dataclass
+class Encoded:
+    """Cached features of a collection of 2D images.
+
+    features: one float16 tensor [1, C, S, S] per image (CPU, so GPU memory is
+    not held between decodes); fits: how each image sits in the model input.
+    """
+
+    features: List[torch.Tensor]
+    fits: List[Fit]
+    names: List[str] = field(default_factory=list)
+
+
+class Pancakes:
+    """A loaded Pancakes model with an encode/decode split (see module docstring)."""
+
+    def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device) -> None:
+        self.module = module
+        self.metadata = metadata
+        self.device = device
+        self.input_size = int(metadata.get("input_size", 128))
+
+    @classmethod
+    def load(cls, path: Union[str, Path, None] = None, device: str = "auto") -> "Pancakes":
+        """Load a TorchScript model file (the bundled one when ``path`` is None)."""
+        dev = resolve_device(device)
+        module, meta = load_torchscript(bundled_model_path() if path is None else path, dev)
+        return cls(module, meta, dev)
+
+    # ---- 2D collections -------------------------------------------------
+    def encode(self, images: Sequence[np.ndarray], names: Optional[Sequence[str]] = None,
+               spacings: Optional[Sequence[Sequence[float]]] = None, batch_size: int = 16) -> Encoded:
+        """Run the UNet once per image. images: list/array of 2D (or RGB) images of any size."""
+        prepared = prepare_images(images, names)
+        fits = [plan_fit(img.shape, self.input_size, tuple(spacings[i]) if spacings else (1.0, 1.0))
+                for i, img in enumerate(prepared)]
+        feats: List[torch.Tensor] = []
+        for start in range(0, len(prepared), batch_size):
+            chunk = range(start, min(start + batch_size, len(prepared)))
+            x = torch.cat([to_model_input(torch.from_numpy(prepared[i])[None], fits[i]) for i in chunk])
+            with torch.no_grad():
+                phi = self.module.encode(x.to(self.device))
+            feats += [f[None].to("cpu", torch.float16) for f in phi]
+        return Encoded(feats, fits, list(names) if names else [f"image {i}" for i in range(len(prepared))])
+
+    def decode(self, encoded: Encoded, protocols: int = 8, labels: int = 20,
+               which: Optional[Sequence[int]] = None) -> List[np.ndarray]:
+        """Cached features -> one label array [M', H, W] (values 1..K) per image.
+
+        ``which`` selects protocols (0-based); None means all ``protocols``.
+        """
+        M, K = check_mk(protocols, labels)
+        sel = check_which(which, M)
+        out = []
+        for phi, fit in zip(encoded.features, encoded.fits):
+            with torch.no_grad():
+                logits = self.module.decode_logits(phi.to(self.device, torch.float32), M, K, sel)
+                full = from_model_output(logits[0], fit)  # [M', K, H, W]
+                out.append(argmax_labels(full, 1).cpu().numpy())
+        return out
+
+    def probabilities(self, encoded: Encoded, protocols: int = 8, labels: int = 20,
+                      which: Optional[Sequence[int]] = None) -> List[np.ndarray]:
+        """Like :meth:`decode` but soft: one float32 [M', K, H, W] per image (softmax over K)."""
+        M, K = check_mk(protocols, labels)
+        sel = check_which(which, M)
+        out = []
+        for phi, fit in zip(encoded.features, encoded.fits):
+            with torch.no_grad():
+                logits = self.module.decode_logits(phi.to(self.device, torch.float32), M, K, sel)
+                out.append(torch.softmax(from_model_output(logits[0], fit), dim=1).cpu().numpy())
+        return out
+
+    def segment(self, images: Sequence[np.ndarray], protocols: int = 8, labels: int = 20) -> np.ndarray:
+        """images -> np.ndarray [N, M, H, W] of labels 1..K.
+
+        Images of different sizes give an object array of [M, H_i, W_i] arrays
+        instead, since one dense array cannot hold them.
+        """
+        maps = self.decode(self.encode(images), protocols, labels)
+        if len({m.shape for m in maps}) == 1:
+            return np.stack(maps)
+        arr = np.empty(len(maps), dtype=object)
+        arr[:] = maps
+        return arr
+
+    # ---- volumes ----------------------------------------------------------
+    def encode_volume(self, image, axis: str = "axial", batch_size: int = 16,
+                      progress: Progress = None, cancel: Cancel = None):
+        """SimpleITK image -> EncodedVolume (features of every slice). See pancakes.volume."""
+        from .volume import encode_volume
+
+        return encode_volume(self, image, axis, batch_size, progress, cancel)
+
+    def decode_volume(self, encoded, protocols: int = 8, labels: int = 20,
+                      which: Optional[Sequence[int]] = None, progress: Progress = None, cancel: Cancel = None):
+        """EncodedVolume -> list of SimpleITK uint8 label volumes, one per protocol."""
+        from .volume import decode_volume
+
+        return decode_volume(self, encoded, protocols, labels, which, progress, cancel)
+
+    def segment_volume(self, image, protocols: int = 8, labels: int = 20, axis: str = "axial",
+                       progress: Progress = None, cancel: Cancel = None):
+        """SimpleITK image -> M label volumes with the input's origin, spacing and direction."""
+        enc = self.encode_volume(image, axis, progress=progress, cancel=cancel)
+        return self.decode_volume(enc, protocols, labels, progress=progress, cancel=cancel)
+
+
+def check_mk(M: int, K: int) -> tuple:
+    """Validate the number of protocols and labels asked for."""
+    for name, v, hi in (("protocols", M, 64), ("labels", K, 255)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= int(v) <= hi:
+            raise PancakesInputError(f"{name}={v!r}: must be an integer in 1..{hi}")
+    return int(M), int(K)
+
+
+def check_which(which: Optional[Sequence[int]], M: int) -> List[int]:
+    """Validate selected protocol indices (0-based)."""
+    if which is None:
+        return []
+    sel = [int(m) for m in which]
+    bad = [m for m in sel if not 0 <= m < M]
+    if bad or not sel:
+        raise PancakesInputError(f"protocols {list(which)}: indices must be in 0..{M - 1}")
+    return sel

@@ -1,0 +1,128 @@
+"""Volumes through the 2D model: slice, encode in batches, decode, restack.
+
+Volumes are first re-oriented to LPS-aligned voxel order (an exact permutation
+and flip, no interpolation) so that "axial", "coronal" and "sagittal" mean what
+a radiologist expects whatever the file's direction; results are turned back
+to the input's own orientation and carry its origin, spacing and direction.
+Features are cached per slice as float16 on the CPU: ~1 MB per slice at 128^2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from .errors import PancakesInputError
+from .preprocessing import Fit, argmax_labels, finite_float, from_model_output, normalise, plan_fit, to_model_input
+
+AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in (z, y, x) LPS order
+DECODE_BUDGET_BYTES = 256 * 2**20  # full-size logits held at once while decoding
+
+
+@dataclass
+class EncodedVolume:
+    """Cached UNet features of every slice of one volume.
+
+    features: float16 [D, C, S, S] on CPU, D = slices along ``axis``;
+    fit: how each slice sits in the model input; oriented: the LPS-oriented
+    reference (geometry only is used); original: the input image's geometry.
+    """
+
+    features: torch.Tensor
+    fit: Fit
+    axis: str
+    oriented: sitk.Image
+    original: sitk.Image
+
+
+def check_volume(image, name: str = "volume") -> sitk.Image:
+    """Reject what a slice-wise 2D model cannot take, with one clear line."""
+    if not isinstance(image, sitk.Image):
+        raise PancakesInputError(f"{name}: expected a SimpleITK image, got {type(image).__name__}")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise PancakesInputError(f"{name}: vector-valued volume ({image.GetNumberOfComponentsPerPixel()} components per voxel); convert to a scalar volume first")
+    if image.GetDimension() != 3:
+        raise PancakesInputError(f"{name}: expected a 3D volume, got {image.GetDimension()}D")
+    if 0 in image.GetSize():
+        raise PancakesInputError(f"{name}: volume is empty (size {image.GetSize()})")
+    return image
+
+
+def slice_geometry(oriented: sitk.Image, axis: str) -> Tuple[int, Tuple[int, int], Tuple[float, float]]:
+    """-> (array axis, in-plane shape (rows, cols), in-plane spacing (rows, cols))."""
+    if axis not in AXES:
+        raise PancakesInputError(f"axis {axis!r}: use one of {', '.join(AXES)}")
+    a = AXES[axis]
+    size_zyx = oriented.GetSize()[::-1]
+    spacing_zyx = oriented.GetSpacing()[::-1]
+    plane = [i for i in range(3) if i != a]
+    return a, (size_zyx[plane[0]], size_zyx[plane[1]]), (spacing_zyx[plane[0]], spacing_zyx[plane[1]])
+
+
+def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: int = 16,
+                  progress=None, cancel=None, name: str = "volume") -> EncodedVolume:
+    """Normalise the whole volume once (so slices stay comparable), then encode slices in batches."""
+    from .engine import Cancelled
+
+    check_volume(image, name)
+    oriented = sitk.DICOMOrient(image, "LPS")
+    a, shape, spacing = slice_geometry(oriented, axis)
+    if min(shape) < 4:
+        raise PancakesInputError(f"{name}: slices of {shape[0]}x{shape[1]} voxels along {axis} are too small")
+    arr = normalise(finite_float(sitk.GetArrayViewFromImage(oriented), name), name)
+    arr = np.moveaxis(arr, a, 0)  # [D, rows, cols]
+    fit = plan_fit(shape, model.input_size, spacing)
+    feats = []
+    depth = arr.shape[0]
+    for start in range(0, depth, batch_size):
+        if cancel is not None and cancel():
+            raise Cancelled(f"{name}: cancelled after {start} of {depth} slices")
+        batch = torch.from_numpy(np.ascontiguousarray(arr[start : start + batch_size]))
+        with torch.no_grad():
+            phi = model.module.encode(to_model_input(batch, fit).to(model.device))
+        feats.append(phi.to("cpu", torch.float16))
+        if progress is not None:
+            progress(min(start + batch_size, depth), depth)
+    return EncodedVolume(torch.cat(feats), fit, axis, oriented, image)
+
+
+def decode_volume(model, enc: EncodedVolume, M: int = 8, K: int = 20, which: Optional[Sequence[int]] = None,
+                  progress=None, cancel=None) -> List[sitk.Image]:
+    """Cached features -> one uint8 label volume per protocol (values 1..K), input geometry."""
+    from .engine import Cancelled, check_mk, check_which
+
+    M, K = check_mk(M, K)
+    sel = check_which(which, M)
+    n_prot = len(sel) if sel else M
+    a = AXES[enc.axis]
+    depth = enc.features.shape[0]
+    rows, cols = enc.fit.shape
+    out = np.zeros((n_prot, depth, rows, cols), dtype=np.uint8)
+    # Bound the full-resolution logits held at once, whatever the volume size.
+    step = max(1, min(32, DECODE_BUDGET_BYTES // max(1, n_prot * K * rows * cols * 4 * 2)))
+    for start in range(0, depth, step):
+        if cancel is not None and cancel():
+            raise Cancelled(f"decoding cancelled after {start} of {depth} slices")
+        phi = enc.features[start : start + step].to(model.device, torch.float32)
+        with torch.no_grad():
+            logits = model.module.decode_logits(phi, M, K, sel)  # [B, P, K, S, S]
+            b = logits.shape[0]
+            full = from_model_output(logits.reshape(b, n_prot * K, enc.fit.size, enc.fit.size), enc.fit)
+            labels = argmax_labels(full.reshape(b, n_prot, K, rows, cols), 2)  # [B, P, rows, cols]
+        out[:, start : start + b] = labels.permute(1, 0, 2, 3).cpu().numpy()
+        if progress is not None:
+            progress(min(start + step, depth), depth)
+    results = []
+    for p in range(n_prot):
+        vol = np.moveaxis(out[p], 0, a)  # back to (z, y, x) of the oriented volume
+        img = sitk.GetImageFromArray(np.ascontiguousarray(vol))
+        img.CopyInformation(enc.oriented)
+        back = sitk.DICOMOrient(img, sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(enc.original.GetDirection()))
+        if back.GetSize() != enc.original.GetSize():
+            raise RuntimeError("re-orientation changed the volume size; this is a bug")
+        back.CopyInformation(enc.original)
+        results.append(back)
+    return results

@@ -59,7 +59,8 @@ def _counts(
                          f"{label_maps.shape} and {target.shape}")
     S, M, H, W = label_maps.shape
     if target.shape != (S, H, W):
-        raise ValueError(f"target shape {target.shape} does not match label maps {label_maps.shape}")
+        raise ValueError(f"target shape {target.shape} does not match "
+                         f"label maps {label_maps.shape}")
     if label_maps.size and label_maps.min() < 0:
         raise ValueError("label values must be >= 0")
     largest = int(label_maps.max()) if label_maps.size else 0
@@ -139,7 +140,9 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
-def surface_distance(pred: np.ndarray, target: np.ndarray, spacing: Sequence[float] = (1.0, 1.0)) -> float:
+def surface_distance(
+    pred: np.ndarray, target: np.ndarray, spacing: Sequence[float] = (1.0, 1.0)
+) -> float:
     """Average symmetric surface distance (ASSD) between two binary masks, in spacing units.
 
     pred, target: bool [H, W]; spacing: (row, column) pixel size.
@@ -166,7 +169,7 @@ def set_surface_distance(
     spacing: Sequence[float] = (1.0, 1.0),
     candidates: int = 5,
 ) -> Tuple[float, int, int]:
-    """Set surface distance (app. C.3): min over (m, k) of E_s ASSD(label_maps[s, m] == k + 1, target[s]).
+    """Set surface distance (app. C.3): min over (m, k) of E_s ASSD(maps[s, m] == k + 1, target[s]).
 
     label_maps: int [S, M, H, W]; target: bool [S, H, W]; spacing: (row, column) pixel size.
     Distance transforms for all M*K labels cost ~M*K*S of them per set, so only the

@@ -1,0 +1,72 @@
+"""Training configuration: defaults follow the paper (§3.2), overridable from JSON or flags."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+
+@dataclass
+class TrainConfig:
+    # Sampling ranges of the paper: M in [5, 15], K in [5, 40], S in [2, 5].
+    m_range: Tuple[int, int] = (5, 15)
+    k_range: Tuple[int, int] = (5, 40)
+    s_range: Tuple[int, int] = (2, 5)
+    # Training resolutions and their probabilities: most steps at 64^2 are ~5x
+    # cheaper than at 128^2 on CPU; some full-size steps keep the net calibrated
+    # at the input size it ships with.
+    sizes: List[int] = field(default_factory=lambda: [64, 96, 128])
+    size_probs: List[float] = field(default_factory=lambda: [0.5, 0.3, 0.2])
+    max_targets: int = 6  # labels per set used as targets, each with its own min (appendix D)
+    alpha: float = 0.5  # weight of the per-target min vs the one-protocol-holds-all term
+    beta: float = 0.5  # cross-entropy on the matched protocol (see training/loss.py)
+    p_synthetic: float = 0.5  # share of sets drawn from the synthetic generator
+    sets_per_step: int = 1  # the paper trains with one set per step
+    lr: float = 1e-4
+    lr_min: float = 1e-5  # cosine decay floor over `steps`
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    steps: int = 20000
+    minutes: Optional[float] = None  # wall-clock budget; stops cleanly when spent
+    eval_every: int = 1000
+    ckpt_every: int = 250
+    eval_sets: int = 24  # dev sets per S in the periodic evaluation
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    threads: int = 0  # torch CPU threads, 0 = torch's default
+    # Architecture (paper: 4 levels, 32 features).
+    features: int = 32
+    levels: int = 4
+    hidden: int = 64
+    emb_half: int = 16
+    synthetic_templates: int = 32
+
+    @classmethod
+    def from_json(cls, path: Path, **overrides) -> "TrainConfig":
+        data = json.loads(Path(path).read_text())
+        return cls.from_dict({**data, **overrides})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config: unknown keys {unknown}")
+        cfg = cls(**{k: (tuple(v) if k.endswith("_range") else v) for k, v in data.items()})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for name in ("m_range", "k_range", "s_range"):
+            lo, hi = getattr(self, name)
+            if not 1 <= lo <= hi:
+                raise ValueError(f"config: {name}={lo, hi} must satisfy 1 <= low <= high")
+        if len(self.sizes) != len(self.size_probs) or any(s % 8 for s in self.sizes):
+            raise ValueError("config: sizes must be multiples of 8, one probability each")
+        if not 0 <= self.alpha <= 1 or not 0 <= self.p_synthetic <= 1:
+            raise ValueError("config: alpha and p_synthetic must lie in [0, 1]")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,78 @@
+"""The Pancakes loss picks the best (m, k) and sends gradient only through it."""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pancakes.training.loss import best_assignment, pancakes_loss, plan, soft_dice_matrix
+
+
+def test_soft_dice_matrix_matches_hand_computation():
+    # One image, two protocols of two labels; protocol 1 label 0 equals the target.
+    target = torch.zeros(1, 1, 4, 4)
+    target[0, 0, :2] = 1
+    probs = torch.zeros(1, 2, 2, 4, 4)
+    probs[0, 0, 0] = 0.5
+    probs[0, 0, 1] = 0.5
+    probs[0, 1, 0, :2] = 1
+    probs[0, 1, 1, 2:] = 1
+    d = soft_dice_matrix(probs, target)
+    assert d.shape == (1, 2, 2)
+    assert torch.isclose(d[0, 1, 0], torch.tensor(1.0), atol=1e-5)
+    assert torch.isclose(d[0, 1, 1], torch.tensor(0.0), atol=1e-5)
+    # 0.5 everywhere: 2*4 / (8 + 8) = 0.5
+    assert torch.isclose(d[0, 0, 0], torch.tensor(0.5), atol=1e-5)
+
+
+def test_per_target_min_picks_best_protocol_and_label():
+    d = torch.tensor([[[0.1, 0.2], [0.9, 0.3], [0.4, 0.5]]])  # T=1, P=3, K=2
+    choice = plan(d, alpha=1.0)
+    assert choice["per_target"] == [(1, 0)]
+    assert 1 in choice["winners"]
+
+
+def test_one_protocol_term_prefers_a_protocol_holding_all_targets():
+    # Target 0 is best in protocol 0, target 1 best in protocol 1, but protocol 2
+    # holds both reasonably: the one-protocol term must choose protocol 2.
+    d = np.array([[[0.9, 0.0], [0.0, 0.0], [0.8, 0.0]],
+                  [[0.0, 0.0], [0.0, 0.9], [0.0, 0.8]]])
+    m, labels, err = best_assignment(d)
+    assert (m, labels) == (2, [0, 1])
+    assert np.isclose(err, 0.2)
+
+
+def test_assignment_is_one_to_one_so_one_label_cannot_serve_every_target():
+    # A collapsed protocol: label 0 is the best label for both targets.
+    d = np.array([[[0.8, 0.1, 0.0]], [[0.3, 0.2, 0.0]]])
+    _, labels, _ = best_assignment(d)
+    assert labels == [0, 1]
+
+
+def _reference_loss(logits, targets, choice, alpha, beta):
+    """The same loss, differentiated through every protocol."""
+    d = soft_dice_matrix(torch.softmax(logits, 2), targets)
+    loss = alpha * torch.stack([1 - d[i, m, k] for i, (m, k) in enumerate(choice["per_target"])]).mean()
+    m = choice["m_star"]
+    loss = loss + (1 - alpha) * torch.stack([1 - d[i, m, k] for i, k in enumerate(choice["labels"])]).mean()
+    cls = torch.full(targets.shape[1:], -100, dtype=torch.long)
+    for i, k in enumerate(choice["labels"]):
+        cls[targets[i] > 0.5] = k
+    return loss + beta * F.cross_entropy(logits[:, m], cls, ignore_index=-100)
+
+
+def test_gradient_flows_only_through_winners_and_equals_full_computation():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6, 5, 16, 16, requires_grad=True)
+    lab = torch.randint(0, 3, (3, 16, 16))
+    targets = torch.stack([(lab == i).float() for i in range(3)])  # disjoint targets
+    loss, info = pancakes_loss(logits, targets, alpha=0.5, beta=0.5)
+    loss.backward()
+    per_protocol = logits.grad.abs().sum((0, 2, 3, 4))
+    for m in range(6):
+        assert (per_protocol[m] > 0) == (m in info["winners"])
+    full = logits.detach().clone().requires_grad_(True)
+    with torch.no_grad():
+        choice = plan(soft_dice_matrix(torch.softmax(full, 2), targets), 0.5)
+    ref = _reference_loss(full, targets, choice, 0.5, 0.5)
+    ref.backward()
+    assert torch.isclose(loss, ref)
+    assert torch.allclose(logits.grad, full.grad, atol=1e-7)

@@ -1,0 +1,247 @@
+"""The batch runner behind ``pancakes segment``: subjects in, segmentations and tables out.
+
+Usage::
+
+    subjects, problems = find_subjects(["study/"], exclude=["out"])
+    opts = BatchOptions(Path("out"), protocols=8, labels=20, fmt="seg.nrrd", resume=True)
+    result = run_batch(model, subjects, opts, model_sha256=file_sha256(model_path), problems=problems)
+
+Layout of OUT::
+
+    <subject>/<subject>_P01.seg.nrrd ...   one file per protocol (or .nii.gz)
+    <subject>/.thumbnail.npz                middle slices for the gallery
+    <subject>/.complete.json                written last: M, K, format, axis, model hash, counts
+    volumes.csv, gallery.png, failures.csv  rebuilt at the end from every complete subject
+    pancakes_M8_K20_colors.txt              with --format nifti
+
+A subject is complete only once its marker exists, and every file is written
+atomically, so an interrupted run leaves no partial file under a final name and
+``--resume`` redoes exactly the subjects without a matching marker.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io as _io
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+from tqdm import tqdm
+
+from . import __version__
+from .engine import Cancelled
+from .errors import PancakesInputError
+from .gallery import Thumbnail, load_thumbnail, make_thumbnail, save_thumbnail, write_gallery
+from .io import Loaded, Subject, load_subject
+from .label_volumes import label_counts, volume_rows, voxel_volume_mm3, write_volumes_csv
+from .segio import (FORMATS, PARTIAL, colour_table_path, output_path, write_colour_table, write_json,
+                    write_nifti_labelmap, write_seg_nrrd, write_text)
+
+MARKER = ".complete.json"
+THUMBNAIL = ".thumbnail.npz"
+Report = Callable[[str], None]
+
+
+@dataclass
+class BatchOptions:
+    out_dir: Path
+    protocols: int = 8
+    labels: int = 20
+    axis: str = "axial"
+    fmt: str = "seg.nrrd"
+    resume: bool = False
+    batch_size: int = 16
+    progress: bool = True  # tqdm bars (shown only on a terminal)
+
+
+@dataclass
+class BatchResult:
+    completed: List[str] = field(default_factory=list)  # subjects segmented in this run
+    skipped: List[str] = field(default_factory=list)  # complete from an earlier run (--resume)
+    failures: List[Tuple[str, str]] = field(default_factory=list)  # (input, reason)
+
+
+def reserved_names(M: int, K: int) -> List[str]:
+    """Top-level output names a subject folder must not take."""
+    return ["volumes.csv", "gallery.png", "failures.csv", colour_table_path(".", M, K).name]
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stderr(line: str) -> None:
+    tqdm.write(line, file=sys.stderr)
+
+
+def one_line(exc: BaseException, source: str) -> str:
+    """The reason part of 'pancakes: <input>: <reason>' for any exception."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    msg = lines[0] if lines else ""
+    if isinstance(exc, PancakesInputError):
+        return msg[len(source) + 2:] if msg.startswith(source + ": ") else msg
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def _marker_expected(subject: Subject, opts: BatchOptions, model_sha256: str) -> Dict:
+    return {"source_key": subject.key, "M": opts.protocols, "K": opts.labels, "format": opts.fmt,
+            "axis": opts.axis, "model_sha256": model_sha256}
+
+
+def read_marker(out_dir: Path, subject: Subject, opts: BatchOptions, model_sha256: str) -> Optional[Dict]:
+    """The subject's completion marker when it matches this run and its files exist, else None."""
+    sdir = out_dir / subject.name
+    try:
+        marker = json.loads((sdir / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    expected = _marker_expected(subject, opts, model_sha256)
+    if any(marker.get(k) != v for k, v in expected.items()):
+        return None
+    needed = [sdir / f for f in marker.get("files", [])] + [sdir / THUMBNAIL]
+    return marker if all(p.is_file() for p in needed) else None
+
+
+def _clear(sdir: Path) -> None:
+    """Forget an earlier run of this subject: marker first, then leftover temp files."""
+    (sdir / MARKER).unlink(missing_ok=True)
+    for tmp in sdir.glob(f".*{PARTIAL}*"):
+        tmp.unlink(missing_ok=True)
+
+
+class _SliceBar:
+    """Inner tqdm bar over slices, re-labelled per phase (encode, decode)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = tqdm(total=0, unit="slice", leave=False, position=1, disable=None if enabled else True)
+        self.label = ""
+
+    def phase(self, label: str) -> Callable[[int, int], None]:
+        def update(done: int, total: int) -> None:
+            if self.label != label or self.bar.total != total:
+                self.label = label
+                self.bar.reset(total=total)
+                self.bar.set_description_str(label, refresh=False)
+            self.bar.n = done
+            self.bar.refresh()
+        return update
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def segment_loaded(model, loaded: Loaded, opts: BatchOptions, name: str,
+                   bar: Optional[_SliceBar] = None) -> List[sitk.Image]:
+    """M uint8 label volumes (values 1..K) with the geometry of ``loaded.volume``."""
+    from .volume import encode_volume
+
+    M, K, vol = opts.protocols, opts.labels, loaded.volume
+    if loaded.plane_axis is None:
+        enc = encode_volume(model, vol, opts.axis, opts.batch_size, bar.phase("encode") if bar else None, name=name)
+        return model.decode_volume(enc, M, K, progress=bar.phase("decode") if bar else None)
+    # A 2D image: segment the single slice in its own plane, whatever --axis says.
+    a = loaded.plane_axis
+    image = np.take(sitk.GetArrayViewFromImage(vol), 0, axis=a)
+    spacing = [s for i, s in enumerate(vol.GetSpacing()[::-1]) if i != a]
+    maps = model.decode(model.encode([image], names=[name], spacings=[spacing]), M, K)[0]  # [M, H, W]
+    out = []
+    for m in range(M):
+        img = sitk.GetImageFromArray(np.ascontiguousarray(np.expand_dims(maps[m], a)))
+        img.CopyInformation(vol)
+        out.append(img)
+    return out
+
+
+def process_subject(model, subject: Subject, opts: BatchOptions, model_sha256: str,
+                    bar: Optional[_SliceBar] = None) -> Dict:
+    """Segment one subject and write all its outputs; the marker comes last. -> marker."""
+    M, K = opts.protocols, opts.labels
+    sdir = opts.out_dir / subject.name
+    if sdir.is_dir():
+        _clear(sdir)
+    loaded = load_subject(subject)
+    labels = segment_loaded(model, loaded, opts, subject.source, bar)
+    files, counts = [], []
+    for m, lab in enumerate(labels):
+        path = output_path(opts.out_dir, subject.name, m, opts.fmt)
+        writer = write_seg_nrrd if opts.fmt == "seg.nrrd" else write_nifti_labelmap
+        writer(path, lab, M, K, m)
+        files.append(path.name)
+        counts.append(label_counts(lab, K))
+    save_thumbnail(sdir / THUMBNAIL, make_thumbnail(loaded.volume, labels, opts.axis, loaded.plane_axis))
+    marker = dict(_marker_expected(subject, opts, model_sha256), subject=subject.name, source=subject.source,
+                  files=files, size=list(loaded.volume.GetSize()), spacing=list(loaded.volume.GetSpacing()),
+                  voxel_mm3=voxel_volume_mm3(loaded.volume), counts=counts, pancakes_version=__version__,
+                  finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_json(sdir / MARKER, marker)
+    return marker
+
+
+def failures_csv_text(failures: Sequence[Tuple[str, str]]) -> str:
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["input", "reason"])
+    w.writerows(failures)
+    return buf.getvalue()
+
+
+def write_summaries(opts: BatchOptions, done: Sequence[Tuple[str, Dict]], failures: Sequence[Tuple[str, str]]) -> None:
+    """volumes.csv, gallery.png, failures.csv (and the colour table) from complete subjects."""
+    M, K, out = opts.protocols, opts.labels, opts.out_dir
+    rows = [r for name, marker in done for r in volume_rows(name, marker["counts"], marker["voxel_mm3"], M, K)]
+    write_volumes_csv(out / "volumes.csv", rows)
+    write_text(out / "failures.csv", failures_csv_text(failures))
+    if opts.fmt == "nifti":
+        write_colour_table(colour_table_path(out, M, K), M, K)
+    thumbs: List[Tuple[str, Thumbnail]] = [(name, load_thumbnail(out / name / THUMBNAIL)) for name, _ in done]
+    if thumbs:
+        write_gallery(out / "gallery.png", thumbs, M, K)
+
+
+def run_batch(model, subjects: Sequence[Subject], opts: BatchOptions, model_sha256: str,
+              problems: Sequence[Tuple[str, str]] = (), report: Report = _stderr) -> BatchResult:
+    """Segment every subject; a failing one is reported in one line and the rest carry on."""
+    if opts.fmt not in FORMATS:
+        raise PancakesInputError(f"format {opts.fmt!r}: use one of {', '.join(FORMATS)}")
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    result = BatchResult(failures=list(problems))
+    for source, reason in problems:
+        report(f"pancakes: {source}: {reason}")
+    done: List[Tuple[str, Dict]] = []
+    show = opts.progress
+    outer = tqdm(subjects, unit="subject", desc="pancakes", position=0, disable=None if show else True)
+    bar = _SliceBar(show)
+    try:
+        for subject in outer:
+            outer.set_postfix_str(subject.name[:30], refresh=True)
+            marker = read_marker(opts.out_dir, subject, opts, model_sha256) if opts.resume else None
+            if marker is not None:
+                result.skipped.append(subject.name)
+                done.append((subject.name, marker))
+                continue
+            try:
+                marker = process_subject(model, subject, opts, model_sha256, bar)
+            except Cancelled:
+                raise
+            except Exception as exc:  # one bad input must not stop the batch
+                reason = one_line(exc, subject.source)
+                result.failures.append((subject.source, reason))
+                report(f"pancakes: {subject.source}: {reason}")
+                continue
+            result.completed.append(subject.name)
+            done.append((subject.name, marker))
+    finally:
+        bar.close()
+        outer.close()
+    write_summaries(opts, done, result.failures)
+    return result

@@ -1,0 +1,146 @@
+"""Command line: ``pancakes segment`` (batch) and ``pancakes info`` (model metadata).
+
+Usage::
+
+    pancakes segment study/ more.nii.gz -o out --protocols 8 --labels 20 --format seg.nrrd
+    pancakes segment --sample -o out            # the bundled sample collection
+    pancakes segment study/ -o out --resume     # finish an interrupted batch
+    pancakes info [--model PATH] [--json]
+
+Exit codes: 0 all inputs segmented, 1 some inputs failed (listed in
+OUT/failures.csv), 2 bad arguments or no usable model, 130 interrupted.
+Errors are single lines on stderr: ``pancakes: <input>: <reason>``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from . import __version__
+from .errors import ModelFileError, PancakesInputError
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pancakes", description="Pancakes: consistent multi-protocol "
+                                     "segmentation of image collections (2D images and 3D volumes).")
+    parser.add_argument("--version", action="version", version=f"pancakes {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    seg = sub.add_parser("segment", help="segment images, volumes, DICOM series or study folders",
+                         description="Segment every input with M protocols of K labels each. Label k of "
+                         "protocol m has the same ID, name and colour in every output.")
+    seg.add_argument("inputs", nargs="*", metavar="INPUT",
+                     help="image files (.nii/.nii.gz/.nrrd/.mha/.mhd/.png/.tif/.jpg), DICOM series folders "
+                     "or study folders (searched recursively)")
+    seg.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
+    seg.add_argument("--protocols", "-M", type=int, default=8, metavar="M", help="protocols per input (default 8)")
+    seg.add_argument("--labels", "-K", type=int, default=20, metavar="K", help="labels per protocol (default 20)")
+    seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
+    seg.add_argument("--axis", default="axial", choices=["axial", "coronal", "sagittal"],
+                     help="slicing direction for 3D volumes (default axial)")
+    seg.add_argument("--format", dest="fmt", default="seg.nrrd", choices=["seg.nrrd", "nifti"],
+                     help="Slicer segmentation per protocol, or NIfTI labelmap + colour table (default seg.nrrd)")
+    seg.add_argument("--resume", action="store_true", help="skip inputs already complete in OUT with the same "
+                     "M, K, format, axis and model")
+    seg.add_argument("--model", type=Path, metavar="PATH", help="model file (default: the bundled model)")
+    seg.add_argument("--sample", action="store_true", help="also segment the bundled sample collection")
+    seg.add_argument("--batch-size", type=int, default=16, metavar="N", help="slices per forward pass (default 16)")
+    seg.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    info = sub.add_parser("info", help="print a model's metadata")
+    info.add_argument("--model", type=Path, metavar="PATH", help="model file (default: the bundled model)")
+    info.add_argument("--json", action="store_true", help="print the raw metadata as JSON")
+    return parser
+
+
+def _error(message: str) -> None:
+    print(f"pancakes: {message}", file=sys.stderr)
+
+
+def _load_model(path: Optional[Path], device: str):
+    """-> (model, path) or raise ModelFileError / PancakesInputError (one line each)."""
+    from .engine import Pancakes, bundled_model_path
+
+    path = Path(path) if path is not None else bundled_model_path()
+    return Pancakes.load(path, device=device), path
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from .batch import BatchOptions, file_sha256, reserved_names, run_batch
+    from .engine import check_mk
+    from .io import find_subjects, sample_data_dir
+
+    if args.batch_size < 1:
+        _error(f"--batch-size {args.batch_size}: must be at least 1")
+        return EXIT_USAGE
+    try:
+        M, K = check_mk(args.protocols, args.labels)
+        inputs: List[str] = list(args.inputs) + ([str(sample_data_dir())] if args.sample else [])
+        if not inputs:
+            raise PancakesInputError("no INPUT given; pass image files or folders, or --sample")
+        if args.output.exists() and not args.output.is_dir():
+            raise PancakesInputError(f"{args.output}: output exists and is not a folder")
+        model, model_path = _load_model(args.model, args.device)
+    except (PancakesInputError, ModelFileError) as exc:
+        _error(str(exc).splitlines()[0])
+        return EXIT_USAGE
+    subjects, problems = find_subjects(inputs, exclude=[str(args.output)], reserved=reserved_names(M, K))
+    opts = BatchOptions(args.output, M, K, args.axis, args.fmt, args.resume, args.batch_size, not args.quiet)
+    result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
+    parts = [f"{len(result.completed)} segmented"]
+    if result.skipped:
+        parts.append(f"{len(result.skipped)} already complete")
+    if result.failures:
+        parts.append(f"{len(result.failures)} failed (see {args.output / 'failures.csv'})")
+    print(f"pancakes: {', '.join(parts)}; results in {args.output}", file=sys.stderr)
+    return EXIT_FAILURES if result.failures else EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .batch import file_sha256
+
+    try:
+        model, path = _load_model(args.model, "cpu")
+    except (PancakesInputError, ModelFileError) as exc:
+        _error(str(exc).splitlines()[0])
+        return EXIT_USAGE
+    meta = model.metadata
+    if args.json:
+        print(json.dumps(meta, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{'model:':<16}{path}")
+    print(f"{'sha256:':<16}{file_sha256(path)}")
+    for key in ("format_version", "kind", "input_size", "input_channels", "head", "parameters"):
+        if key in meta:
+            print(f"{key + ':':<16}{meta[key]}")
+    shown = {"format_version", "kind", "input_size", "input_channels", "head", "parameters", "training"}
+    for key in sorted(k for k in meta if k not in shown):
+        print(f"{key + ':':<16}{json.dumps(meta[key], ensure_ascii=False)}")
+    print("training:")
+    for key, value in (meta.get("training") or {}).items():
+        print(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
+    return EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; returns the exit code (the console script passes it to sys.exit)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help/--version
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return cmd_segment(args) if args.command == "segment" else cmd_info(args)
+    except KeyboardInterrupt:
+        _error("interrupted; finished subjects are kept, rerun with --resume to do the rest")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -153,8 +153,9 @@ class Pancakes:
     def segment_volume(self, image, protocols: int = 8, labels: int = 20, axis: str = "axial",
                        progress: Progress = None, cancel: Cancel = None):
         """SimpleITK image -> M label volumes with the input's origin, spacing and direction."""
-        enc = self.encode_volume(image, axis, progress=progress, cancel=cancel)
-        return self.decode_volume(enc, protocols, labels, progress=progress, cancel=cancel)
+        from .volume import segment_volume
+
+        return segment_volume(self, image, protocols, labels, axis, progress=progress, cancel=cancel)
 
 
 def check_mk(M: int, K: int) -> tuple:

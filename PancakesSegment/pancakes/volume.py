@@ -89,6 +89,39 @@ def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: int
     return EncodedVolume(torch.cat(feats), fit, axis, oriented, image)
 
 
+def _decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit) -> np.ndarray:
+    """features [B, C, S, S] -> labels uint8 [P, B, rows, cols] at the slice's own size."""
+    n_prot = len(sel) if sel else M
+    rows, cols = fit.shape
+    with torch.no_grad():
+        logits = model.module.decode_logits(phi.to(model.device, torch.float32), M, K, sel)  # [B, P, K, S, S]
+        b = logits.shape[0]
+        full = from_model_output(logits.reshape(b, n_prot * K, fit.size, fit.size), fit)
+        labels = argmax_labels(full.reshape(b, n_prot, K, rows, cols), 2)  # [B, P, rows, cols]
+    return labels.permute(1, 0, 2, 3).cpu().numpy()
+
+
+def _decode_step(n_prot: int, K: int, fit: Fit) -> int:
+    """Slices per decode batch so that full-size logits stay under DECODE_BUDGET_BYTES."""
+    rows, cols = fit.shape
+    return max(1, min(32, DECODE_BUDGET_BYTES // max(1, n_prot * K * rows * cols * 4 * 2)))
+
+
+def _to_images(out: np.ndarray, a: int, oriented: sitk.Image, original: sitk.Image) -> List[sitk.Image]:
+    """labels [P, D, rows, cols] in oriented slice order -> P images in the input's geometry."""
+    results = []
+    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(original.GetDirection())
+    for p in range(out.shape[0]):
+        img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(out[p], 0, a)))
+        img.CopyInformation(oriented)
+        back = sitk.DICOMOrient(img, orientation)
+        if back.GetSize() != original.GetSize():
+            raise RuntimeError("re-orientation changed the volume size; this is a bug")
+        back.CopyInformation(original)
+        results.append(back)
+    return results
+
+
 def decode_volume(model, enc: EncodedVolume, M: int = 8, K: int = 20, which: Optional[Sequence[int]] = None,
                   progress=None, cancel=None) -> List[sitk.Image]:
     """Cached features -> one uint8 label volume per protocol (values 1..K), input geometry."""
@@ -97,32 +130,42 @@ def decode_volume(model, enc: EncodedVolume, M: int = 8, K: int = 20, which: Opt
     M, K = check_mk(M, K)
     sel = check_which(which, M)
     n_prot = len(sel) if sel else M
-    a = AXES[enc.axis]
     depth = enc.features.shape[0]
-    rows, cols = enc.fit.shape
-    out = np.zeros((n_prot, depth, rows, cols), dtype=np.uint8)
-    # Bound the full-resolution logits held at once, whatever the volume size.
-    step = max(1, min(32, DECODE_BUDGET_BYTES // max(1, n_prot * K * rows * cols * 4 * 2)))
+    out = np.zeros((n_prot, depth) + tuple(enc.fit.shape), dtype=np.uint8)
+    step = _decode_step(n_prot, K, enc.fit)
     for start in range(0, depth, step):
         if cancel is not None and cancel():
             raise Cancelled(f"decoding cancelled after {start} of {depth} slices")
-        phi = enc.features[start : start + step].to(model.device, torch.float32)
-        with torch.no_grad():
-            logits = model.module.decode_logits(phi, M, K, sel)  # [B, P, K, S, S]
-            b = logits.shape[0]
-            full = from_model_output(logits.reshape(b, n_prot * K, enc.fit.size, enc.fit.size), enc.fit)
-            labels = argmax_labels(full.reshape(b, n_prot, K, rows, cols), 2)  # [B, P, rows, cols]
-        out[:, start : start + b] = labels.permute(1, 0, 2, 3).cpu().numpy()
+        out[:, start : start + step] = _decode_batch(model, enc.features[start : start + step], M, K, sel, enc.fit)
         if progress is not None:
             progress(min(start + step, depth), depth)
-    results = []
-    for p in range(n_prot):
-        vol = np.moveaxis(out[p], 0, a)  # back to (z, y, x) of the oriented volume
-        img = sitk.GetImageFromArray(np.ascontiguousarray(vol))
-        img.CopyInformation(enc.oriented)
-        back = sitk.DICOMOrient(img, sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(enc.original.GetDirection()))
-        if back.GetSize() != enc.original.GetSize():
-            raise RuntimeError("re-orientation changed the volume size; this is a bug")
-        back.CopyInformation(enc.original)
-        results.append(back)
-    return results
+    return _to_images(out, AXES[enc.axis], enc.oriented, enc.original)
+
+
+def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str = "axial", batch_size: int = 16,
+                   progress=None, cancel=None, name: str = "volume") -> List[sitk.Image]:
+    """Encode and decode batch by batch without caching features: memory beyond the
+    input and the label volumes stays bounded by the batch, whatever the depth."""
+    from .engine import Cancelled, check_mk
+
+    M, K = check_mk(M, K)
+    check_volume(image, name)
+    oriented = sitk.DICOMOrient(image, "LPS")
+    a, shape, spacing = slice_geometry(oriented, axis)
+    if min(shape) < 4:
+        raise PancakesInputError(f"{name}: slices of {shape[0]}x{shape[1]} voxels along {axis} are too small")
+    arr = np.moveaxis(normalise(finite_float(sitk.GetArrayViewFromImage(oriented), name), name), a, 0)
+    fit = plan_fit(shape, model.input_size, spacing)
+    depth = arr.shape[0]
+    out = np.zeros((M, depth) + tuple(shape), dtype=np.uint8)
+    step = min(batch_size, _decode_step(M, K, fit))
+    for start in range(0, depth, step):
+        if cancel is not None and cancel():
+            raise Cancelled(f"{name}: cancelled after {start} of {depth} slices")
+        batch = torch.from_numpy(np.ascontiguousarray(arr[start : start + step]))
+        with torch.no_grad():
+            phi = model.module.encode(to_model_input(batch, fit).to(model.device))
+        out[:, start : start + step] = _decode_batch(model, phi, M, K, [], fit)
+        if progress is not None:
+            progress(min(start + step, depth), depth)
+    return _to_images(out, a, oriented, image)

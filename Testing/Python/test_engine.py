@@ -102,3 +102,14 @@ def test_volume_cancel(random_model):
 
     with pytest.raises(Cancelled):
         random_model.encode_volume(_volume(), batch_size=4, cancel=cancel)
+
+
+def test_cached_decode_equals_streaming_segmentation(random_model):
+    img = _volume()
+    streamed = random_model.segment_volume(img, 3, 5, axis="coronal")
+    enc = random_model.encode_volume(img, axis="coronal")
+    cached = random_model.decode_volume(enc, 3, 5)
+    one = random_model.decode_volume(enc, 3, 5, which=[1])
+    for s, c in zip(streamed, cached):
+        assert np.array_equal(sitk.GetArrayViewFromImage(s), sitk.GetArrayViewFromImage(c))
+    assert np.array_equal(sitk.GetArrayViewFromImage(one[0]), sitk.GetArrayViewFromImage(cached[1]))

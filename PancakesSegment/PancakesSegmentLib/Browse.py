@@ -1,0 +1,135 @@
+"""Comparing protocols across the collection: label volumes per scan and thumbnails.
+
+Volumes are measured on the segmentation nodes, not on the model output, so a
+kept segmentation that the user edited is measured as edited. Only the
+protocol's own segments (IDs from pancakes.protocols) are counted, so tables
+of different scans line up label for label.
+
+Usage::
+
+    rows = segmentationVolumeRows(segmentationNode, subject="brain1")   # volumes.csv rows
+    header, table = volumeTable(rows)        # one row per label, one column (mm3) per scan
+    rgb = protocolThumbnail(image, labels, M=8, K=20, m=2)   # uint8 [H, W, 3]
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+from vtk.util import numpy_support
+
+from pancakes import protocols
+from pancakes.label_volumes import COLUMNS
+
+from .Segments import segmentationInfo
+
+BINARY_LABELMAP = "Binary labelmap"
+AXIS_INDEX = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in LPS-oriented (z, y, x)
+
+
+def segmentVoxelCounts(segmentationNode) -> Dict[str, int]:
+    """Voxels per segment ID, read from the binary labelmaps (shared layers counted once)."""
+    segmentation = segmentationNode.GetSegmentation()
+    counts: Dict[str, int] = {}
+    layerCounts = {}
+    for i in range(segmentation.GetNumberOfSegments()):
+        segmentId = segmentation.GetNthSegmentID(i)
+        segment = segmentation.GetNthSegment(i)
+        labelmap = segment.GetRepresentation(BINARY_LABELMAP)
+        scalars = labelmap.GetPointData().GetScalars() if labelmap is not None else None
+        if scalars is None or labelmap.GetNumberOfPoints() == 0:
+            counts[segmentId] = 0
+            continue
+        if labelmap not in layerCounts:  # segments of one layer share the labelmap object
+            values = numpy_support.vtk_to_numpy(scalars)
+            layerCounts[labelmap] = np.bincount(values.ravel().astype(np.int64, copy=False))
+        bins = layerCounts[labelmap]
+        value = segment.GetLabelValue()
+        counts[segmentId] = int(bins[value]) if 0 < value < bins.size else 0
+    return counts
+
+
+def voxelVolumeMm3(segmentationNode) -> float:
+    """Volume of one voxel of the segmentation's labelmaps (the reference geometry's spacing)."""
+    segmentation = segmentationNode.GetSegmentation()
+    for i in range(segmentation.GetNumberOfSegments()):
+        labelmap = segmentation.GetNthSegment(i).GetRepresentation(BINARY_LABELMAP)
+        if labelmap is not None:
+            return float(np.prod(labelmap.GetSpacing()))
+    return 0.0
+
+
+def segmentationVolumeRows(segmentationNode, subject: str) -> List[Dict]:
+    """volumes.csv rows (every label of the protocol, empty ones as 0) of one Pancakes segmentation."""
+    info = segmentationInfo(segmentationNode)
+    if info is None:
+        raise ValueError(f"{segmentationNode.GetName()} was not made by Pancakes")
+    M, K, m = info["M"], info["K"], info["m"]
+    counts = segmentVoxelCounts(segmentationNode)
+    voxelMm3 = voxelVolumeMm3(segmentationNode)
+    rows = []
+    for k in range(K):
+        segmentId = protocols.segment_id(M, K, m, k)
+        n = counts.get(segmentId, 0)
+        rows.append(dict(zip(COLUMNS, (subject, m + 1, k + 1, segmentId, n, n * voxelMm3))))
+    return rows
+
+
+def volumeTable(rows: Sequence[Dict]) -> Tuple[List[str], List[List]]:
+    """Rows of several scans -> (header, table): one line per segment ID, mm3 per scan.
+
+    header is ["segment_id", subject1, subject2, ...] in the order subjects first appear.
+    """
+    subjects: List[str] = []
+    bySegment: Dict[str, Dict[str, float]] = {}
+    for r in rows:
+        if r["subject"] not in subjects:
+            subjects.append(r["subject"])
+        bySegment.setdefault(r["segment_id"], {})[r["subject"]] = float(r["volume_mm3"])
+    table = [[segmentId] + [values.get(s, 0.0) for s in subjects] for segmentId, values in bySegment.items()]
+    return ["segment_id"] + subjects, table
+
+
+def _middleSlice(image: sitk.Image, axis: str) -> Tuple[np.ndarray, Tuple[float, float]]:
+    """Middle slice along ``axis`` of the LPS-oriented image, superior up; and its (row, col) spacing."""
+    oriented = sitk.DICOMOrient(image, "LPS")
+    arr = sitk.GetArrayViewFromImage(oriented)  # (z, y, x)
+    a = AXIS_INDEX[axis]
+    plane = np.take(arr, arr.shape[a] // 2, axis=a)
+    spacingZyx = oriented.GetSpacing()[::-1]
+    rowAxis, colAxis = [i for i in range(3) if i != a]
+    if a != 0:
+        plane = plane[::-1]  # z grows superior; screens draw row 0 on top
+    return np.asarray(plane), (spacingZyx[rowAxis], spacingZyx[colAxis])
+
+
+def _resizeNearest(plane: np.ndarray, spacing: Tuple[float, float], size: int) -> np.ndarray:
+    heightMm, widthMm = plane.shape[0] * spacing[0], plane.shape[1] * spacing[1]
+    scale = size / max(heightMm, widthMm)
+    rows = max(1, int(round(heightMm * scale)))
+    cols = max(1, int(round(widthMm * scale)))
+    r = np.minimum((np.arange(rows) + 0.5) / rows * plane.shape[0], plane.shape[0] - 1).astype(int)
+    c = np.minimum((np.arange(cols) + 0.5) / cols * plane.shape[1], plane.shape[1] - 1).astype(int)
+    return plane[np.ix_(r, c)]
+
+
+def protocolThumbnail(image: sitk.Image, labels: sitk.Image, M: int, K: int, m: int,
+                      axis: str = "axial", size: int = 96, opacity: float = 0.6) -> np.ndarray:
+    """Middle slice of ``image`` with protocol m's labels blended in their segment colours.
+
+    Returns uint8 [H, W, 3] whose longer physical side is ``size`` pixels.
+    """
+    grey, spacing = _middleSlice(image, axis)
+    lab, _ = _middleSlice(labels, axis)
+    grey = grey.astype(np.float32)
+    lo, hi = np.percentile(grey, (1, 99)) if grey.size else (0.0, 1.0)
+    grey = np.clip((grey - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(grey)
+    palette = np.zeros((K + 1, 3), dtype=np.float32)
+    for k in range(K):
+        palette[protocols.label_value(M, K, m, k)] = protocols.colour(M, K, m, k)
+    lab = np.clip(lab.astype(np.int64), 0, K)
+    rgb = np.repeat(grey[..., None] * 255.0, 3, axis=2)
+    inside = lab > 0
+    rgb[inside] = (1 - opacity) * rgb[inside] + opacity * palette[lab[inside]]
+    return _resizeNearest(np.clip(rgb, 0, 255).astype(np.uint8), spacing, size)

@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -111,7 +112,7 @@ def _coin(n: int, p: float, g: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=g) < p
 
 
-def _sharer(n: int, s: int):
+def _sharer(n: int, s: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """Broadcast across-set draws (n == 1) to all S images; within-set draws pass through.
 
     Every parameter is drawn whether or not its augmentation fires, so the
@@ -124,7 +125,9 @@ def _sharer(n: int, s: int):
     return share
 
 
-def _geometry(cfg: StageConfig, n: int, s: int, size: tuple[int, int], g: torch.Generator):
+def _geometry(
+    cfg: StageConfig, n: int, s: int, size: tuple[int, int], g: torch.Generator
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Affine matrices [S, 3, 3] (or None) and elastic displacement [S, H, W, 2] (or None)."""
     share = _sharer(n, s)
     on = share(_coin(n, cfg.affine_p, g))

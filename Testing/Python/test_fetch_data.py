@@ -1,7 +1,6 @@
 """pancakes-fetch-data: clean failure without network, extraction, idempotence."""
 from __future__ import annotations
 
-import subprocess
 import zipfile
 from pathlib import Path
 

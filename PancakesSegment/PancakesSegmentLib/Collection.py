@@ -94,7 +94,7 @@ def loadVolumeFile(scene, path, volumesLogic=None):
     if volumesLogic is None:
         volumesLogic = slicer.vtkSlicerVolumesLogic()
         volumesLogic.SetMRMLScene(scene)
-    node = volumesLogic.AddArchetypeVolume(os.fspath(path), scene.GenerateUniqueName(volumeName(path)))
+    node = volumesLogic.AddArchetypeVolume(os.fspath(path), volumeName(path))
     if node is None:
         raise ValueError("Slicer could not read the file")
     return node

@@ -1,0 +1,69 @@
+"""Contact sheet: display orientation, colour overlay, layout and thumbnails on disk."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+
+from pancakes import protocols
+from pancakes.gallery import (ALPHA, COLUMNS_PER_BLOCK, HEADER, TILE, Thumbnail, load_thumbnail, make_thumbnail,
+                              overlay, render_gallery, save_thumbnail, write_gallery)
+
+
+def volume_pair():
+    """The same physical volume stored twice: identity direction, and with i and k axes flipped."""
+    rng = np.random.default_rng(0)
+    arr = rng.random((9, 20, 30)).astype(np.float32)  # (z, y, x)
+    arr[:, :6, :10] = 5.0  # bright block: anterior (low y), right (low x)
+    a = sitk.GetImageFromArray(arr)
+    a.SetSpacing((1.0, 1.0, 3.0))
+    b = sitk.GetImageFromArray(np.ascontiguousarray(arr[::-1, :, ::-1]))
+    b.SetSpacing((1.0, 1.0, 3.0))
+    b.SetDirection((-1, 0, 0, 0, 1, 0, 0, 0, -1))
+    b.SetOrigin(a.TransformIndexToPhysicalPoint((29, 0, 8)))
+    return a, b
+
+
+@pytest.mark.parametrize("axis", ["axial", "coronal", "sagittal"])
+def test_thumbnail_does_not_depend_on_storage_order(axis):
+    a, b = volume_pair()
+    ta = make_thumbnail(a, [a > 2.0], axis)  # a boolean image stands in for a label volume
+    tb = make_thumbnail(b, [b > 2.0], axis)
+    assert np.array_equal(ta.grey, tb.grey) and np.array_equal(ta.labels, tb.labels)
+    assert max(ta.grey.shape) == TILE
+
+
+def test_axial_thumbnail_shows_anterior_at_the_top_and_keeps_aspect():
+    a, _ = volume_pair()
+    t = make_thumbnail(a, [a > 2.0], "axial")
+    assert t.grey.shape == (round(TILE * 20 / 30), TILE)  # 20 x 30 mm slice
+    assert t.labels[0][:10, :20].all() and not t.labels[0][-10:, -20:].any()
+    c = make_thumbnail(a, [a > 2.0], "coronal")  # 27 mm (z) x 30 mm (x)
+    assert c.grey.shape == (round(TILE * 27 / 30), TILE)
+
+
+def test_overlay_blends_label_colour_over_grey():
+    M, K = 2, 4
+    thumb = Thumbnail(np.full((4, 5), 100, np.uint8), np.array([np.full((4, 5), 3), np.full((4, 5), 1)], np.uint8))
+    rgb = overlay(thumb, M, K, 0)
+    want = np.round(100 * (1 - ALPHA) + np.array(protocols.colour(M, K, 0, 2)) * ALPHA)
+    assert rgb.shape == (4, 5, 3) and np.array_equal(rgb[0, 0], want.astype(np.uint8))
+    assert not np.array_equal(overlay(thumb, M, K, 1)[0, 0], rgb[0, 0])
+
+
+def test_gallery_layout_and_odd_names(tmp_path):
+    M, K = 3, 5
+    rng = np.random.default_rng(1)
+    thumb = Thumbnail(rng.integers(0, 255, (TILE, 100), np.uint8), rng.integers(1, K + 1, (M, TILE, 100), np.uint8))
+    names = ["brain 1", "ünïcødé 名前", "quote's \"x\""] + [f"s{i}" for i in range(COLUMNS_PER_BLOCK)]
+    sheet = render_gallery([(n, thumb) for n in names], M, K)
+    blocks = 2  # 15 subjects wrap after COLUMNS_PER_BLOCK
+    assert sheet.height == blocks * (HEADER + M * (TILE + 4))
+    path = write_gallery(tmp_path / "gallery.png", [(n, thumb) for n in names[:2]], M, K)
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.height == HEADER + M * (TILE + 4)
+    save_thumbnail(tmp_path / ".thumbnail.npz", thumb)
+    back = load_thumbnail(tmp_path / ".thumbnail.npz")
+    assert np.array_equal(back.grey, thumb.grey) and np.array_equal(back.labels, thumb.labels)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".thumbnail.npz", "gallery.png"]

@@ -1,0 +1,160 @@
+"""Finding and reading batch inputs: names, study folders, DICOM series, 2D/3D/4D/vector images."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+
+from pancakes.errors import PancakesInputError
+from pancakes.io import (Subject, as_scalar_volume, find_subjects, load_subject, read_image, safe_name,
+                         sample_data_dir, strip_suffix, unique_names)
+
+
+def write_volume(path, shape=(20, 32, 32), seed=0, spacing=(0.8, 0.9, 2.5), origin=(10.0, -5.0, 3.0),
+                 direction=(1, 0, 0, 0, -1, 0, 0, 0, 1)):
+    """A small random int16 volume; shape is numpy (k, j, i)."""
+    rng = np.random.default_rng(seed)
+    img = sitk.GetImageFromArray(rng.integers(0, 1000, shape).astype(np.int16))
+    img.SetSpacing(spacing)
+    img.SetOrigin(origin)
+    img.SetDirection(direction)
+    sitk.WriteImage(img, str(path))
+    return img
+
+
+def write_dicom_series(folder, image, series_uid, description="T1", number=1):
+    """Write a 3D image as one DICOM file per slice (identity direction, as scanners write axial)."""
+    os.makedirs(folder, exist_ok=True)
+    arr = sitk.GetArrayFromImage(image)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    writer.SetImageIO("GDCMImageIO")  # the files have no extension to pick the format from
+    for z in range(arr.shape[0]):
+        sl = sitk.GetImageFromArray(arr[z])
+        sl.SetSpacing(image.GetSpacing()[:2])
+        pos = image.TransformIndexToPhysicalPoint((0, 0, z))
+        tags = {
+            "0008|0060": "MR", "0010|0010": "Test^Subject", "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
+            "0020|000e": series_uid, "0020|0011": str(number), "0008|103e": description,
+            "0020|0013": str(z + 1), "0020|0032": "\\".join(f"{p:.6f}" for p in pos),
+            "0020|0037": "1\\0\\0\\0\\1\\0", "0018|0050": str(image.GetSpacing()[2]),
+            "0028|0030": f"{image.GetSpacing()[1]}\\{image.GetSpacing()[0]}",
+        }
+        for k, v in tags.items():
+            sl.SetMetaData(k, v)
+        writer.SetFileName(os.path.join(folder, f"IM{z:04d}"))  # no extension, as PACS exports often are
+        writer.Execute(sl)
+
+
+def test_safe_name_keeps_readable_characters_and_removes_unsafe_ones():
+    assert safe_name("brain 1 ü 'x'") == "brain 1 ü 'x'"
+    assert safe_name('a/b\\c:d*e?f"g<h>i|j') == "a_b_c_d_e_f_g_h_i_j"
+    assert safe_name("  ..hidden. ") == "hidden"
+    assert safe_name("") == "subject"
+    assert safe_name("CON") == "CON_"
+    long = safe_name("é" * 200)
+    assert len(long.encode("utf-8")) <= 120 and set(long) == {"é"}
+
+
+def test_strip_suffix_and_unique_names():
+    assert strip_suffix("brain 1.nii.gz") == "brain 1"
+    assert strip_suffix("case.NRRD") == "case"
+    assert strip_suffix("x.seg.nrrd") == "x"
+    assert strip_suffix("scan.v2.mha") == "scan.v2"
+    assert unique_names(["a", "A", "a", "b"], reserved=["b"]) == ["a", "A_2", "a_3", "b_2"]
+
+
+def test_find_subjects_walks_a_study_folder(tmp_path):
+    study = tmp_path / "study"
+    (study / "p1").mkdir(parents=True)
+    (study / "p2").mkdir()
+    (study / ".hidden").mkdir()
+    write_volume(study / "p1" / "t1.nii.gz")
+    write_volume(study / "p2" / "t1.nii.gz")
+    write_volume(study / "top.nrrd")
+    write_volume(study / ".hidden" / "no.nii.gz")
+    (study / "notes.txt").write_text("not an image")
+    out = study / "out"  # an output folder inside the study is not an input
+    out.mkdir()
+    write_volume(out / "already.nii.gz")
+    subjects, problems = find_subjects([str(study), str(tmp_path / "missing.nii")], exclude=[str(out)])
+    assert sorted(s.name for s in subjects) == ["p1_t1", "p2_t1", "top"]
+    assert problems == [(str(tmp_path / "missing.nii"), "no such file or directory")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert find_subjects([str(empty)])[1][0][1].startswith("no image files")
+
+
+def test_dicom_series_are_read_with_their_geometry(tmp_path):
+    src = sitk.GetImageFromArray(np.arange(6 * 10 * 12, dtype=np.int16).reshape(6, 10, 12))
+    src.SetSpacing((0.7, 0.8, 3.0))
+    src.SetOrigin((-20.0, 15.0, 40.0))
+    write_dicom_series(tmp_path / "study" / "series A", src, "1.2.826.0.1.3680043.2.1125.11")
+    # Two series in one folder become two subjects, named by series number and description.
+    write_dicom_series(tmp_path / "study" / "mixed", src, "1.2.826.0.1.3680043.2.1125.21", "AX T1", 3)
+    write_dicom_series(tmp_path / "study" / "mixed", src[:, :, :4], "1.2.826.0.1.3680043.2.1125.22", "AX T2", 4)
+    subjects, problems = find_subjects([str(tmp_path / "study")])
+    assert problems == []
+    names = sorted(s.name for s in subjects)
+    assert names == ["mixed_3 AX T1", "mixed_4 AX T2", "series A"]
+    by_name = {s.name: s for s in subjects}
+    img = read_image(by_name["series A"])
+    assert img.GetSize() == (12, 10, 6)
+    assert np.allclose(img.GetSpacing(), (0.7, 0.8, 3.0))
+    assert np.allclose(img.GetOrigin(), (-20.0, 15.0, 40.0))
+    assert np.array_equal(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(src))
+    assert read_image(by_name["mixed_4 AX T2"]).GetSize() == (12, 10, 4)
+
+
+def test_read_errors_are_one_line_and_name_the_input(tmp_path):
+    bad = tmp_path / "corrupt.nii.gz"
+    bad.write_bytes(b"this is not an image")
+    empty = tmp_path / "empty.nrrd"
+    empty.write_bytes(b"")
+    for path, words in ((bad, "not a readable image"), (empty, "empty"), (tmp_path / "gone.nrrd", "no such file")):
+        with pytest.raises(PancakesInputError) as err:
+            read_image(Subject("x", str(path), [str(path)]))
+        msg = str(err.value)
+        assert msg.startswith(f"{path}: ") and words in msg and "\n" not in msg
+
+
+def test_2d_rgb_image_becomes_a_grey_one_slice_volume(tmp_path):
+    rgb = np.zeros((12, 16, 3), np.uint8)
+    rgb[..., 0] = 200  # pure red -> luminance 0.299 * 200
+    rgb[:4, :, 2] = 100
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(path)
+    loaded = load_subject(Subject("photo", str(path), [str(path)]))
+    assert loaded.plane_axis == 0 and loaded.volume.GetSize() == (16, 12, 1)
+    arr = sitk.GetArrayFromImage(loaded.volume)[0]
+    assert np.allclose(arr[5:, :], 0.299 * 200, atol=1e-3)
+    assert np.allclose(arr[:4, :], 0.299 * 200 + 0.114 * 100, atol=1e-3)
+
+
+def test_scalar_volume_rules():
+    vol = sitk.Image([8, 9, 10], sitk.sitkFloat32)
+    assert as_scalar_volume(vol).plane_axis is None
+    flat = sitk.Image([8, 1, 10], sitk.sitkInt16)  # a single coronal slice
+    assert as_scalar_volume(flat).plane_axis == 1
+    t1 = sitk.Image([8, 9, 10, 1], sitk.sitkInt16)  # NIfTI-style trailing time axis of 1
+    assert as_scalar_volume(t1).volume.GetDimension() == 3
+    with pytest.raises(PancakesInputError, match="4D image"):
+        as_scalar_volume(sitk.Image([8, 9, 10, 3], sitk.sitkInt16), "four")
+    with pytest.raises(PancakesInputError, match="vector-valued"):
+        as_scalar_volume(sitk.Image([8, 9, 10], sitk.sitkVectorFloat32, 3), "field")
+    with pytest.raises(PancakesInputError, match="fewer than two"):
+        as_scalar_volume(sitk.Image([8, 1, 1], sitk.sitkInt16), "line")
+
+
+def test_sample_collection_is_small_licensed_and_readable():
+    folder = sample_data_dir()
+    images = sorted(p for p in folder.iterdir() if p.name.endswith(".nrrd"))
+    assert 3 <= len(images) <= 4
+    assert sum(p.stat().st_size for p in images) <= 5 * 2**20
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    assert "BSD-3-Clause" in readme and "pyradiomics" in readme
+    for p in images:
+        assert load_subject(Subject(p.stem, str(p), [str(p)])).plane_axis is None

@@ -132,8 +132,7 @@ class _SliceBar:
                 self.label = label
                 self.bar.reset(total=total)
                 self.bar.set_description_str(label, refresh=False)
-            self.bar.n = done
-            self.bar.refresh()
+            self.bar.update(done - self.bar.n)
         return update
 
     def close(self) -> None:

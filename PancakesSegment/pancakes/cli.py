@@ -64,7 +64,11 @@ def _load_model(path: Optional[Path], device: str):
     """-> (model, path) or raise ModelFileError / PancakesInputError (one line each)."""
     from .engine import Pancakes, bundled_model_path
 
-    path = Path(path) if path is not None else bundled_model_path()
+    if path is None:
+        try:
+            path = bundled_model_path()
+        except ModelFileError as exc:  # the engine's text speaks to Python callers
+            raise ModelFileError(str(exc).replace("; pass path=", "; pass --model PATH")) from None
     return Pancakes.load(path, device=device), path
 
 

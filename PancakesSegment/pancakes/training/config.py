@@ -22,6 +22,10 @@ class TrainConfig:
     alpha: float = 0.5  # weight of the per-target min vs the one-protocol-holds-all term
     beta: float = 0.5  # cross-entropy on the matched protocol (see training/loss.py)
     p_synthetic: float = 0.5  # share of sets drawn from the synthetic generator
+    # Real datasets are drawn by weight, not uniformly: the paper samples datasets
+    # uniformly, but here one source has 12 slices and would get a quarter of all sets.
+    real_weights: dict = field(default_factory=lambda: {
+        "mni_atlases": 0.4, "totalseg_ct": 0.35, "napari_nuclei_3d": 0.15, "pyradiomics_mr_lesions": 0.1})
     sets_per_step: int = 1  # the paper trains with one set per step
     lr: float = 1e-4
     lr_min: float = 1e-5  # cosine decay floor over `steps`

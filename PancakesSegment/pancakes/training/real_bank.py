@@ -14,33 +14,17 @@ Example::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+
+from .taskset import TaskSet  # one set type for real and synthetic sources
 
 # Neighbouring slices of a set lie at most this many bank slices apart. Bank slices
 # are ~1.5-3 mm apart for the medical volumes, so sets span a few millimetres.
 MAX_STRIDE = 3
 # Probability of a cross-volume set (same position, different volumes) where possible.
 P_ACROSS_VOLUMES = 0.5
-
-
-@dataclass
-class TaskSet:
-    """One training or evaluation set.
-
-    images: float32 [S, H, W] in [0, 1]. labelmaps: int64 [S, H, W], the full label map
-    of ``protocol`` (0 = background). label: the sampled label id (present in every
-    image). slices: where each image comes from, "volume:axis position".
-    """
-
-    images: np.ndarray
-    labelmaps: np.ndarray
-    label: int
-    dataset: str
-    protocol: str
-    slices: Tuple[str, ...] = ()
 
 
 class DatasetBank:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Tuple
 
 import numpy as np
 
@@ -21,6 +22,7 @@ class TaskSet:
         dataset: name of the source ("synthetic" for generated sets).
         protocol: the protocol within that source (for synthetic sets: the kind of
             shape the template was built from).
+        slices: where each image comes from, e.g. "volume:axis position" (real data).
     """
 
     images: np.ndarray
@@ -28,6 +30,7 @@ class TaskSet:
     label: int
     dataset: str
     protocol: str
+    slices: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.images.ndim != 3 or self.images.shape != self.labelmaps.shape:

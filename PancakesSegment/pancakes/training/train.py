@@ -86,9 +86,13 @@ def main(argv: Sequence[str] = None) -> int:
     from .sources import load_real_bank, mixed_sampler
     from .synthetic import SyntheticGenerator
 
-    synthetic = SyntheticGenerator(size=128, n_templates=cfg.synthetic_templates, seed=cfg.seed)
+    from .synthetic_bank import default_cache_dir
+
+    # Templates are cached on disk so that each resumed stretch starts at once.
+    synthetic = SyntheticGenerator(size=128, n_templates=cfg.synthetic_templates, seed=cfg.seed,
+                                   cache_dir=default_cache_dir())
     real = None if args.synthetic_only else load_real_bank(log, args.data_cache)
-    sampler = mixed_sampler(synthetic, real, cfg.p_synthetic, log)
+    sampler = mixed_sampler(synthetic, real, cfg.p_synthetic, log, cfg.real_weights)
     evaluate = None
     try:
         from .real_data import DataUnavailableError, dev_sets

@@ -183,6 +183,15 @@ def find_subjects(inputs: Sequence[str], exclude: Sequence[str] = (),
             raw += found
         else:
             problems.append((item, "no such file or directory"))
+    # The same file reached twice (listed and inside a listed folder) is one subject.
+    seen: Set[str] = set()
+    unique = []
+    for entry in raw:
+        key = os.path.realpath(entry[2][0]) + f"#{entry[3]}"
+        if key not in seen:
+            seen.add(key)
+            unique.append(entry)
+    raw = unique
     names = unique_names([safe_name("_".join(p)) for p, _, _, _ in raw], reserved)
     return [Subject(n, src, files, uid) for n, (_, src, files, uid) in zip(names, raw)], problems
 

@@ -80,7 +80,8 @@ def test_find_subjects_walks_a_study_folder(tmp_path):
     out = study / "out"  # an output folder inside the study is not an input
     out.mkdir()
     write_volume(out / "already.nii.gz")
-    subjects, problems = find_subjects([str(study), str(tmp_path / "missing.nii")], exclude=[str(out)])
+    again = str(study / "top.nrrd")  # listed on its own as well: still one subject
+    subjects, problems = find_subjects([str(study), again, str(tmp_path / "missing.nii")], exclude=[str(out)])
     assert sorted(s.name for s in subjects) == ["p1_t1", "p2_t1", "top"]
     assert problems == [(str(tmp_path / "missing.nii"), "no such file or directory")]
     empty = tmp_path / "empty"

@@ -17,6 +17,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
+import vtk
 from vtk.util import numpy_support
 
 from pancakes import protocols
@@ -120,16 +121,41 @@ def protocolThumbnail(image: sitk.Image, labels: sitk.Image, M: int, K: int, m: 
 
     Returns uint8 [H, W, 3] whose longer physical side is ``size`` pixels.
     """
+    return protocolThumbnails(image, {m: labels}, M, K, axis, size, opacity)[m]
+
+
+def protocolThumbnails(image: sitk.Image, labelsByProtocol: Dict[int, sitk.Image], M: int, K: int,
+                       axis: str = "axial", size: int = 96, opacity: float = 0.6) -> Dict[int, np.ndarray]:
+    """Thumbnails of several protocols of one volume; the volume's slice is taken once."""
     grey, spacing = _middleSlice(image, axis)
-    lab, _ = _middleSlice(labels, axis)
     grey = grey.astype(np.float32)
-    lo, hi = np.percentile(grey, (1, 99)) if grey.size else (0.0, 1.0)
+    lo, hi = np.percentile(grey, (1, 99))
     grey = np.clip((grey - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(grey)
-    palette = np.zeros((K + 1, 3), dtype=np.float32)
-    for k in range(K):
-        palette[protocols.label_value(M, K, m, k)] = protocols.colour(M, K, m, k)
-    lab = np.clip(lab.astype(np.int64), 0, K)
-    rgb = np.repeat(grey[..., None] * 255.0, 3, axis=2)
-    inside = lab > 0
-    rgb[inside] = (1 - opacity) * rgb[inside] + opacity * palette[lab[inside]]
-    return _resizeNearest(np.clip(rgb, 0, 255).astype(np.uint8), spacing, size)
+    underlay = np.repeat(grey[..., None] * 255.0, 3, axis=2)
+    out = {}
+    for m, labels in labelsByProtocol.items():
+        lab, _ = _middleSlice(labels, axis)
+        palette = np.zeros((K + 1, 3), dtype=np.float32)
+        for k in range(K):
+            palette[protocols.label_value(M, K, m, k)] = protocols.colour(M, K, m, k)
+        lab = np.clip(lab.astype(np.int64), 0, K)
+        rgb = underlay.copy()
+        inside = lab > 0
+        rgb[inside] = (1 - opacity) * rgb[inside] + opacity * palette[lab[inside]]
+        out[m] = _resizeNearest(np.clip(rgb, 0, 255).astype(np.uint8), spacing, size)
+    return out
+
+
+def thumbnailImageData(rgb: np.ndarray) -> vtk.vtkImageData:
+    """An RGB thumbnail as vtkImageData for Qt (qMRMLUtils.vtkImageDataToQImage).
+
+    VTK rows run bottom-up and that conversion flips them, so rows are stored
+    reversed here and the thumbnail's first row ends up on top.
+    """
+    rgb = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[::-1])
+    imageData = vtk.vtkImageData()
+    imageData.SetDimensions(rgb.shape[1], rgb.shape[0], 1)
+    scalars = numpy_support.numpy_to_vtk(rgb.reshape(-1, 3), deep=True, array_type=vtk.VTK_UNSIGNED_CHAR)
+    scalars.SetNumberOfComponents(3)
+    imageData.GetPointData().SetScalars(scalars)
+    return imageData

@@ -19,7 +19,6 @@ from typing import List
 
 import slicer
 
-from pancakes.io import safe_name, unique_names
 from pancakes.label_volumes import write_volumes_csv
 
 from .Browse import segmentationVolumeRows
@@ -48,6 +47,9 @@ def writeSegmentation(segmentationNode, path) -> Path:
 
 def exportSegmentations(segmentationNodes, subjects: List[str], folder) -> ExportReport:
     """Pancakes segmentations with their subject names -> .seg.nrrd files and volumes.csv."""
+    # Imported here: pancakes.io needs torch, and the module must load without it (to offer installing it).
+    from pancakes.io import safe_name, unique_names
+
     folder = Path(folder)
     report = ExportReport()
     for node, subject in zip(segmentationNodes, unique_names([safe_name(s) for s in subjects])):

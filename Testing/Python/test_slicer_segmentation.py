@@ -319,3 +319,30 @@ def test_kept_segmentation_found_by_volume_and_protocol(logic, volumes):
     kept = keepProtocol(logic, 2)
     assert findKeptNode(logic.scene, volumes[0].GetID(), M, K, 2) is kept[0]
     assert findKeptNode(logic.scene, volumes[0].GetID(), M, K, 1) is None
+
+
+@pytest.mark.parametrize("direction", [None, (-1, 0, 0, 0, -1, 0, 0, 0, 1)], ids=["LPS", "RAS-ordered"])
+def test_axial_thumbnail_shows_anterior_up_and_patient_left_on_the_right(direction):
+    from PancakesSegmentLib.Browse import protocolThumbnails, thumbnailImageData
+
+    image = syntheticImage((3, 8, 8), direction=direction)
+    size = image.GetSize()
+    labels = sitk.Image(size, sitk.sitkUInt8)
+    labels.CopyInformation(image)
+    labels += 1
+    # Label 2 where the patient's right-anterior quadrant is (small L and small P in LPS).
+    cx, cy, _ = labels.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in size])
+    for k in range(size[2]):
+        for j in range(size[1]):
+            for i in range(size[0]):
+                x, y, _ = labels.TransformIndexToPhysicalPoint((i, j, k))
+                if x < cx and y < cy:  # physical LPS coordinates
+                    labels[i, j, k] = 2
+    thumbs = protocolThumbnails(image, {0: labels, 1: labels}, 2, 3, size=8, opacity=1.0)
+    rgb = thumbs[0]
+    assert tuple(rgb[0, 0]) == protocols.colour(2, 3, 0, 1)  # top left: anterior, patient's right
+    assert tuple(rgb[-1, -1]) == protocols.colour(2, 3, 0, 0)
+    np.testing.assert_array_equal(thumbs[0], thumbs[1])  # colour follows the label, not the protocol
+    imageData = thumbnailImageData(rgb)  # bottom-up rows for Qt's conversion
+    assert imageData.GetDimensions() == (8, 8, 1)
+    assert imageData.GetScalarComponentAsDouble(0, 7, 0, 0) == rgb[0, 0, 0]

@@ -1,0 +1,93 @@
+"""PancakesSegment: consistent multi-protocol segmentation of a collection of volumes (Slicer module).
+
+The work is in PancakesSegmentLib (MRML logic, no Qt; Widget.py is the panel)
+and in the pure-Python ``pancakes`` package beside it.
+"""
+import importlib.util
+import sys
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+
+
+class PancakesSegment(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Pancakes Segment")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+        self.parent.dependencies = ["Segmentations", "Volumes"]
+        self.parent.contributors = ["PancakesSegment contributors"]
+        self.parent.helpText = _(
+            "Segments a collection of volumes in several ways at once, without labelled examples "
+            "(Pancakes). Every protocol's labels line up across the volumes: label 7 of protocol 3 has "
+            "the same segment ID, name and colour in every scan. Pick the protocol that suits the "
+            "question, keep it as editable segmentations, rename labels once for the whole collection, "
+            "and export .seg.nrrd files with a table of label volumes. "
+            "PyTorch comes from the PyTorch extension.")
+        self.parent.acknowledgementText = _(
+            "Based on 'Pancakes: Consistent Multi-Protocol Image Segmentation Across Biomedical Domains'. "
+            "The module layout follows KitwareMedical/SlicerNNUnet.")
+
+
+class PancakesSegmentWidget(ScriptedLoadableModuleWidget):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        self.widget = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        from PancakesSegmentLib.Widget import Widget
+
+        self.widget = Widget()
+        self.layout.addWidget(self.widget)
+
+    def cleanup(self) -> None:
+        if self.widget is not None:
+            self.widget.cleanup()
+
+    def onReload(self) -> None:
+        """Forget the library and the core too, so that edits to any file take effect on re-import.
+
+        Reloading module by module would leave some holding the old versions of others.
+        """
+        for name in list(sys.modules):
+            if name.split(".")[0] in ("PancakesSegmentLib", "pancakes"):
+                del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
+
+
+class PancakesSegmentLogic(ScriptedLoadableModuleLogic):
+    """Entry point for scripts: ``PancakesSegmentLogic().segmentationLogic()`` runs on the main scene."""
+
+    def segmentationLogic(self, modelPath=None):
+        from PancakesSegmentLib.SegmentationLogic import SegmentationLogic
+
+        return SegmentationLogic(slicer.mrmlScene, modelPath)
+
+
+class PancakesSegmentTest(ScriptedLoadableModuleTest):
+    """The same scenario as Testing/Python/test_slicer_selftest.py, on Slicer's own scene."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_SyntheticCollection()
+
+    def test_SyntheticCollection(self):
+        import tempfile
+
+        from PancakesSegmentLib.SelfTest import runScenario
+
+        if importlib.util.find_spec("torch") is None:
+            self.skipTest("PyTorch is not installed (install it from the PyTorch extension)")
+        folder = tempfile.mkdtemp(prefix="PancakesSegmentSelfTest", dir=slicer.app.temporaryPath)
+        runScenario(slicer.mrmlScene, folder, log=self.delayDisplay)

@@ -1,0 +1,494 @@
+"""The PancakesSegment panel: the only file of the module that uses Qt.
+
+It turns clicks into calls of the MRML logic (SegmentationLogic, Keep, Export,
+Browse) and the logic's progress callbacks into a progress bar, processing
+events between slices so that Cancel and the views stay responsive.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import qt
+import slicer
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.util import VTKObservationMixin
+
+from pancakes import protocols
+from pancakes.errors import ModelFileError, PancakesInputError
+
+from .Browse import protocolThumbnails, segmentationVolumeRows, thumbnailImageData, volumeTable
+from .Collection import loadVolumeFolder, scalarVolumeNodes
+from .Export import exportProtocol
+from .Keep import findKeptNode, keepProtocol
+from .Parameters import (
+    AXES,
+    DEFAULT_AXIS,
+    DEFAULT_DEVICE,
+    DEFAULT_LABELS,
+    DEFAULT_PROTOCOLS,
+    MAX_LABELS,
+    MAX_PROTOCOLS,
+    RunSettings,
+)
+from .SegmentationLogic import ProgressInfo, RunReport, SegmentationLogic
+from .VolumeConversion import imageFromVolumeNode
+
+MODULE_NAME = "PancakesSegment"
+SETTINGS_KEYS = ("protocols", "labels", "device", "axis")
+THUMBNAIL_SIZE = 96
+STAGES = {"encoding": _("encoding"), "decoding": _("decoding")}
+
+
+@parameterNodeWrapper
+class PancakesSegmentParameterNode:
+    """What a run needs besides the volumes; saved with the scene, and in QSettings across restarts."""
+
+    protocols: Annotated[int, WithinRange(1, MAX_PROTOCOLS)] = DEFAULT_PROTOCOLS
+    labels: Annotated[int, WithinRange(1, MAX_LABELS)] = DEFAULT_LABELS
+    device: str = DEFAULT_DEVICE
+    axis: str = DEFAULT_AXIS
+
+
+class Widget(qt.QWidget, VTKObservationMixin):
+    """Volumes in; protocols to browse, keep and export out."""
+
+    def __init__(self, parent=None) -> None:
+        qt.QWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = SegmentationLogic(slicer.mrmlScene)
+        self._cancelRequested = False
+        self._running = False
+
+        layout = qt.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        uiWidget = slicer.util.loadUI(str(self.resourcePath() / "UI" / f"{MODULE_NAME}.ui"))
+        layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self._volumeListTimer = self._singleShotTimer(200, self.updateVolumeList)
+        self._redecodeTimer = self._singleShotTimer(600, self.onRedecode)
+
+        self.ui.loadFolderButton.clicked.connect(self.onLoadFolder)
+        self.ui.selectAllVolumesCheckBox.toggled.connect(self.onSelectAllVolumes)
+        self.ui.runButton.clicked.connect(self.onRun)
+        self.ui.cancelButton.clicked.connect(self.onCancel)
+        self.ui.protocolsSpinBox.valueChanged.connect(self.onProtocolsOrLabelsChanged)
+        self.ui.labelsSpinBox.valueChanged.connect(self.onProtocolsOrLabelsChanged)
+        self.ui.deviceComboBox.currentIndexChanged.connect(self.onDeviceChanged)
+        self.ui.axisComboBox.currentIndexChanged.connect(self.onAxisChanged)
+        self.ui.protocolListWidget.currentRowChanged.connect(self.onProtocolSelected)
+        self.ui.labelTableWidget.itemChanged.connect(self.onLabelItemChanged)
+        self.ui.keepButton.clicked.connect(self.onKeep)
+        self.ui.exportButton.clicked.connect(self.onExport)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self._onSceneNodesChanged)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self._onSceneNodesChanged)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneClosed)
+
+        self.ui.protocolsSpinBox.setMaximum(MAX_PROTOCOLS)
+        self.ui.labelsSpinBox.setMaximum(MAX_LABELS)
+        self._fillDeviceComboBox()
+        for axis in AXES:
+            self.ui.axisComboBox.addItem(_(axis.capitalize()), axis)
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.setParameterNode(self._createParameterNode())
+        self.updateVolumeList()
+        self._setRunning(False)
+        self._updateResults()
+
+    # ---- resources and parameter node -----------------------------------
+    @staticmethod
+    def resourcePath() -> Path:
+        return Path(__file__).resolve().parent.parent / "Resources"
+
+    @staticmethod
+    def _singleShotTimer(msec: int, callback):
+        timer = qt.QTimer()
+        timer.setSingleShot(True)
+        timer.setInterval(msec)
+        timer.timeout.connect(callback)
+        return timer
+
+    @staticmethod
+    def _createParameterNode() -> PancakesSegmentParameterNode:
+        node = slicer.mrmlScene.GetSingletonNode(MODULE_NAME, "vtkMRMLScriptedModuleNode")
+        fresh = node is None
+        if fresh:
+            node = slicer.mrmlScene.CreateNodeByClass("vtkMRMLScriptedModuleNode")
+            node.UnRegister(None)
+            node.SetSingletonTag(MODULE_NAME)
+            node.SetName(slicer.mrmlScene.GenerateUniqueName(MODULE_NAME))
+            node.SetAttribute("ModuleName", MODULE_NAME)
+            node = slicer.mrmlScene.AddNode(node)
+        wrapped = PancakesSegmentParameterNode(node)
+        if fresh:  # a new scene starts from the user's last choices
+            settings = qt.QSettings()
+            for key in SETTINGS_KEYS:
+                value = settings.value(f"{MODULE_NAME}/{key}")
+                if value in (None, ""):
+                    continue
+                try:
+                    setattr(wrapped, key, int(value) if key in ("protocols", "labels") else str(value))
+                except (TypeError, ValueError):
+                    logging.warning("PancakesSegment: ignoring saved setting %s=%r", key, value)
+        return wrapped
+
+    def setParameterNode(self, parameterNode: Optional[PancakesSegmentParameterNode]) -> None:
+        if self._parameterNode and self._parameterNodeGuiTag:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+        self._parameterNode = parameterNode
+        if parameterNode is None:
+            return
+        self._parameterNodeGuiTag = parameterNode.connectParametersToGui({
+            "protocols": self.ui.protocolsSpinBox,
+            "labels": self.ui.labelsSpinBox,
+        })
+        self._selectComboData(self.ui.deviceComboBox, parameterNode.device)
+        self._selectComboData(self.ui.axisComboBox, parameterNode.axis)
+
+    def _settings(self) -> RunSettings:
+        p = self._parameterNode
+        return RunSettings(int(p.protocols), int(p.labels), str(p.device), str(p.axis)).validated()
+
+    def _saveSettings(self) -> None:
+        settings = qt.QSettings()
+        for key in SETTINGS_KEYS:
+            settings.setValue(f"{MODULE_NAME}/{key}", getattr(self._parameterNode, key))
+
+    @staticmethod
+    def _selectComboData(comboBox, data) -> None:
+        index = comboBox.findData(data)
+        if index >= 0:
+            comboBox.setCurrentIndex(index)
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+        self.setParameterNode(None)
+
+    # ---- devices -----------------------------------------------------------
+    def _fillDeviceComboBox(self) -> None:
+        gpuName = self._gpuName()
+        self.ui.deviceComboBox.clear()
+        self.ui.deviceComboBox.addItem(_("Auto ({device})").format(device=gpuName or _("CPU")), "auto")
+        self.ui.deviceComboBox.addItem(_("CPU"), "cpu")
+        if gpuName:
+            self.ui.deviceComboBox.addItem(gpuName, "cuda")
+        else:
+            self.ui.deviceComboBox.addItem(_("GPU (none found)"), "cuda")
+            self.ui.deviceComboBox.model().item(2).setEnabled(False)
+
+    @staticmethod
+    def _gpuName() -> Optional[str]:
+        """'GPU: <name>' when PyTorch is installed and sees a CUDA device; importing torch only if present."""
+        if importlib.util.find_spec("torch") is None:
+            return None
+        try:
+            import torch
+
+            from pancakes.devices import device_description
+
+            return device_description(torch.device("cuda")) if torch.cuda.is_available() else None
+        except Exception:  # a broken CUDA setup must not break the module panel
+            logging.exception("PancakesSegment: could not query CUDA devices")
+            return None
+
+    def onDeviceChanged(self, index: int) -> None:
+        if self._parameterNode is not None and index >= 0:
+            self._parameterNode.device = self.ui.deviceComboBox.itemData(index)
+            self._saveSettings()
+
+    def onAxisChanged(self, index: int) -> None:
+        if self._parameterNode is not None and index >= 0:
+            self._parameterNode.axis = self.ui.axisComboBox.itemData(index)
+            self._saveSettings()
+
+    # ---- volumes ------------------------------------------------------------
+    def _onSceneNodesChanged(self, caller=None, event=None) -> None:
+        self._volumeListTimer.start()  # many nodes arrive at once when a folder loads
+
+    def updateVolumeList(self) -> None:
+        """List the scene's scalar volumes, keeping each one's check state (new ones are checked)."""
+        listWidget = self.ui.volumeListWidget
+        previous = {}
+        for row in range(listWidget.count):
+            item = listWidget.item(row)
+            previous[item.data(qt.Qt.UserRole)] = item.checkState()
+        listWidget.clear()
+        for node in scalarVolumeNodes(slicer.mrmlScene):
+            item = qt.QListWidgetItem(node.GetName())
+            item.setFlags(qt.Qt.ItemIsEnabled | qt.Qt.ItemIsSelectable | qt.Qt.ItemIsUserCheckable)
+            item.setData(qt.Qt.UserRole, node.GetID())
+            item.setCheckState(previous.get(node.GetID(), qt.Qt.Checked))
+            listWidget.addItem(item)
+        self.ui.runButton.enabled = not self._running and listWidget.count > 0
+
+    def checkedVolumeNodes(self) -> List:
+        nodes = []
+        for row in range(self.ui.volumeListWidget.count):
+            item = self.ui.volumeListWidget.item(row)
+            node = slicer.mrmlScene.GetNodeByID(item.data(qt.Qt.UserRole))
+            if node is not None and item.checkState() == qt.Qt.Checked:
+                nodes.append(node)
+        return nodes
+
+    def onSelectAllVolumes(self, checked: bool) -> None:
+        for row in range(self.ui.volumeListWidget.count):
+            self.ui.volumeListWidget.item(row).setCheckState(qt.Qt.Checked if checked else qt.Qt.Unchecked)
+
+    def onLoadFolder(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(self, _("Folder of volumes"), self._lastFolder("input"))
+        if not folder:
+            return
+        qt.QSettings().setValue(f"{MODULE_NAME}/inputFolder", folder)
+        with slicer.util.WaitCursor():
+            nodes, errors = loadVolumeFolder(slicer.mrmlScene, folder, slicer.modules.volumes.logic())
+        self.updateVolumeList()
+        self.ui.statusLabel.text = _("Loaded {count} volumes from {folder}").format(count=len(nodes), folder=folder)
+        if errors:
+            details = "\n".join(f"{Path(e.path).name}: {e.message}" for e in errors)
+            slicer.util.warningDisplay(
+                _("{count} files of the folder were not loaded.").format(count=len(errors)),
+                detailedText=details, windowTitle=_("Pancakes"))
+
+    @staticmethod
+    def _lastFolder(kind: str) -> str:
+        return str(qt.QSettings().value(f"{MODULE_NAME}/{kind}Folder", "") or "")
+
+    # ---- running ------------------------------------------------------------
+    def _setRunning(self, running: bool) -> None:
+        self._running = running
+        for widget in (self.ui.volumeListWidget, self.ui.loadFolderButton, self.ui.selectAllVolumesCheckBox,
+                       self.ui.settingsCollapsibleButton, self.ui.resultsCollapsibleButton):
+            widget.enabled = not running
+        self.ui.runButton.enabled = not running and self.ui.volumeListWidget.count > 0
+        self.ui.cancelButton.visible = running
+        self.ui.progressBar.visible = running
+
+    def onCancel(self) -> None:
+        self._cancelRequested = True
+        self.ui.statusLabel.text = _("Cancelling after the current slices…")
+
+    def _onProgress(self, info: ProgressInfo) -> None:
+        self.ui.progressBar.value = int(round(100 * info.fraction))
+        self.ui.statusLabel.text = _("{volume} ({index}/{count}): {stage} {done}/{total} slices").format(
+            volume=info.volumeName, index=info.volumeIndex + 1, count=info.volumeCount,
+            stage=STAGES.get(info.stage, info.stage), done=info.done, total=info.total)
+        slicer.app.processEvents()  # keeps Cancel and the views responsive between slices
+
+    def _isCancelRequested(self) -> bool:
+        slicer.app.processEvents()
+        return self._cancelRequested
+
+    def ensureTorch(self) -> bool:
+        """PyTorch comes from the PyTorch extension; offer to install it when missing."""
+        if importlib.util.find_spec("torch") is not None:
+            return True
+        try:
+            import PyTorchUtils
+        except ImportError:
+            slicer.util.errorDisplay(
+                _("Pancakes needs PyTorch. Install the 'PyTorch' extension from the Extensions Manager, "
+                  "restart Slicer, then run again."), windowTitle=_("Pancakes"))
+            return False
+        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True)
+        if torch is None:
+            slicer.util.errorDisplay(_("PyTorch was not installed; Pancakes cannot run without it."),
+                                     windowTitle=_("Pancakes"))
+            return False
+        self._fillDeviceComboBox()
+        self._selectComboData(self.ui.deviceComboBox, self._parameterNode.device)
+        return True
+
+    def onRun(self) -> None:
+        volumes = self.checkedVolumeNodes()
+        if not volumes:
+            slicer.util.warningDisplay(_("Check at least one volume to segment."), windowTitle=_("Pancakes"))
+            return
+        self._saveSettings()
+        self._runAndReport(lambda settings, progress, cancel: self.logic.run(volumes, settings, progress, cancel))
+
+    def onProtocolsOrLabelsChanged(self, _value=None) -> None:
+        if self._parameterNode is not None:
+            self._saveSettings()
+        if self.logic.results and not self._running:
+            self._redecodeTimer.start()  # wait for the spin box to settle
+
+    def onRedecode(self) -> None:
+        """M or K changed after a run: decode again from the cached features (the UNet does not run)."""
+        if self._running or not self.logic.results:
+            return
+        self._runAndReport(lambda settings, progress, cancel: self.logic.redecode(settings, progress, cancel))
+
+    def _runAndReport(self, job) -> Optional[RunReport]:
+        if not self.ensureTorch():
+            return None
+        try:
+            settings = self._settings()
+        except PancakesInputError as error:
+            slicer.util.errorDisplay(str(error), windowTitle=_("Pancakes"))
+            return None
+        self._cancelRequested = False
+        self._setRunning(True)
+        self.ui.progressBar.value = 0
+        report = None
+        try:
+            with slicer.util.WaitCursor():
+                report = job(settings, self._onProgress, self._isCancelRequested)
+        except (ModelFileError, PancakesInputError) as error:
+            slicer.util.errorDisplay(str(error), windowTitle=_("Pancakes"))
+        except Exception as error:
+            logging.exception("Pancakes run failed")
+            slicer.util.errorDisplay(_("Pancakes failed: {error}").format(error=error), windowTitle=_("Pancakes"))
+        finally:
+            self._setRunning(False)
+        if report is not None:
+            self._reportRun(report, settings)
+        self._updateResults()
+        return report
+
+    def _reportRun(self, report: RunReport, settings: RunSettings) -> None:
+        done = _("{finished} volumes segmented").format(finished=len(report.finished))
+        if report.cancelled:
+            done += _(" (cancelled; finished volumes are kept)")
+        self.ui.statusLabel.text = done
+        if not report.errors:
+            return
+        details = "\n".join(e.message for e in report.errors)
+        if report.outOfMemory and settings.device != "cpu":
+            if slicer.util.confirmYesNoDisplay(
+                    _("Some volumes ran out of memory on the GPU. Run them again on the CPU (slower)?"),
+                    detailedText=details, windowTitle=_("Pancakes")):
+                self._selectComboData(self.ui.deviceComboBox, "cpu")
+                failed = [slicer.mrmlScene.GetNodeByID(e.volumeID) for e in report.errors]
+                failed = [n for n in failed if n is not None]
+                self._runAndReport(lambda s, progress, cancel: self.logic.run(failed, s, progress, cancel))
+            return
+        slicer.util.warningDisplay(
+            _("{count} volumes could not be segmented; the others were.").format(count=len(report.errors)),
+            detailedText=details, windowTitle=_("Pancakes"))
+
+    # ---- browsing -----------------------------------------------------------
+    def _currentProtocol(self) -> int:
+        row = self.ui.protocolListWidget.currentRow
+        return row if row >= 0 else self.logic.currentProtocol
+
+    def _updateResults(self) -> None:
+        """Protocol thumbnails and the volume table for what the logic has now."""
+        results = self.logic.finishedResults()
+        self.ui.keepButton.enabled = bool(results)
+        self.ui.exportButton.enabled = bool(results)
+        listWidget = self.ui.protocolListWidget
+        listWidget.blockSignals(True)
+        listWidget.clear()
+        if results:
+            first = results[0]
+            volumeNode = slicer.mrmlScene.GetNodeByID(first.volumeID)
+            thumbnails = protocolThumbnails(imageFromVolumeNode(volumeNode), dict(enumerate(first.labels)),
+                                            first.M, first.K, self.logic.settings.axis, THUMBNAIL_SIZE)
+            for m, rgb in thumbnails.items():
+                qimage = qt.QImage()
+                slicer.qMRMLUtils().vtkImageDataToQImage(thumbnailImageData(rgb), qimage)
+                item = qt.QListWidgetItem(qt.QIcon(qt.QPixmap.fromImage(qimage)), f"P{m + 1:02d}")
+                item.setToolTip(protocols.protocol_name(first.M, first.K, m))
+                listWidget.addItem(item)
+            listWidget.setCurrentRow(min(self.logic.currentProtocol, first.M - 1))
+        listWidget.blockSignals(False)
+        self._updateVolumeTable()
+
+    def onProtocolSelected(self, row: int) -> None:
+        if row < 0 or self.logic.settings is None or self._running:
+            return
+        with slicer.util.WaitCursor():
+            self.logic.setCurrentProtocol(row)
+        self._updateVolumeTable()
+
+    def _segmentationFor(self, result, m: int):
+        """The kept segmentation of protocol m when there is one (it may be edited), else the preview."""
+        kept = findKeptNode(slicer.mrmlScene, result.volumeID, result.M, result.K, m)
+        return kept if kept is not None else self.logic.previewNode(result.volumeID)
+
+    def _updateVolumeTable(self) -> None:
+        table = self.ui.labelTableWidget
+        table.blockSignals(True)
+        table.clear()
+        table.setRowCount(0)
+        results = self.logic.finishedResults()
+        if results:
+            m = self._currentProtocol()
+            M, K = results[0].M, results[0].K
+            rows = []
+            for result in results:
+                node = self._segmentationFor(result, m)
+                if node is not None:
+                    rows += segmentationVolumeRows(node, result.volumeName)
+            header, lines = volumeTable(rows)
+            names = self.logic.labelNamesFor(M, K, m)
+            table.setColumnCount(len(header) + 1)
+            table.setHorizontalHeaderLabels([_("Segment"), _("Name")] + [f"{s} (mm³)" for s in header[1:]])
+            table.setRowCount(len(lines))
+            for r, line in enumerate(lines):
+                k = r
+                segmentItem = qt.QTableWidgetItem(line[0])
+                pixmap = qt.QPixmap(12, 12)
+                pixmap.fill(qt.QColor(*protocols.colour(M, K, m, k)))
+                segmentItem.setIcon(qt.QIcon(pixmap))
+                segmentItem.setFlags(qt.Qt.ItemIsEnabled | qt.Qt.ItemIsSelectable)
+                table.setItem(r, 0, segmentItem)
+                nameItem = qt.QTableWidgetItem(names.get(line[0], protocols.segment_name(M, K, m, k)))
+                nameItem.setData(qt.Qt.UserRole, k)
+                table.setItem(r, 1, nameItem)  # editable: renaming applies to every scan
+                for c, value in enumerate(line[1:], start=2):
+                    valueItem = qt.QTableWidgetItem(f"{value:.1f}")
+                    valueItem.setFlags(qt.Qt.ItemIsEnabled | qt.Qt.ItemIsSelectable)
+                    valueItem.setTextAlignment(qt.Qt.AlignRight | qt.Qt.AlignVCenter)
+                    table.setItem(r, c, valueItem)
+            table.resizeColumnsToContents()
+        table.blockSignals(False)
+
+    def onLabelItemChanged(self, item) -> None:
+        if item.column() != 1 or self.logic.settings is None:
+            return
+        name = item.text().strip()
+        if not name:
+            self._updateVolumeTable()  # an empty name is refused: show the old one again
+            return
+        self.logic.renameLabel(self._currentProtocol(), int(item.data(qt.Qt.UserRole)), name)
+
+    # ---- keep and export ---------------------------------------------------
+    def onKeep(self) -> None:
+        m = self._currentProtocol()
+        with slicer.util.WaitCursor():
+            kept = keepProtocol(self.logic, m)
+        self.ui.statusLabel.text = _("Protocol {protocol} kept as {count} editable segmentations").format(
+            protocol=m + 1, count=len(kept))
+        self._updateVolumeTable()
+
+    def onExport(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(self, _("Export to folder"), self._lastFolder("export"))
+        if not folder:
+            return
+        qt.QSettings().setValue(f"{MODULE_NAME}/exportFolder", folder)
+        try:
+            with slicer.util.WaitCursor():
+                report = exportProtocol(self.logic, self._currentProtocol(), folder)
+        except OSError as error:
+            slicer.util.errorDisplay(_("Export failed: {error}").format(error=error), windowTitle=_("Pancakes"))
+            return
+        self._updateVolumeTable()
+        slicer.util.infoDisplay(
+            _("Wrote {count} segmentations and {csv}").format(count=len(report.files), csv=report.volumesCsv),
+            windowTitle=_("Pancakes"))
+
+    # ---- scene ----------------------------------------------------------------
+    def onSceneClosed(self, caller=None, event=None) -> None:
+        self.logic = SegmentationLogic(slicer.mrmlScene)
+        self.setParameterNode(self._createParameterNode())
+        self.updateVolumeList()
+        self._updateResults()

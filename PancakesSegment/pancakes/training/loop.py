@@ -71,7 +71,14 @@ class Trainer:
     # ---- state ------------------------------------------------------------
     def init_weights(self, model_file: Path) -> None:
         net, meta = net_from_model_file(model_file)
-        self.net.load_state_dict(net.state_dict())
+        # The file's architecture wins over the config's, so a stretch started
+        # from shipped weights always continues the same network.
+        arch = meta.get("architecture", {})
+        for key in ("features", "levels", "hidden", "emb_half"):
+            if key in arch:
+                setattr(self.cfg, key, arch[key])
+        self.net = net.to(self.device)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.init_from = str(model_file)
         prior = meta.get("training", {})
         self.history.append({"init": str(model_file), "prior_training": prior})

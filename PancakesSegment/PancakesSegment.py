@@ -88,6 +88,7 @@ class PancakesSegmentTest(ScriptedLoadableModuleTest):
         from PancakesSegmentLib.SelfTest import runScenario
 
         if importlib.util.find_spec("torch") is None:
-            self.skipTest("PyTorch is not installed (install it from the PyTorch extension)")
+            self.delayDisplay("Skipped: PyTorch is not installed (install it from the PyTorch extension)")
+            return
         folder = tempfile.mkdtemp(prefix="PancakesSegmentSelfTest", dir=slicer.app.temporaryPath)
         runScenario(slicer.mrmlScene, folder, log=self.delayDisplay)

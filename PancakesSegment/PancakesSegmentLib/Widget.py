@@ -77,10 +77,11 @@ class Widget(qt.QWidget, VTKObservationMixin):
         self.ui.selectAllVolumesCheckBox.toggled.connect(self.onSelectAllVolumes)
         self.ui.runButton.clicked.connect(self.onRun)
         self.ui.cancelButton.clicked.connect(self.onCancel)
-        self.ui.protocolsSpinBox.valueChanged.connect(self.onProtocolsOrLabelsChanged)
-        self.ui.labelsSpinBox.valueChanged.connect(self.onProtocolsOrLabelsChanged)
-        self.ui.deviceComboBox.currentIndexChanged.connect(self.onDeviceChanged)
-        self.ui.axisComboBox.currentIndexChanged.connect(self.onAxisChanged)
+        # Overloaded Qt signals are connected by signature, so the slots get the int.
+        self.ui.protocolsSpinBox.connect("valueChanged(int)", self.onProtocolsOrLabelsChanged)
+        self.ui.labelsSpinBox.connect("valueChanged(int)", self.onProtocolsOrLabelsChanged)
+        self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
+        self.ui.axisComboBox.connect("currentIndexChanged(int)", self.onAxisChanged)
         self.ui.protocolListWidget.currentRowChanged.connect(self.onProtocolSelected)
         self.ui.labelTableWidget.itemChanged.connect(self.onLabelItemChanged)
         self.ui.keepButton.clicked.connect(self.onKeep)
@@ -315,8 +316,10 @@ class Widget(qt.QWidget, VTKObservationMixin):
         self._runAndReport(lambda settings, progress, cancel: self.logic.run(volumes, settings, progress, cancel))
 
     def onProtocolsOrLabelsChanged(self, _value=None) -> None:
-        if self._parameterNode is not None:
-            self._saveSettings()
+        # Read the spin boxes: the parameter node may be updated after this slot runs.
+        settings = qt.QSettings()
+        settings.setValue(f"{MODULE_NAME}/protocols", self.ui.protocolsSpinBox.value)
+        settings.setValue(f"{MODULE_NAME}/labels", self.ui.labelsSpinBox.value)
         if self.logic.results and not self._running:
             self._redecodeTimer.start()  # wait for the spin box to settle
 
@@ -447,7 +450,7 @@ class Widget(qt.QWidget, VTKObservationMixin):
                 for c, value in enumerate(line[1:], start=2):
                     valueItem = qt.QTableWidgetItem(f"{value:.1f}")
                     valueItem.setFlags(qt.Qt.ItemIsEnabled | qt.Qt.ItemIsSelectable)
-                    valueItem.setTextAlignment(qt.Qt.AlignRight | qt.Qt.AlignVCenter)
+                    valueItem.setTextAlignment(int(qt.Qt.AlignRight | qt.Qt.AlignVCenter))
                     table.setItem(r, c, valueItem)
             table.resizeColumnsToContents()
         table.blockSignals(False)

@@ -1,0 +1,191 @@
+"""The Refiner: correct one label (a binary mask) of an image or a volume slice with clicks.
+
+Usage::
+
+    from pancakes import Refiner
+    refiner = Refiner.load()                                  # bundled model_weights/refine.pt
+    mask = refiner.refine(image, seed, positive=[(40, 52)], negative=[(10, 9)])  # bool [H, W]
+    logits = refiner.refine_logits(image, seed, positive=[(40, 52)])             # feed back as previous=
+    volume_mask = refiner.refine_volume_slice(volume, axis=0, index=12, seed=mask3d,
+                                              positive=[(40, 52)], negative=[], propagate=True)
+
+Images of any size are fitted into the 128 x 128 model input like the engine does
+(longer physical side fills it, the other padded), clicks are mapped into that frame,
+and the result is mapped back to the image's own size.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..devices import resolve_device
+from ..errors import ModelFileError, PancakesInputError
+from ..export import load_torchscript
+from ..preprocessing import finite_float, from_model_output, normalise, plan_fit, to_grey, to_model_input
+from .clicks import CLICK_SIGMA, check_clicks, click_maps, to_model_coords
+
+Clicks = Optional[Sequence[Sequence[float]]]
+MODEL_FILE = "refine.pt"
+# Propagation stops where the label vanishes, or where it stops resembling its
+# neighbour (Dice below this): a jump that large means it left the structure.
+MIN_NEIGHBOUR_DICE = 0.5
+
+
+def bundled_refiner_path() -> Path:
+    """Where the shipped refiner lives: $PANCAKES_REFINE_MODEL, next to the bundled Pancakes model."""
+    package = Path(__file__).resolve().parents[1]  # .../pancakes
+    candidates = []
+    if os.environ.get("PANCAKES_REFINE_MODEL"):
+        candidates.append(Path(os.environ["PANCAKES_REFINE_MODEL"]))
+    candidates += [
+        package.parents[1] / "model_weights" / MODEL_FILE,  # source checkout / editable install
+        package.parent / "Resources" / "model_weights" / MODEL_FILE,  # installed Slicer module
+        package / "model_weights" / MODEL_FILE,  # wheel with bundled data
+    ]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ModelFileError("no bundled refiner found (looked in " + ", ".join(str(c) for c in candidates) + "); pass path=")
+
+
+class Refiner:
+    """A loaded click-refinement model (see module docstring)."""
+
+    def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device) -> None:
+        self.module = module
+        self.metadata = metadata
+        self.device = device
+        self.input_size = int(metadata.get("input_size", 128))
+        self.click_sigma = float(metadata.get("click_sigma_px", CLICK_SIGMA))
+
+    @classmethod
+    def load(cls, path: Union[str, Path, None] = None, device: str = "auto") -> "Refiner":
+        """Load a refiner TorchScript file (the bundled one when ``path`` is None)."""
+        dev = resolve_device(device)
+        path = bundled_refiner_path() if path is None else Path(path)
+        module, meta = load_torchscript(path, dev)
+        if meta.get("kind") != "refine":
+            raise ModelFileError(f"{path}: a {meta.get('kind')!r} model, not a click refiner (kind 'refine')")
+        return cls(module, meta, dev)
+
+    # ---- 2D images ---------------------------------------------------------
+    def refine_logits(self, image: np.ndarray, seed_mask: Optional[np.ndarray], positive: Clicks = None,
+                      negative: Clicks = None, previous: Optional[np.ndarray] = None,
+                      spacing: Tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+        """Logits float32 [H, W] of the refined mask (> 0 is inside); see :meth:`refine`."""
+        grey = to_grey(image, "image")
+        return self._logits(normalise(grey, "image"), seed_mask, positive, negative, previous, spacing)
+
+    def refine(self, image: np.ndarray, seed_mask: Optional[np.ndarray], positive: Clicks = None,
+               negative: Clicks = None, previous: Optional[np.ndarray] = None,
+               spacing: Tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+        """Refine ``seed_mask`` on ``image`` with clicks -> bool [H, W].
+
+        image: 2D (or RGB) array [H, W]; seed_mask: [H, W] (nonzero = inside; None = empty);
+        positive / negative: (row, col) pixel positions that belong / do not belong to the
+        structure; previous: the last result of this session at [H, W], as logits (any
+        float range) or a probability/mask in [0, 1]; None uses the seed. Pass all
+        clicks of the session each time, with the last logits as ``previous``.
+        spacing: (row, col) pixel size, for non-square pixels.
+        """
+        return self.refine_logits(image, seed_mask, positive, negative, previous, spacing) > 0
+
+    def _logits(self, norm: np.ndarray, seed_mask, positive: Clicks, negative: Clicks,
+                previous: Optional[np.ndarray], spacing) -> np.ndarray:
+        shape = norm.shape
+        seed = _mask_like(seed_mask, shape, "seed_mask")
+        prob = seed.astype(np.float32) if previous is None else _probability(previous, shape)
+        pos = check_clicks(positive, shape, "positive")
+        neg = check_clicks(negative, shape, "negative")
+        fit = plan_fit(shape, self.input_size, tuple(float(s) for s in spacing))
+        planes = torch.from_numpy(np.stack([norm, seed.astype(np.float32), prob]))
+        x_img, x_seed, x_prev = to_model_input(planes, fit)  # each [1, S, S]
+        maps = click_maps(to_model_coords(pos, fit), to_model_coords(neg, fit), self.input_size, self.click_sigma)
+        # The seed channel is binary in training; resizing makes it soft, so re-binarise.
+        x = torch.cat([x_img, (x_seed > 0.5).float(), torch.from_numpy(maps), x_prev.clamp(0, 1)])[None]
+        with torch.no_grad():
+            logits = self.module(x.to(self.device))
+        return from_model_output(logits.float().cpu(), fit)[0, 0].numpy()
+
+    # ---- volumes -----------------------------------------------------------
+    def refine_volume_slice(self, volume_array: np.ndarray, axis: int, index: int, seed: Optional[np.ndarray],
+                            positive: Clicks = None, negative: Clicks = None,
+                            previous: Optional[np.ndarray] = None, propagate: bool = False,
+                            spacing: Optional[Sequence[float]] = None) -> np.ndarray:
+        """Refine the slice ``index`` along array ``axis`` of a volume -> bool mask like the volume.
+
+        volume_array: [D0, D1, D2]; seed: the current 3D mask [D0, D1, D2] (None = empty);
+        clicks are (row, col) in the slice, whose rows and columns are the two other array
+        axes in order; previous: last logits of this slice [rows, cols]. The volume is
+        normalised as a whole so neighbouring slices look alike. Only that slice changes,
+        unless ``propagate``: then each neighbour, outwards in both directions, is refined
+        without clicks seeded with the refined slice next to it, until the label vanishes
+        or jumps (Dice with the neighbour below MIN_NEIGHBOUR_DICE); those slices keep
+        their seed. spacing: voxel size per array axis (for non-square slice pixels).
+        """
+        vol = np.asarray(volume_array)
+        if vol.ndim != 3:
+            raise PancakesInputError(f"volume_array: expected a 3D array, got shape {tuple(vol.shape)}")
+        if isinstance(axis, bool) or axis not in (0, 1, 2):
+            raise PancakesInputError(f"axis {axis!r}: use 0, 1 or 2 (array axis of volume_array)")
+        depth = vol.shape[axis]
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= int(index) < depth:
+            raise PancakesInputError(f"index {index!r}: slice must be an integer in 0..{depth - 1} along axis {axis}")
+        out = _mask_like(seed, vol.shape, "seed")
+        norm = normalise(finite_float(vol, "volume_array"), "volume_array")
+        plane = [a for a in range(3) if a != axis]
+        sp = (1.0, 1.0) if spacing is None else (float(spacing[plane[0]]), float(spacing[plane[1]]))
+
+        def slab(a: np.ndarray, i: int) -> np.ndarray:
+            return np.take(a, i, axis=axis)
+
+        def put(i: int, mask: np.ndarray) -> None:
+            index_tuple = [slice(None)] * 3
+            index_tuple[axis] = i
+            out[tuple(index_tuple)] = mask
+
+        index = int(index)
+        refined = self._logits(slab(norm, index), slab(out, index), positive, negative, previous, sp) > 0
+        put(index, refined)
+        if propagate:
+            for step in (1, -1):
+                neighbour, i = refined, index + step
+                while 0 <= i < depth and neighbour.any():
+                    mask = self._logits(slab(norm, i), neighbour, None, None, None, sp) > 0
+                    if not mask.any() or _dice(mask, neighbour) < MIN_NEIGHBOUR_DICE:
+                        break
+                    put(i, mask)
+                    neighbour, i = mask, i + step
+        return out
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
+
+
+def _mask_like(mask: Optional[np.ndarray], shape: Tuple[int, ...], name: str) -> np.ndarray:
+    """Nonzero -> True, as bool of ``shape``; None -> empty. Wrong shapes name the problem."""
+    if mask is None:
+        return np.zeros(shape, bool)
+    m = np.asarray(mask)
+    if m.shape != tuple(shape):
+        raise PancakesInputError(f"{name}: shape {tuple(m.shape)} does not match the image's {tuple(shape)}")
+    if not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
+        raise PancakesInputError(f"{name}: values of type {m.dtype} are not a mask")
+    return m != 0
+
+
+def _probability(previous: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    """Previous result as probability: masks and values in [0, 1] stay, other floats are logits."""
+    p = np.asarray(previous)
+    if p.shape != tuple(shape):
+        raise PancakesInputError(f"previous: shape {tuple(p.shape)} does not match the image's {tuple(shape)}")
+    p = finite_float(p.astype(np.float32) if p.dtype == bool else p, "previous")
+    if p.min() >= 0.0 and p.max() <= 1.0:
+        return p
+    return (1.0 / (1.0 + np.exp(-np.clip(p, -30, 30)))).astype(np.float32)

@@ -1,0 +1,100 @@
+"""Perturbed ground truth: the imperfect starting masks the refiner learns to correct.
+
+A Pancakes label is usually close to the wanted structure but wrong in places: too
+big or small, coarse at the border, shifted, missing a part, leaking into a
+neighbour, or the neighbour's label altogether. ``perturbed_seed`` draws such a
+mask from the target (and the other labels of its label map).
+
+Example::
+
+    seed = perturbed_seed(labelmap == 3, labelmap, np.random.default_rng(0))  # bool [H, W]
+"""
+from __future__ import annotations
+
+from typing import Callable, List
+
+import numpy as np
+from scipy import ndimage
+
+P_EMPTY = 0.1
+P_OTHER_LABEL = 0.1
+P_EXACT = 0.05
+
+
+def _disc(radius: int) -> np.ndarray:
+    r = np.arange(-radius, radius + 1)
+    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius ** 2
+
+
+def _morph(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    radius = int(rng.integers(1, 7))
+    op = ndimage.binary_dilation if rng.random() < 0.5 else ndimage.binary_erosion
+    return op(mask, _disc(radius))
+
+
+def _shift(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    dr, dc = rng.integers(-10, 11, 2)
+    return ndimage.shift(mask.astype(np.uint8), (int(dr), int(dc)), order=0, cval=0).astype(bool)
+
+
+def _coarse(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # Blurred and re-thresholded: rounded, lower-resolution borders, like a model's.
+    soft = ndimage.gaussian_filter(mask.astype(np.float32), rng.uniform(1.5, 5.0))
+    return soft > rng.uniform(0.3, 0.7)
+
+
+def _blob(shape, centre, rng: np.random.Generator) -> np.ndarray:
+    rr, cc = np.ogrid[: shape[0], : shape[1]]
+    a, b = rng.uniform(4, 24, 2)
+    return ((rr - centre[0]) / a) ** 2 + ((cc - centre[1]) / b) ** 2 <= 1.0
+
+
+def _drop(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    inside = np.flatnonzero(mask)
+    if inside.size == 0:
+        return mask
+    centre = divmod(int(inside[rng.integers(inside.size)]), mask.shape[1])
+    return mask & ~_blob(mask.shape, centre, rng)
+
+
+def _add(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # A blob centred on the border leaks into the surroundings.
+    border = np.flatnonzero(mask & ~ndimage.binary_erosion(mask))
+    pool = border if border.size else np.arange(mask.size)
+    centre = divmod(int(pool[rng.integers(pool.size)]), mask.shape[1])
+    return mask | _blob(mask.shape, centre, rng)
+
+
+OPS: List[Callable[[np.ndarray, np.random.Generator], np.ndarray]] = [_morph, _shift, _coarse, _drop, _add]
+
+
+def _other_label(target: np.ndarray, labelmap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A neighbouring label's mask (touching the target when one does), maybe with part of the target."""
+    ring = ndimage.binary_dilation(target, _disc(3)) & ~target
+    near = np.unique(labelmap[ring])
+    values = [int(v) for v in near if v > 0 and not np.array_equal(labelmap == v, target)]
+    if not values:
+        return _add(_shift(target, rng), rng)
+    other = labelmap == values[rng.integers(len(values))]
+    return other | _drop(target, rng) if rng.random() < 0.5 else other
+
+
+def perturbed_seed(target: np.ndarray, labelmap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """bool [H, W] target, int [H, W] label map -> bool [H, W] imperfect seed.
+
+    Empty with probability P_EMPTY, another label's mask with P_OTHER_LABEL, the exact
+    target with P_EXACT; otherwise 1 to 3 of: erosion/dilation, shift, coarse border,
+    dropped part, added leak.
+    """
+    target = np.asarray(target, bool)
+    u = rng.random()
+    if u < P_EMPTY:
+        return np.zeros_like(target)
+    if u < P_EMPTY + P_OTHER_LABEL:
+        return _other_label(target, labelmap, rng)
+    if u < P_EMPTY + P_OTHER_LABEL + P_EXACT:
+        return target.copy()
+    seed = target
+    for i in rng.choice(len(OPS), size=int(rng.integers(1, 4)), replace=False):
+        seed = OPS[int(i)](seed, rng)
+    return np.asarray(seed, bool)

@@ -1,0 +1,57 @@
+"""Simulated click sessions in the model's own 128 x 128 frame (training checks and benchmarks).
+
+One session: start from a seed, click where the error is largest, refine, repeat;
+record the Dice after 0, 1, ..., n clicks. Clicks accumulate, and each step feeds
+the previous prediction back, as in the interactive tool.
+
+Example::
+
+    curve = click_curve(net, image, target, seed, n_clicks=10)   # float [11]
+"""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import numpy as np
+import torch
+
+from ..metrics import dice
+from .clicks import click_maps, next_click
+from .model import RefineNet  # noqa: F401  (type of ``net``; any module with its forward works)
+
+
+def model_input(images: np.ndarray, seeds: np.ndarray, positive: Sequence[list], negative: Sequence[list],
+                previous: np.ndarray) -> torch.Tensor:
+    """Batch of model inputs: images, seeds, previous float [N, S, S]; clicks per sample -> [N, 5, S, S]."""
+    size = images.shape[-1]
+    maps = np.stack([click_maps(p, n, size) for p, n in zip(positive, negative)])
+    x = np.concatenate([images[:, None], seeds[:, None].astype(np.float32), maps,
+                        previous[:, None].astype(np.float32)], axis=1)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
+                 n_clicks: int = 10) -> np.ndarray:
+    """Dice after 0..n_clicks simulated clicks for a batch of sessions.
+
+    images float [N, S, S] in [0, 1]; targets, seeds bool [N, S, S] -> float64 [N, n_clicks + 1].
+    Column 0 is the seed's own Dice. A session whose mask is already perfect gets no new
+    click (the network still runs on the clicks it has).
+    """
+    n = images.shape[0]
+    masks = seeds.astype(bool).copy()
+    previous = seeds.astype(np.float32)
+    pos: List[list] = [[] for _ in range(n)]
+    neg: List[list] = [[] for _ in range(n)]
+    curves = [dice(masks, targets)]
+    for _ in range(n_clicks):
+        for i in range(n):
+            click = next_click(masks[i], targets[i])
+            if click is not None:
+                (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
+        with torch.no_grad():
+            logits = net(model_input(images, seeds, pos, neg, previous))[:, 0]
+        previous = torch.sigmoid(logits).numpy()
+        masks = logits.numpy() > 0
+        curves.append(dice(masks, targets))
+    return np.stack(curves, axis=1)

@@ -1,0 +1,187 @@
+"""Train the click refiner and export it as TorchScript.
+
+    python -m pancakes.refine.train --out runs/refine [--minutes 25] [--resume]
+
+Each iteration draws a batch of (image, target) examples, a perturbed-truth seed for
+each (pancakes.refine.seeds), and runs ``--steps-per-sample`` correction steps: a
+simulated click on the current error (largest error component's centre, or a random
+error pixel), a forward pass, Dice + BCE against the target, then the prediction is
+detached and fed back as the next step's "previous" channel. Writes OUT/train.log,
+OUT/last.ckpt (resumable) and OUT/refine.pt (TorchScript with metadata). Copy
+refine.pt to model_weights/ only when benchmarks/bench_refine.py shows clicks help.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..export import default_metadata, save_torchscript
+from .clicks import CLICK_SIGMA, next_click
+from .data import ExampleSource
+from .model import RefineNet
+from .seeds import perturbed_seed
+from .simulate import click_curves, model_input
+
+P_NO_FIRST_CLICK = 0.1  # some steps without clicks: propagation to a neighbour slice has none
+P_RANDOM_CLICK = 0.3
+VAL_EXAMPLES = 48
+VAL_SEED = 12345
+
+
+def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """logits, target [N, H, W] -> scalar: mean soft Dice loss + mean BCE."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum((1, 2))
+    soft = 1 - (2 * inter + 1) / (p.sum((1, 2)) + target.sum((1, 2)) + 1)
+    return soft.mean() + bce
+
+
+def draw_batch(source: ExampleSource, rng: np.random.Generator, n: int):
+    """-> images float32 [n, S, S], targets bool, seeds bool."""
+    exs = [source.draw(rng) for _ in range(n)]
+    seeds = [perturbed_seed(e.target, e.labelmap, rng) for e in exs]
+    return np.stack([e.image for e in exs]), np.stack([e.target for e in exs]), np.stack(seeds)
+
+
+def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarray, targets: np.ndarray,
+                    seeds: np.ndarray, steps: int, rng: np.random.Generator) -> float:
+    """One batch of ``steps`` click-and-refine steps; returns the mean loss."""
+    n = images.shape[0]
+    pos: List[list] = [[] for _ in range(n)]
+    neg: List[list] = [[] for _ in range(n)]
+    masks, previous = seeds.copy(), seeds.astype(np.float32)
+    target_t = torch.from_numpy(targets.astype(np.float32))
+    opt.zero_grad(set_to_none=True)
+    total = 0.0
+    for t in range(steps):
+        for i in range(n):
+            if t == 0 and rng.random() < P_NO_FIRST_CLICK:
+                continue
+            click = next_click(masks[i], targets[i], rng, P_RANDOM_CLICK)
+            if click is not None:
+                (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
+        logits = net(model_input(images, seeds, pos, neg, previous))[:, 0]
+        loss = dice_bce(logits, target_t) / steps
+        loss.backward()  # per step: steps are detached from each other, so graphs need not pile up
+        total += float(loss.detach())
+        detached = logits.detach()
+        masks, previous = (detached > 0).numpy(), torch.sigmoid(detached).numpy()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    return total
+
+
+def validate(net: RefineNet, val) -> dict:
+    net.eval()
+    curves = click_curves(net, *val, n_clicks=5)
+    net.train()
+    return {f"dice@{c}": round(float(curves[:, c].mean()), 4) for c in (0, 1, 3, 5)}
+
+
+def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data: str) -> None:
+    meta = default_metadata(
+        net, kind="refine", input_channels=5,
+        channels=["image", "seed mask", "positive clicks", "negative clicks", "previous probability"],
+        click_sigma_px=CLICK_SIGMA, click_encoding="Gaussian blob per click, peak 1, max over clicks, in model pixels",
+        forward="forward(x: Tensor[N,5,128,128]) -> Tensor[N,1,128,128] logits",
+        head="1x1 conv + gain*(2*previous-1) skip",
+        architecture={"features": net.features, "levels": net.levels},
+        training={"trained": True, "iterations": state["step"], "wall_seconds": round(state["elapsed"]),
+                  "batch": args.batch, "steps_per_sample": args.steps_per_sample, "lr": args.lr,
+                  "data": data, "seeds": "perturbed ground truth (pancakes.refine.seeds)",
+                  "hardware": f"{platform.machine()}, {torch.get_num_threads()} thread(s), cpu",
+                  "validation_train_sources": val_scores, "exported": time.strftime("%Y-%m-%d %H:%M:%S")})
+    save_torchscript(net, path, meta)
+
+
+def parse(argv: Sequence[str]):
+    ap = argparse.ArgumentParser(prog="python -m pancakes.refine.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=25.0, help="total wall-clock budget, resumed runs included")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--features", type=int, default=16)
+    ap.add_argument("--levels", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps-per-sample", type=int, default=3, dest="steps_per_sample")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--synthetic-only", action="store_true")
+    ap.add_argument("--max-iterations", type=int, default=None, dest="max_iterations")
+    ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
+    return ap.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    logf = open(out / "train.log", "a")
+
+    def log(**rec) -> None:
+        rec = {"time": time.strftime("%H:%M:%S"), **rec}
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        print(json.dumps(rec), flush=True)
+
+    source = ExampleSource.default(args.synthetic_only, log=lambda m: log(msg=m))
+    data = "synthetic" + ("" if source.real is None else " + real TRAIN bank (" + ", ".join(source.real.datasets) + ")")
+    torch.manual_seed(args.seed)
+    net = RefineNet(args.features, args.levels)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    state = {"step": 0, "elapsed": 0.0}
+    ckpt = out / "last.ckpt"
+    if args.resume and ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        net.load_state_dict(saved["net"])
+        opt.load_state_dict(saved["opt"])
+        state = saved["state"]
+        log(msg=f"resumed at iteration {state['step']}, {state['elapsed']:.0f} s")
+    rng = np.random.default_rng(args.seed + state["step"])
+    val = draw_batch(source, np.random.default_rng(VAL_SEED), VAL_EXAMPLES)
+    budget = args.minutes * 60
+    start, last_val, last_ckpt = time.time() - state["elapsed"], time.time(), time.time()
+    scores = validate(net, val)
+    log(step=state["step"], val=scores, data=data, params=sum(p.numel() for p in net.parameters()))
+    losses: List[float] = []
+    while state["elapsed"] < budget and (args.max_iterations is None or state["step"] < args.max_iterations):
+        frac = state["elapsed"] / budget
+        warm = min(1.0, (state["step"] + 1) / 100)
+        for g in opt.param_groups:  # cosine over the time budget, down to lr / 10
+            g["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        losses.append(train_iteration(net, opt, *draw_batch(source, rng, args.batch), args.steps_per_sample, rng))
+        state["step"] += 1
+        state["elapsed"] = time.time() - start
+        if state["step"] % 50 == 0:
+            log(step=state["step"], loss=round(float(np.mean(losses)), 4), elapsed=round(state["elapsed"]),
+                lr=round(opt.param_groups[0]["lr"], 6))
+            losses = []
+        if time.time() - last_ckpt > 120:
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt)
+            last_ckpt = time.time()
+        if time.time() - last_val > args.val_every:
+            scores = validate(net, val)
+            log(step=state["step"], val=scores)
+            last_val = time.time()
+    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt)
+    scores = validate(net, val)
+    log(step=state["step"], val=scores, done=True)
+    export(net, out / "refine.pt", state, args, scores, data)
+    log(msg=f"exported {out / 'refine.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

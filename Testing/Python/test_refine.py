@@ -1,0 +1,287 @@
+"""Click refinement core: click maps, click simulation, TorchScript contract, Refiner API, volumes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pancakes.errors import ModelFileError, PancakesInputError
+from pancakes.export import default_metadata, load_torchscript, save_torchscript
+from pancakes.preprocessing import plan_fit, to_model_input
+from pancakes.refine.clicks import CLICK_SIGMA, check_clicks, click_map, next_click, to_model_coords
+from pancakes.refine.model import RefineNet
+from pancakes.refine.refiner import Refiner, bundled_refiner_path
+from pancakes.refine.seeds import perturbed_seed
+from pancakes.refine.train import train_iteration
+
+torch.set_num_threads(1)
+TINY_SIZE = 64
+
+
+# ---- click maps ---------------------------------------------------------------
+def test_click_map_blob_at_the_click_with_documented_width():
+    m = click_map([(30.0, 100.0)], 128)
+    assert m.shape == (128, 128) and m.dtype == np.float32
+    assert np.unravel_index(np.argmax(m), m.shape) == (30, 100)
+    assert m[30, 100] == pytest.approx(1.0)
+    # One sigma away the Gaussian is exp(-1/2) of its peak.
+    assert m[30, 100 + int(CLICK_SIGMA)] == pytest.approx(np.exp(-0.5), rel=1e-5)
+    assert m[0, 0] < 1e-6
+    assert click_map([], 128).max() == 0
+
+
+def test_two_clicks_are_max_combined():
+    m = click_map([(20.0, 20.0), (21.0, 20.0)], 64)
+    assert m.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("shape, spacing", [((300, 200), (1.0, 1.0)), ((40, 90), (1.0, 1.0)),
+                                            ((128, 128), (1.0, 1.0)), ((64, 64), (2.0, 1.0))])
+def test_clicks_land_where_the_clicked_pixel_lands_in_the_model_input(shape, spacing):
+    # A bright 5x5 patch around the click: after the same resize the image gets, the
+    # patch's centre of mass and the click's blob must coincide.
+    fit = plan_fit(shape, 128, spacing)
+    r, c = shape[0] * 0.3, shape[1] * 0.7
+    ri, ci = int(round(r)), int(round(c))
+    img = np.zeros(shape, np.float32)
+    img[ri - 2:ri + 3, ci - 2:ci + 3] = 1.0
+    x = to_model_input(torch.from_numpy(img)[None], fit)[0, 0].numpy()
+    rows, cols = np.indices(x.shape)
+    com = (float((x * rows).sum() / x.sum()), float((x * cols).sum() / x.sum()))
+    (mr, mc), = to_model_coords([(float(ri), float(ci))], fit)
+    assert abs(mr - com[0]) < 0.35 and abs(mc - com[1]) < 0.35
+    blob = click_map([(mr, mc)], 128)
+    assert np.abs(np.array(np.unravel_index(np.argmax(blob), blob.shape)) - np.array(com)).max() <= 1.0
+
+
+def test_check_clicks_accepts_empty_and_rejects_outside_or_malformed():
+    assert check_clicks(None, (10, 20), "positive") == []
+    assert check_clicks([], (10, 20), "positive") == []
+    assert check_clicks([(0, 0), (9, 19)], (10, 20), "positive") == [(0.0, 0.0), (9.0, 19.0)]
+    with pytest.raises(PancakesInputError, match=r"negative click 1 at \(row 10, col 3\) is outside the 10x20 image"):
+        check_clicks([(1, 1), (10, 3)], (10, 20), "negative")
+    with pytest.raises(PancakesInputError, match="positive click 0.*outside"):
+        check_clicks([(-1, 3)], (10, 20), "positive")
+    with pytest.raises(PancakesInputError, match=r"expected \(row, col\)"):
+        check_clicks([(1, 2, 3)], (10, 20), "positive")
+    with pytest.raises(PancakesInputError, match="not finite"):
+        check_clicks([(np.nan, 2)], (10, 20), "positive")
+
+
+# ---- click simulation -----------------------------------------------------------
+def test_next_click_goes_to_the_centre_of_the_largest_error():
+    target = np.zeros((40, 40), bool)
+    target[5:35, 5:35] = True
+    pred = target.copy()
+    pred[10:21, 10:31] = False  # missed block (11 x 21): positive click at its centre
+    pred[36:39, 0:3] = True     # small false positive
+    r, c, positive = next_click(pred, target)
+    assert positive and (r, c) == (15, 20)
+    pred2 = target.copy()
+    pred2[0:40, 36:40] = True   # large false positive strip
+    assert next_click(pred2, target)[2] is False
+    assert next_click(target, target) is None
+
+
+def test_random_clicks_stay_in_the_error():
+    rng = np.random.default_rng(0)
+    target = np.zeros((32, 32), bool)
+    target[8:24, 8:24] = True
+    pred = np.zeros_like(target)
+    for _ in range(20):
+        r, c, positive = next_click(pred, target, rng, p_random=1.0)
+        assert target[r, c] and positive
+
+
+def test_perturbed_seeds_are_masks_and_mostly_imperfect():
+    rng = np.random.default_rng(0)
+    labelmap = np.zeros((64, 64), np.int64)
+    labelmap[10:40, 10:40] = 1
+    labelmap[40:60, 10:40] = 2
+    target = labelmap == 1
+    seeds = [perturbed_seed(target, labelmap, rng) for _ in range(40)]
+    assert all(s.shape == target.shape and s.dtype == bool for s in seeds)
+    assert sum(np.array_equal(s, target) for s in seeds) < 10
+    assert sum(not s.any() for s in seeds) >= 1  # empty seeds occur
+
+
+# ---- TorchScript contract -------------------------------------------------------------
+def test_torchscript_round_trip_matches_eager(tmp_path):
+    torch.manual_seed(0)
+    net = RefineNet(features=8, levels=3).eval()
+    x = torch.rand(2, 5, 64, 64)
+    path = save_torchscript(net, tmp_path / "r.pt", default_metadata(net, kind="refine", input_size=64))
+    module, meta = load_torchscript(path)
+    assert meta["kind"] == "refine"
+    with torch.no_grad():
+        assert torch.allclose(net(x), module(x), atol=1e-5)
+
+
+def test_untrained_net_returns_the_previous_prediction():
+    # The previous-prediction skip starts at gain 3: before training, the head's small
+    # output cannot flip a confident previous pixel.
+    torch.manual_seed(0)
+    net = RefineNet(features=8, levels=3)
+    torch.nn.init.zeros_(net.head.weight)
+    torch.nn.init.zeros_(net.head.bias)
+    x = torch.rand(1, 5, 32, 32)
+    x[:, 4] = (x[:, 4] > 0.5).float()
+    assert torch.equal(net(x)[0, 0] > 0, x[0, 4] > 0.5)
+
+
+def test_loading_a_pancakes_model_as_refiner_fails_clearly(random_model_path):
+    with pytest.raises(ModelFileError, match="not a click refiner"):
+        Refiner.load(random_model_path, device="cpu")
+
+
+# ---- a tiny refiner trained in the test --------------------------------------------
+def _ellipse(shape, centre, axes) -> np.ndarray:
+    rr, cc = np.indices(shape)
+    return ((rr - centre[0]) / axes[0]) ** 2 + ((cc - centre[1]) / axes[1]) ** 2 <= 1
+
+
+def _two_blob_example(rng: np.random.Generator):
+    """Two equally bright ellipses; the target is one or both, so only the seed and the
+    clicks say which: the model must learn that a positive click selects a blob."""
+    shape = (TINY_SIZE, TINY_SIZE)
+    a = _ellipse(shape, (rng.uniform(16, 48), rng.uniform(10, 22)), rng.uniform(5, 9, 2))
+    b = _ellipse(shape, (rng.uniform(16, 48), rng.uniform(42, 54)), rng.uniform(5, 9, 2))
+    if rng.random() < 0.5:
+        a, b = b, a
+    target = a if rng.random() < 0.7 else a | b
+    image = np.clip(0.2 + 0.6 * (a | b) + rng.normal(0, 0.05, shape), 0, 1).astype(np.float32)
+    v = rng.random()
+    if v < 0.2:
+        seed = np.zeros(shape, bool)
+    elif v < 0.7:
+        seed = a.copy()  # the right blob, the other one (if wanted) missing
+    else:
+        seed = target & (np.indices(shape)[int(rng.integers(2))] < rng.uniform(16, 48))
+    return image, target, seed
+
+
+@pytest.fixture(scope="module")
+def tiny_refiner_path(tmp_path_factory):
+    """A refiner trained here for under a minute on two-blob images: enough to learn
+    'a positive click adds the blob it is on'."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    net = RefineNet(features=8, levels=3)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(400):  # a fixed count, not a time budget, so the result is reproducible
+        batch = [_two_blob_example(rng) for _ in range(8)]
+        images, targets, seeds = (np.stack(v) for v in zip(*batch))
+        train_iteration(net, opt, images, targets, seeds, 2, rng)
+    path = tmp_path_factory.mktemp("refine") / "tiny_refine.pt"
+    save_torchscript(net, path, default_metadata(net, kind="refine", input_size=TINY_SIZE,
+                                                 training={"trained": True, "note": "test fixture, ellipses"}))
+    return path
+
+
+def _models(tiny_refiner_path):
+    paths = [tiny_refiner_path]
+    try:
+        paths.append(bundled_refiner_path())
+    except ModelFileError:
+        pass
+    return paths
+
+
+def test_positive_click_in_a_missed_region_grows_the_mask_there(tiny_refiner_path):
+    # 96 x 160 image: not the model size, not square, so the click goes through the fit.
+    shape = (96, 160)
+    left, right = _ellipse(shape, (48, 45), (25, 28)), _ellipse(shape, (45, 115), (22, 26))
+    image = np.where(left | right, 180.0, 40.0) + np.random.default_rng(1).normal(0, 5, shape)
+    for path in _models(tiny_refiner_path):
+        refiner = Refiner.load(path, device="cpu")
+        without = refiner.refine(image, left)
+        clicked = refiner.refine(image, left, positive=[(45, 115)])
+        assert clicked.shape == shape and clicked.dtype == bool
+        assert clicked[right].mean() > 0.5, path
+        assert clicked[right].mean() > without[right].mean() + 0.3, path
+        assert clicked[left].mean() > 0.8, path
+        assert clicked[~(left | right)].mean() < 0.05, path
+
+
+def test_refine_accepts_previous_logits_and_any_size(tiny_refiner_path):
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    image = np.random.default_rng(0).random((50, 70))
+    seed = np.zeros((50, 70), np.uint8)
+    seed[10:30, 10:40] = 1
+    logits = refiner.refine_logits(image, seed, positive=[(20, 20)])
+    assert logits.shape == (50, 70) and logits.dtype == np.float32
+    again = refiner.refine(image, seed, positive=[(20, 20)], negative=[], previous=logits)
+    assert again.shape == (50, 70)
+    assert refiner.refine(image, None).shape == (50, 70)
+
+
+def test_bad_inputs_name_the_problem(tiny_refiner_path):
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    image = np.random.default_rng(0).random((40, 60))
+    seed = np.zeros((40, 60), bool)
+    with pytest.raises(PancakesInputError, match=r"positive click 0 at \(row 45, col 3\) is outside the 40x60"):
+        refiner.refine(image, seed, positive=[(45, 3)])
+    with pytest.raises(PancakesInputError, match=r"negative click 0 .*outside"):
+        refiner.refine(image, seed, negative=[(3, 60)])
+    with pytest.raises(PancakesInputError, match=r"seed_mask: shape \(60, 40\) does not match"):
+        refiner.refine(image, seed.T)
+    with pytest.raises(PancakesInputError, match="previous: shape"):
+        refiner.refine(image, seed, previous=np.zeros((4, 4)))
+    with pytest.raises(PancakesInputError, match="constant"):
+        refiner.refine(np.ones((40, 60)), seed)
+
+
+# ---- volumes ---------------------------------------------------------------------
+def _tube_volume():
+    """A bright cylinder along axis 0 in a [12, 64, 64] volume; returns (volume, cylinder mask)."""
+    rr, cc = np.indices((64, 64))
+    disc = ((rr - 32) / 14) ** 2 + ((cc - 30) / 18) ** 2 <= 1
+    mask = np.repeat(disc[None], 12, axis=0)
+    mask[:2] = False  # the structure starts at slice 2
+    vol = np.where(mask, 200.0, 30.0) + np.random.default_rng(2).normal(0, 4, mask.shape)
+    return vol, mask
+
+
+def test_volume_slice_refinement_changes_only_that_slice(tiny_refiner_path):
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    vol, mask = _tube_volume()
+    seed = mask.copy()
+    seed[:, :, 30:] = False  # half of every slice missed
+    out = refiner.refine_volume_slice(vol, 0, 6, seed, positive=[(32, 40)], negative=[])
+    changed = np.flatnonzero((out != seed).any(axis=(1, 2)))
+    assert changed.tolist() == [6]
+    assert out[6][mask[6] & ~seed[6]].mean() > 0.5
+
+
+def test_volume_other_axes_and_spacing(tiny_refiner_path):
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    vol, mask = _tube_volume()
+    out = refiner.refine_volume_slice(vol, 2, 30, mask, positive=[(6, 32)], spacing=(3.0, 1.0, 1.0))
+    changed = np.flatnonzero((out != mask).any(axis=(0, 1)))
+    assert set(changed.tolist()) <= {30}
+
+
+def test_propagation_follows_the_structure_and_stops_where_it_ends(tiny_refiner_path):
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    vol, mask = _tube_volume()
+    seed = np.zeros_like(mask)
+    seed[6] = mask[6] & (np.indices((64, 64))[1] < 30)
+    out = refiner.refine_volume_slice(vol, 0, 6, seed, positive=[(32, 40)], propagate=True)
+    per_slice = [float((out[i] & mask[i]).sum() * 2 / max(1, out[i].sum() + mask[i].sum())) for i in range(12)]
+    assert min(per_slice[2:]) > 0.7, per_slice
+    assert not out[:2].any()  # below the structure nothing is added
+
+
+def test_volume_bad_inputs(tiny_refiner_path):
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    vol, mask = _tube_volume()
+    with pytest.raises(PancakesInputError, match="axis 3"):
+        refiner.refine_volume_slice(vol, 3, 0, mask)
+    with pytest.raises(PancakesInputError, match="index 12"):
+        refiner.refine_volume_slice(vol, 0, 12, mask)
+    with pytest.raises(PancakesInputError, match=r"seed: shape \(12, 64\) does not match"):
+        refiner.refine_volume_slice(vol, 0, 3, mask[:, :, 0])
+    with pytest.raises(PancakesInputError, match="positive click 0 .*outside the 64x64"):
+        refiner.refine_volume_slice(vol, 0, 3, mask, positive=[(70, 1)])
+    with pytest.raises(PancakesInputError, match="3D"):
+        refiner.refine_volume_slice(vol[0], 0, 0, mask[0])

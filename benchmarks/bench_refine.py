@@ -1,0 +1,162 @@
+"""Click refinement benchmark on the DEV sets: mean Dice after 0..10 simulated clicks.
+
+    python benchmarks/bench_refine.py [--refiner model_weights/refine.pt] [--pancakes model_weights/pancakes.pt]
+                                      [--sets 24] [--set-size 4] [--clicks 10] [--png benchmarks/refine_curve.png]
+
+Every DEV image (pancakes.training.real_data.dev_sets; never trained on) with its set's
+target label is refined in two sessions, each clicking the centre of the largest
+error component, one click at a time, feeding the previous prediction back:
+  1. from the best Pancakes label of that image (the (m, k) of highest Dice at M=8,
+     K=20) when a Pancakes model file exists; otherwise from a perturbed ground truth
+     (pancakes.refine.seeds, fixed seed), labelled as such in the output;
+  2. from an empty mask.
+Prints Markdown tables (overall and per dev dataset) and writes the curves as a PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pancakes.metrics import per_image_scores
+from pancakes.refine.refiner import Refiner
+from pancakes.refine.seeds import perturbed_seed
+from pancakes.refine.simulate import click_curves
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pancakes_seeds(path: Path, sets) -> np.ndarray:
+    """Best (m, k) per image at M=8, K=20 -> bool [N, H, W] (N = all images of all sets)."""
+    from pancakes import Pancakes
+
+    model = Pancakes.load(path, device="cpu")
+    seeds = []
+    for ts in sets:
+        maps = model.segment(ts.images, 8, 20)  # [S, M, H, W]
+        target = ts.labelmaps == ts.label
+        scores = per_image_scores(maps, target, K=20)  # [S, M, K]
+        for s in range(ts.size):
+            m, k = np.unravel_index(int(np.argmax(scores[s])), scores[s].shape)
+            seeds.append(maps[s, m] == k + 1)
+    return np.stack(seeds)
+
+
+def plateau_clicks(curve: np.ndarray, frac: float = 0.95) -> int:
+    """First click count whose Dice reaches ``frac`` of the curve's final gain over its start."""
+    goal = curve[0] + frac * (curve.max() - curve[0])
+    return int(np.flatnonzero(curve >= goal - 1e-12)[0])
+
+
+def noc(curves: np.ndarray, level: float) -> float:
+    """Mean clicks to reach Dice >= level (sessions that never do count as the click budget)."""
+    reached = curves >= level
+    first = np.where(reached.any(1), reached.argmax(1), curves.shape[1] - 1)
+    return float(first.mean())
+
+
+def plot(curves: dict, path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return _plot_pillow(curves, path)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, c in curves.items():
+        ax.plot(np.arange(c.shape[1]), c.mean(0), marker="o", label=name)
+    ax.set_xlabel("clicks")
+    ax.set_ylabel("mean Dice")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _plot_pillow(curves: dict, path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    w, h, pad = 600, 400, 40
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    d.rectangle([pad, pad, w - pad, h - pad], outline="black")
+    colours = ["red", "blue", "green", "orange"]
+    for (name, c), col in zip(curves.items(), colours):
+        y = c.mean(0)
+        pts = [(pad + i * (w - 2 * pad) / (len(y) - 1), h - pad - v * (h - 2 * pad)) for i, v in enumerate(y)]
+        d.line(pts, fill=col, width=2)
+        d.text((pts[-1][0] - 150, pts[-1][1] + 5), name, fill=col)
+    img.save(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--refiner", default=None, help="refiner model file (default: bundled)")
+    ap.add_argument("--pancakes", default=str(ROOT / "model_weights" / "pancakes.pt"))
+    ap.add_argument("--sets", type=int, default=24)
+    ap.add_argument("--set-size", type=int, default=4, dest="set_size")
+    ap.add_argument("--clicks", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--png", default=str(ROOT / "benchmarks" / "refine_curve.png"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    from pancakes.training.real_data import dev_sets
+
+    t0 = time.time()
+    refiner = Refiner.load(args.refiner, device="cpu")
+    sets = dev_sets(args.set_size, args.sets, seed=args.seed)
+    images = np.concatenate([ts.images for ts in sets]).astype(np.float32)
+    targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])
+    labelmaps = np.concatenate([ts.labelmaps for ts in sets])
+    datasets = np.array([ts.dataset for ts in sets for _ in range(ts.size)])
+    if Path(args.pancakes).is_file():
+        seed_name = f"best Pancakes label ({Path(args.pancakes).name}, M=8, K=20)"
+        seeds = pancakes_seeds(Path(args.pancakes), sets)
+    else:
+        seed_name = "perturbed-GT seed (no Pancakes model file)"
+        print(f"note: {args.pancakes} not found; starting from perturbed ground truth instead", file=sys.stderr)
+        rng = np.random.default_rng(args.seed)
+        seeds = np.stack([perturbed_seed(t, lm, rng) for t, lm in zip(targets, labelmaps)])
+    curves = {}
+    for name, start in ((seed_name, seeds), ("empty mask", np.zeros_like(seeds))):
+        curves[name] = np.concatenate([click_curves(refiner.module, images[i:i + 32], targets[i:i + 32],
+                                                    start[i:i + 32], args.clicks)
+                                       for i in range(0, len(images), 32)])
+    training = refiner.metadata.get("training", {})
+    print(f"## Click refinement on DEV sets: {len(images)} images from {len(sets)} sets "
+          f"({', '.join(sorted(set(datasets)))})\n")
+    print(f"refiner: {args.refiner or 'bundled'}; trained {training.get('iterations', '?')} iterations, "
+          f"{training.get('wall_seconds', '?')} s; clicks: centre of the largest error component\n")
+    names = list(curves)
+    print("| clicks | " + " | ".join(names) + " |")
+    print("|---:|" + "---:|" * len(names))
+    for c in range(args.clicks + 1):
+        print(f"| {c} | " + " | ".join(f"{curves[n][:, c].mean():.3f}" for n in names) + " |")
+    print()
+    print("| start | +Dice 1st click | plateau (95% of gain) at click | NoC@80 | NoC@90 |")
+    print("|---|---:|---:|---:|---:|")
+    for n in names:
+        mean = curves[n].mean(0)
+        print(f"| {n} | {100 * (mean[1] - mean[0]):+.1f} pts | {plateau_clicks(mean)} | "
+              f"{noc(curves[n], 0.8):.2f} | {noc(curves[n], 0.9):.2f} |")
+    print(f"\nper dev dataset (mean Dice at 0 / 1 / 3 / {args.clicks} clicks):\n")
+    print("| dataset | images | " + " | ".join(names) + " |")
+    print("|---|---:|" + "---|" * len(names))
+    for ds in sorted(set(datasets)):
+        sel = datasets == ds
+        cells = [" / ".join(f"{curves[n][sel][:, c].mean():.2f}" for c in (0, 1, 3, args.clicks)) for n in names]
+        print(f"| {ds} | {int(sel.sum())} | " + " | ".join(cells) + " |")
+    plot(curves, Path(args.png), f"DEV sets, {len(images)} images; refiner {training.get('iterations', '?')} it.")
+    print(f"\ncurve: {args.png}; {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,18 +13,25 @@ where P is the number of (m, k) pairs asked for:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 class DotProductHead(nn.Module):
-    """logit[n, p] = <g(phi)[n], w(v_p)> * scale + b(v_p).
+    """logit[n, p] = scale * cos(g(phi)[n], w(v_p)): a cosine classifier per (m, k).
 
     g is a small per-pixel network on phi (two 1x1 convs: the UNet already gives
-    spatial context, and a 3x3 here would double the head's cost); w and b come from
-    an MLP on the embedding. Because v_{m,k} is constant over the image, a
-    concatenate-then-convolve head reduces to this form for its first layer;
-    keeping the nonlinearity on the pixel side makes every pair cost one
-    matrix product.
+    spatial context, and a 3x3 here would double the head's cost); w comes from
+    an MLP on the embedding v_{m,k}. Because v_{m,k} is constant over the image,
+    a concatenate-then-convolve head reduces to this form for its first layer;
+    keeping the nonlinearity on the pixel side makes every pair cost one matrix
+    product.
+
+    Both sides are L2-normalised and there is no per-(m, k) bias. With a plain
+    dot product plus bias, the bias dominated at initialisation: one label won
+    every pixel, soft Dice gave almost no gradient, and training collapsed to one
+    label per protocol (DESIGN.md records the same collapse). A cosine with a
+    learnt temperature keeps every label reachable by content from step one.
     """
 
     def __init__(self, phi_ch: int = 32, emb_dim: int = 34, hidden: int = 64) -> None:
@@ -40,21 +47,20 @@ class DotProductHead(nn.Module):
             nn.PReLU(128),
             nn.Linear(128, 128),
             nn.PReLU(128),
-            nn.Linear(128, hidden + 1),
+            nn.Linear(128, hidden),
         )
+        self.log_scale = nn.Parameter(torch.tensor(2.3))  # temperature e^2.3 ~ 10
 
     def keys(self, phi: torch.Tensor) -> torch.Tensor:
-        """Per-pixel keys g(phi): [N, C, H, W] -> [N, hidden, H, W]; cacheable."""
-        return self.key(phi)
+        """Per-pixel unit keys g(phi): [N, C, H, W] -> [N, hidden, H, W]."""
+        return F.normalize(self.key(phi), dim=1, eps=1e-6)
 
     def logits_from_keys(self, keys: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """keys: [N, hidden, H, W], v: [P, E] -> logits [N, P, H, W]."""
-        q = self.query(v)
-        w = q[:, : self.hidden] / float(self.hidden) ** 0.5
-        b = q[:, self.hidden]
+        w = F.normalize(self.query(v), dim=1, eps=1e-6) * self.log_scale.exp()
         n, c, h, wd = keys.shape
         out = torch.matmul(w, keys.reshape(n, c, h * wd))  # [N, P, HW]
-        return out.reshape(n, w.shape[0], h, wd) + b[None, :, None, None]
+        return out.reshape(n, w.shape[0], h, wd)
 
     def forward(self, phi: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return self.logits_from_keys(self.keys(phi), v)

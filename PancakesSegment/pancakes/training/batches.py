@@ -11,7 +11,7 @@ from .taskset import TaskSet
 
 
 def pick_targets(task: TaskSet, rng: np.random.Generator, max_targets: int) -> list:
-    """Labels used as targets: the sampled one plus others present in every image.
+    """Labels used as targets: the sampled one, the background, and others present in every image.
 
     Several targets per set make "one label covers everything" a losing answer
     (DESIGN.md: single-target trials collapsed that way).
@@ -19,6 +19,11 @@ def pick_targets(task: TaskSet, rng: np.random.Generator, max_targets: int) -> l
     common = [lab for lab in task.common_labels() if lab != task.label]
     rng.shuffle(common)
     chosen = [task.label] if task.label > 0 else []
+    # The background of a label map is a structure too (outside the body, the
+    # medium around cells): as a target it makes the matched protocol a complete
+    # partition and gives the cross-entropy every pixel of the chosen labels.
+    if bool((task.labelmaps == 0).reshape(task.labelmaps.shape[0], -1).any(1).all()):
+        chosen.append(0)
     return chosen + common[: max(0, max_targets - len(chosen))]
 
 

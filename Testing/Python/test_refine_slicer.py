@@ -1,0 +1,223 @@
+"""Click refinement on a real MRML scene (slicer-core): markups RAS -> voxel clicks -> segment on one slice."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer")
+if not hasattr(slicer, "vtkMRMLScene"):
+    pytest.skip("slicer-core (MRML in plain Python) is not installed", allow_module_level=True)
+import SimpleITK as sitk  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "PancakesSegment"))
+from PancakesSegmentLib.refine_logic import (  # noqa: E402
+    RefineLogic,
+    clicksOnSlice,
+    isNegativePoint,
+    rasToArrayIndex,
+    segmentMask,
+    sliceAxisFromViews,
+)
+from PancakesSegmentLib.Segments import createSegmentationNode, fillSegmentation  # noqa: E402
+from PancakesSegmentLib.SelfTest import addVolume, rotatedDirection, syntheticImage  # noqa: E402
+from PancakesSegmentLib.VolumeConversion import ijkToRasMatrix, imageFromVolumeNode  # noqa: E402
+from pancakes.errors import PancakesInputError  # noqa: E402
+
+torch.set_num_threads(1)
+SHAPE = (6, 24, 20)  # (k, j, i)
+
+
+class ClickStampRefiner:
+    """Test double with the Refiner's volume API: sets the voxel nearest each positive click,
+    clears it at negative clicks, and records its calls, so geometry can be checked exactly."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def refine_volume_slice(self, volume, axis, index, seed, positive, negative, previous=None,
+                            propagate=False, spacing=None):
+        self.calls.append(dict(axis=axis, index=index, seed=seed.copy(), positive=list(positive),
+                               negative=list(negative), previous=previous, spacing=spacing))
+        out = seed.copy()
+        for clicks, value in ((positive, True), (negative, False)):
+            for r, c in clicks:
+                voxel = [0, 0, 0]
+                voxel[axis] = index
+                plane = [a for a in range(3) if a != axis]
+                voxel[plane[0]], voxel[plane[1]] = int(round(r)), int(round(c))
+                out[tuple(voxel)] = value
+        return out
+
+
+@pytest.fixture
+def scene():
+    return slicer.vtkMRMLScene()
+
+
+@pytest.fixture
+def volume(scene):
+    """Rotated about two axes, anisotropic (1.2, 0.7, 3.0) mm, off-origin."""
+    return addVolume(scene, "rotated", syntheticImage(SHAPE, (1.2, 0.7, 3.0), rotatedDirection(), (5, -3, 7), seed=3))
+
+
+@pytest.fixture
+def segmentation(scene, volume):
+    """Protocol segmentation of 3 labels: L01 rows 5..11, L02 rows 12..19 (cols 4..9), L03 empty."""
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[:, 5:12, 4:10] = 1
+    labels[:, 12:20, 4:10] = 2
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(imageFromVolumeNode(volume))
+    node = createSegmentationNode(scene, volume, "seg")
+    fillSegmentation(node, volume, image, 4, 3, 0)
+    return node
+
+
+def ras(volume, k, j, i):
+    return (ijkToRasMatrix(volume) @ np.array([i, j, k, 1.0]))[:3]
+
+
+def markups(scene, points, descriptions=None):
+    node = slicer.vtkMRMLMarkupsFiducialNode()
+    scene.AddNode(node)
+    for n, p in enumerate(points):
+        idx = node.AddControlPoint([float(v) for v in p], f"F-{n + 1}")
+        if descriptions:
+            node.SetNthControlPointDescription(idx, descriptions[n])
+    return node
+
+
+def masks(segmentation, volume):
+    seg = segmentation.GetSegmentation()
+    return {seg.GetNthSegmentID(i): segmentMask(segmentation, seg.GetNthSegmentID(i), volume)
+            for i in range(seg.GetNumberOfSegments())}
+
+
+def test_ras_to_voxel_on_a_rotated_anisotropic_volume(volume):
+    for kji in [(0, 0, 0), (3, 10, 7), (5, 23, 19)]:
+        np.testing.assert_allclose(rasToArrayIndex(volume, ras(volume, *kji)), kji, atol=1e-9)
+
+
+def test_click_lands_on_its_voxel_and_only_that_slice_changes(scene, volume, segmentation):
+    before = masks(segmentation, volume)
+    seg = segmentation.GetSegmentation()
+    names = {i: (seg.GetSegment(i).GetName(), seg.GetSegment(i).GetColor()) for i in before}
+    refiner = ClickStampRefiner()
+    logic = RefineLogic(refiner)
+    # (3, 14, 7) belongs to L02: a positive click for L01 there takes it over.
+    result = logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 3, 14, 7)]),
+                          markups(scene, [ras(volume, 3, 6, 5)]))
+    call = refiner.calls[0]
+    assert (call["axis"], call["index"]) == (0, 3)
+    np.testing.assert_allclose(call["positive"], [(14, 7)], atol=1e-6)
+    np.testing.assert_allclose(call["negative"], [(6, 5)], atol=1e-6)
+    np.testing.assert_allclose(call["spacing"], (3.0, 0.7, 1.2), atol=1e-9)
+    after = masks(segmentation, volume)
+    l1, l2 = after["P01_L01"], after["P01_L02"]
+    assert l1[3, 14, 7] and not l1[3, 6, 5]
+    assert not l2[3, 14, 7]  # the gained voxel left the other segment
+    assert result.changedSlices == [3] and result.voxelsChanged == 2
+    for sid in before:
+        other = np.ones(SHAPE[0], bool)
+        other[3] = False
+        np.testing.assert_array_equal(after[sid][other], before[sid][other])
+    assert [seg.GetNthSegmentID(i) for i in range(seg.GetNumberOfSegments())] == ["P01_L01", "P01_L02", "P01_L03"]
+    assert {i: (seg.GetSegment(i).GetName(), seg.GetSegment(i).GetColor()) for i in before} == names
+
+
+def test_chosen_axis_slices_across(scene, volume, segmentation):
+    refiner = ClickStampRefiner()
+    before = masks(segmentation, volume)["P01_L03"]
+    RefineLogic(refiner).refine(segmentation, "P01_L03", volume, markups(scene, [ras(volume, 2, 5, 9)]), axis=1)
+    call = refiner.calls[0]
+    assert (call["axis"], call["index"]) == (1, 5)
+    np.testing.assert_allclose(call["positive"], [(2, 9)], atol=1e-6)
+    after = masks(segmentation, volume)["P01_L03"]
+    assert after[2, 5, 9] and not before.any()
+    assert after.sum() == 1
+
+
+def test_axis_is_found_from_the_points_and_from_slice_views(scene, volume):
+    # Two points sharing j only: the slice is J = 5.
+    clicks = clicksOnSlice(volume, [ras(volume, 1, 5, 3), ras(volume, 4, 5, 8)], [])
+    assert (clicks.axis, clicks.index) == (1, 5)
+    np.testing.assert_allclose(clicks.positive, [(1, 3), (4, 8)], atol=1e-6)
+    # A slice view whose plane is the volume's I = 12 plane.
+    sliceNode = slicer.vtkMRMLSliceNode()
+    sliceNode.SetLayoutName("Yellow")
+    scene.AddNode(sliceNode)
+    m = ijkToRasMatrix(volume)
+    normal, transverse = m[:3, 0], m[:3, 1]
+    origin = ras(volume, 0, 0, 12)
+    sliceNode.SetSliceToRASByNTP(*normal, *transverse, *origin, 0)
+    assert sliceAxisFromViews(scene, volume, ras(volume, 2, 7, 12)) == 2
+    assert sliceAxisFromViews(scene, volume, ras(volume, 2, 7, 5)) is None
+
+
+def test_mixed_list_uses_labels_or_descriptions():
+    assert isNegativePoint("-1", "") and isNegativePoint("F-1", "negative") and isNegativePoint("bg", "Background")
+    assert not isNegativePoint("F-1", "") and not isNegativePoint("F-2", "positive")
+
+
+def test_one_mixed_list(scene, volume, segmentation):
+    refiner = ClickStampRefiner()
+    node = markups(scene, [ras(volume, 4, 14, 7), ras(volume, 4, 6, 5)], ["", "negative"])
+    RefineLogic(refiner).refine(segmentation, "P01_L01", volume, node)
+    call = refiner.calls[0]
+    np.testing.assert_allclose(call["positive"], [(14, 7)], atol=1e-6)
+    np.testing.assert_allclose(call["negative"], [(6, 5)], atol=1e-6)
+
+
+def test_bad_clicks_are_reported(scene, volume, segmentation):
+    logic = RefineLogic(ClickStampRefiner())
+    outside = ras(volume, 3, 30, 7)
+    with pytest.raises(PancakesInputError, match="F-1 at RAS .* is outside volume 'rotated'"):
+        logic.refine(segmentation, "P01_L01", volume, markups(scene, [outside]))
+    with pytest.raises(PancakesInputError, match="different slices along K"):
+        logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 1, 5, 3), ras(volume, 4, 9, 8)]), axis=0)
+    with pytest.raises(PancakesInputError, match="no clicks"):
+        logic.refine(segmentation, "P01_L01", volume, markups(scene, []))
+    with pytest.raises(PancakesInputError, match="segment 'nope'"):
+        logic.refine(segmentation, "nope", volume, markups(scene, [ras(volume, 1, 5, 3)]))
+
+
+def test_undo_restores_every_segment_and_the_session_keeps_its_seed(scene, volume, segmentation):
+    before = masks(segmentation, volume)
+    refiner = ClickStampRefiner()
+    logic = RefineLogic(refiner)
+    first = markups(scene, [ras(volume, 3, 14, 7)])
+    logic.refine(segmentation, "P01_L01", volume, first)
+    first.AddControlPoint([float(v) for v in ras(volume, 3, 16, 8)], "F-2")
+    logic.refine(segmentation, "P01_L01", volume, first)
+    second = refiner.calls[1]
+    # The seed is the mask the session started from; the last result is "previous".
+    np.testing.assert_array_equal(second["seed"][3], before["P01_L01"][3])
+    assert second["previous"][14, 7] == 1.0
+    assert logic.undo() and logic.undo() and not logic.undo()
+    after = masks(segmentation, volume)
+    for sid in before:
+        np.testing.assert_array_equal(after[sid], before[sid])
+    logic.finish()
+    assert not logic.canUndo()
+
+
+def test_with_a_real_refiner_only_the_clicked_slice_changes(scene, volume, segmentation, tmp_path):
+    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.refine import Refiner
+    from pancakes.refine.model import RefineNet
+
+    torch.manual_seed(0)
+    net = RefineNet(features=8, levels=3)
+    path = save_torchscript(net, tmp_path / "r.pt", default_metadata(net, kind="refine", training={"trained": False}))
+    before = masks(segmentation, volume)
+    logic = RefineLogic(Refiner.load(path, device="cpu"))
+    result = logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 2, 8, 7)]))
+    assert (result.axis, result.index) == (0, 2)
+    after = masks(segmentation, volume)
+    keep = np.arange(SHAPE[0]) != 2
+    for sid in before:
+        np.testing.assert_array_equal(after[sid][keep], before[sid][keep])

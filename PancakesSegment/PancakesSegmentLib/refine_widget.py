@@ -1,0 +1,128 @@
+"""The click-refinement section of the panel (Qt, thin): place points, see the segment change.
+
+All work is done by refine_logic.RefineLogic; this file only places markups, calls
+the logic when a point is placed, and shows errors. The module's widget embeds it
+and tells it what to refine::
+
+    self.refinePanel = RefinePanel()
+    self.ui.refineLayout.addWidget(self.refinePanel)          # any layout of the panel
+    self.refinePanel.setTarget(segmentationNode, segmentId, volumeNode)   # on label choice
+    self.refinePanel.setTarget(None, None, None)                          # nothing to refine
+"""
+from __future__ import annotations
+
+import qt
+import slicer
+from slicer.i18n import tr as _
+from slicer.util import VTKObservationMixin
+
+from pancakes.errors import ModelFileError, PancakesInputError
+
+from .refine_logic import RefineLogic
+
+POINT_LISTS = (("positive", "Pancakes +", (0.2, 0.9, 0.2)), ("negative", "Pancakes \u2212", (0.95, 0.2, 0.2)))
+
+
+class RefinePanel(qt.QWidget, VTKObservationMixin):
+    """Positive/negative point placement, 'Propagate to neighbouring slices', Undo and Done."""
+
+    def __init__(self, parent=None, logic: RefineLogic = None) -> None:
+        qt.QWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = logic or RefineLogic()
+        self._target = (None, None, None)
+        self._markups = {}
+        layout = qt.QFormLayout(self)
+        self._placeWidgets = {}
+        for kind, _name, _colour in POINT_LISTS:
+            place = slicer.qSlicerMarkupsPlaceWidget()
+            place.setMRMLScene(slicer.mrmlScene)
+            place.placeMultipleMarkups = slicer.qSlicerMarkupsPlaceWidget.ForcePlaceMultipleMarkups
+            place.buttonsVisible = False
+            place.placeButton().show()
+            place.placeButton().setText(_("Add") if kind == "positive" else _("Remove"))
+            place.placeButton().setToolTip(_("Click in a slice view on what belongs to the label") if kind == "positive"
+                                           else _("Click in a slice view on what does not belong to the label"))
+            self._placeWidgets[kind] = place
+        layout.addRow(_("Clicks:"), self._row(self._placeWidgets["positive"], self._placeWidgets["negative"]))
+        self.propagateCheckBox = qt.QCheckBox(_("Propagate to neighbouring slices"))
+        layout.addRow(self.propagateCheckBox)
+        self.undoButton = qt.QPushButton(_("Undo"))
+        self.doneButton = qt.QPushButton(_("Done"))
+        self.undoButton.clicked.connect(self.onUndo)
+        self.doneButton.clicked.connect(self.onDone)
+        layout.addRow(self._row(self.undoButton, self.doneButton))
+        self.statusLabel = qt.QLabel("")
+        self.statusLabel.wordWrap = True
+        layout.addRow(self.statusLabel)
+        self._updateEnabled()
+
+    @staticmethod
+    def _row(*widgets):
+        row = qt.QWidget()
+        box = qt.QHBoxLayout(row)
+        box.setContentsMargins(0, 0, 0, 0)
+        for w in widgets:
+            box.addWidget(w)
+        return row
+
+    def setTarget(self, segmentationNode, segmentId, volumeNode) -> None:
+        """What the next clicks refine; a new target ends the current session."""
+        if (segmentationNode, segmentId, volumeNode) != self._target:
+            self.onDone()
+        self._target = (segmentationNode, segmentId, volumeNode)
+        self._updateEnabled()
+
+    def _markupsNode(self, kind: str):
+        node = self._markups.get(kind)
+        if node is None or slicer.mrmlScene.GetNodeByID(node.GetID()) is None:
+            name, colour = {k: (n, c) for k, n, c in POINT_LISTS}[kind]
+            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
+            node.CreateDefaultDisplayNodes()
+            node.GetDisplayNode().SetSelectedColor(colour)
+            node.GetDisplayNode().SetPointLabelsVisibility(False)
+            self.addObserver(node, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onPointPlaced)
+            self._markups[kind] = node
+            self._placeWidgets[kind].setCurrentNode(node)
+        return node
+
+    def onPointPlaced(self, caller=None, event=None) -> None:
+        segmentationNode, segmentId, volumeNode = self._target
+        if segmentationNode is None:
+            return
+        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+        try:
+            result = self.logic.refine(segmentationNode, segmentId, volumeNode, self._markupsNode("positive"),
+                                       self._markupsNode("negative"), propagate=self.propagateCheckBox.checked)
+            self.statusLabel.text = _("Slice {index}: {count} voxels changed.").format(
+                index=result.index, count=result.voxelsChanged)
+        except (PancakesInputError, ModelFileError) as error:
+            # Input problems (clicks on two slices, outside the volume, no model) read as a status line.
+            self.statusLabel.text = str(error)
+        except Exception as error:  # noqa: BLE001 - anything else is a bug worth a dialog
+            slicer.util.errorDisplay(_("Refinement failed: {error}").format(error=error), windowTitle=_("Pancakes"))
+        finally:
+            qt.QApplication.restoreOverrideCursor()
+        self._updateEnabled()
+
+    def onUndo(self) -> None:
+        self.logic.undo()
+        self._updateEnabled()
+
+    def onDone(self) -> None:
+        """Keep the segment as it is and clear the points: the next clicks start a new session."""
+        self.logic.finish()
+        for node in self._markups.values():
+            if slicer.mrmlScene.GetNodeByID(node.GetID()) is not None:
+                node.RemoveAllControlPoints()
+        self.statusLabel.text = ""
+        self._updateEnabled()
+
+    def _updateEnabled(self) -> None:
+        ready = self._target[0] is not None
+        for kind, place in self._placeWidgets.items():
+            place.enabled = ready
+            if ready:
+                self._markupsNode(kind)
+        self.undoButton.enabled = self.logic.canUndo()
+        self.doneButton.enabled = ready

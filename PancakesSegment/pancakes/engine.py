@@ -100,27 +100,21 @@ class Pancakes:
 
         ``which`` selects protocols (0-based); None means all ``protocols``.
         """
-        M, K = check_mk(protocols, labels)
-        sel = check_which(which, M)
-        out = []
-        for phi, fit in zip(encoded.features, encoded.fits):
-            with torch.no_grad():
-                logits = self.module.decode_logits(phi.to(self.device, torch.float32), M, K, sel)
-                full = from_model_output(logits[0], fit)  # [M', K, H, W]
-                out.append(argmax_labels(full, 1).cpu().numpy())
-        return out
+        return [argmax_labels(full, 1).cpu().numpy() for full in self._logits(encoded, protocols, labels, which)]
 
     def probabilities(self, encoded: Encoded, protocols: int = 8, labels: int = 20,
                       which: Optional[Sequence[int]] = None) -> List[np.ndarray]:
         """Like :meth:`decode` but soft: one float32 [M', K, H, W] per image (softmax over K)."""
-        M, K = check_mk(protocols, labels)
+        return [torch.softmax(full, dim=1).cpu().numpy() for full in self._logits(encoded, protocols, labels, which)]
+
+    def _logits(self, encoded: Encoded, M: int, K: int, which: Optional[Sequence[int]]):
+        """Yield logits [M', K, H, W] at each image's own size, one image at a time."""
+        M, K = check_mk(M, K)
         sel = check_which(which, M)
-        out = []
         for phi, fit in zip(encoded.features, encoded.fits):
             with torch.no_grad():
                 logits = self.module.decode_logits(phi.to(self.device, torch.float32), M, K, sel)
-                out.append(torch.softmax(from_model_output(logits[0], fit), dim=1).cpu().numpy())
-        return out
+                yield from_model_output(logits[0], fit)
 
     def segment(self, images: Sequence[np.ndarray], protocols: int = 8, labels: int = 20) -> np.ndarray:
         """images -> np.ndarray [N, M, H, W] of labels 1..K.

@@ -62,19 +62,24 @@ def slice_geometry(oriented: sitk.Image, axis: str) -> Tuple[int, Tuple[int, int
     return a, (size_zyx[plane[0]], size_zyx[plane[1]]), (spacing_zyx[plane[0]], spacing_zyx[plane[1]])
 
 
-def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: int = 16,
-                  progress=None, cancel=None, name: str = "volume") -> EncodedVolume:
-    """Normalise the whole volume once (so slices stay comparable), then encode slices in batches."""
-    from .engine import Cancelled
-
+def _prepare(model, image: sitk.Image, axis: str, name: str) -> Tuple[sitk.Image, int, np.ndarray, Fit]:
+    """Check, orient to LPS and normalise once -> (oriented, array axis, slices [D, rows, cols], fit)."""
     check_volume(image, name)
     oriented = sitk.DICOMOrient(image, "LPS")
     a, shape, spacing = slice_geometry(oriented, axis)
     if min(shape) < 4:
         raise PancakesInputError(f"{name}: slices of {shape[0]}x{shape[1]} voxels along {axis} are too small")
+    # Normalising the whole volume at once keeps slices comparable with each other.
     arr = normalise(finite_float(sitk.GetArrayViewFromImage(oriented), name), name)
-    arr = np.moveaxis(arr, a, 0)  # [D, rows, cols]
-    fit = plan_fit(shape, model.input_size, spacing)
+    return oriented, a, np.moveaxis(arr, a, 0), plan_fit(shape, model.input_size, spacing)
+
+
+def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: int = 16,
+                  progress=None, cancel=None, name: str = "volume") -> EncodedVolume:
+    """Normalise the whole volume once (so slices stay comparable), then encode slices in batches."""
+    from .engine import Cancelled
+
+    oriented, a, arr, fit = _prepare(model, image, axis, name)
     feats = []
     depth = arr.shape[0]
     for start in range(0, depth, batch_size):
@@ -149,15 +154,9 @@ def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str 
     from .engine import Cancelled, check_mk
 
     M, K = check_mk(M, K)
-    check_volume(image, name)
-    oriented = sitk.DICOMOrient(image, "LPS")
-    a, shape, spacing = slice_geometry(oriented, axis)
-    if min(shape) < 4:
-        raise PancakesInputError(f"{name}: slices of {shape[0]}x{shape[1]} voxels along {axis} are too small")
-    arr = np.moveaxis(normalise(finite_float(sitk.GetArrayViewFromImage(oriented), name), name), a, 0)
-    fit = plan_fit(shape, model.input_size, spacing)
+    oriented, a, arr, fit = _prepare(model, image, axis, name)
     depth = arr.shape[0]
-    out = np.zeros((M, depth) + tuple(shape), dtype=np.uint8)
+    out = np.zeros((M, depth) + tuple(fit.shape), dtype=np.uint8)
     step = min(batch_size, _decode_step(M, K, fit))
     for start in range(0, depth, step):
         if cancel is not None and cancel():

@@ -18,7 +18,7 @@ class TrainConfig:
     # at the input size it ships with.
     sizes: List[int] = field(default_factory=lambda: [64, 96, 128])
     size_probs: List[float] = field(default_factory=lambda: [0.5, 0.3, 0.2])
-    max_targets: int = 8  # labels per set used as targets, each with its own min (appendix D)
+    max_targets: int = 16  # labels per set used as targets, each with its own min (appendix D)
     alpha: float = 0.5  # weight of the per-target min vs the one-protocol-holds-all term
     beta: float = 0.5  # cross-entropy on the matched protocol (see training/loss.py)
     p_synthetic: float = 0.5  # share of sets drawn from the synthetic generator

@@ -76,3 +76,17 @@ def test_gradient_flows_only_through_winners_and_equals_full_computation():
     ref.backward()
     assert torch.isclose(loss, ref)
     assert torch.allclose(logits.grad, full.grad, atol=1e-7)
+
+
+def test_relaxed_protocols_get_a_small_gradient_too():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 8, 4, 16, 16, requires_grad=True)
+    lab = torch.randint(0, 3, (2, 16, 16))
+    targets = torch.stack([(lab == i).float() for i in range(3)])
+    loss, info = pancakes_loss(logits, targets, alpha=0.5, beta=0.5, relax=0.1, n_relax=2,
+                               generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert len(info["relaxed"]) == 2 and info["m_star"] not in info["relaxed"]
+    per_protocol = logits.grad.abs().sum((0, 2, 3, 4))
+    for m in range(8):
+        assert (per_protocol[m] > 0) == (m in info["winners"] or m in info["relaxed"])

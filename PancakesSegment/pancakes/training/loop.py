@@ -134,7 +134,8 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
                 phi = self.net.encode(images)
                 logits = self.net.decode_logits(phi, M, K, [])
-            loss, info = pancakes_loss(logits, targets, self.cfg.alpha, self.cfg.beta)
+            loss, info = pancakes_loss(logits, targets, self.cfg.alpha, self.cfg.beta, self.cfg.relax,
+                                       self.cfg.n_relax, self.gen)
             (loss / len(batch)).backward()
             total += float(loss.detach()) / len(batch)
             dices.append(float(info["dice"].mean()))

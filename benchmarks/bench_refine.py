@@ -1,7 +1,7 @@
 """Click refinement benchmark on the DEV sets: mean Dice after 0..10 simulated clicks.
 
     python benchmarks/bench_refine.py [--refiner model_weights/refine.pt] [--pancakes model_weights/pancakes.pt]
-                                      [--sets 24] [--set-size 4] [--clicks 10] [--png benchmarks/refine_curve.png]
+                                      [--sets 40] [--set-size 4] [--clicks 10] [--png benchmarks/refine_curve.png]
 
 Every DEV image (pancakes.training.real_data.dev_sets; never trained on) with its set's
 target label is refined in two sessions, each clicking the centre of the largest
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--refiner", default=None, help="refiner model file (default: bundled)")
     ap.add_argument("--pancakes", default=str(ROOT / "model_weights" / "pancakes.pt"))
-    ap.add_argument("--sets", type=int, default=24)
+    ap.add_argument("--sets", type=int, default=40)
     ap.add_argument("--set-size", type=int, default=4, dest="set_size")
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)

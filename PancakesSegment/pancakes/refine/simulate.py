@@ -31,7 +31,7 @@ def model_input(images: np.ndarray, seeds: np.ndarray, positive: Sequence[list],
 
 
 def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
-                 n_clicks: int = 10) -> np.ndarray:
+                 n_clicks: int = 10, device: torch.device = torch.device("cpu")) -> np.ndarray:
     """Dice after 0..n_clicks simulated clicks for a batch of sessions.
 
     images float [N, S, S] in [0, 1]; targets, seeds bool [N, S, S] -> float64 [N, n_clicks + 1].
@@ -50,7 +50,7 @@ def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, 
             if click is not None:
                 (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
         with torch.no_grad():
-            logits = net(model_input(images, seeds, pos, neg, previous))[:, 0]
+            logits = net(model_input(images, seeds, pos, neg, previous).to(device))[:, 0].cpu()
         previous = torch.sigmoid(logits).numpy()
         masks = logits.numpy() > 0
         curves.append(dice(masks, targets))

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..devices import resolve_device
 from ..export import default_metadata, save_torchscript
 from .clicks import CLICK_SIGMA, next_click
 from .data import ExampleSource
@@ -61,7 +62,8 @@ def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarr
     pos: List[list] = [[] for _ in range(n)]
     neg: List[list] = [[] for _ in range(n)]
     masks, previous = seeds.copy(), seeds.astype(np.float32)
-    target_t = torch.from_numpy(targets.astype(np.float32))
+    device = next(net.parameters()).device
+    target_t = torch.from_numpy(targets.astype(np.float32)).to(device)
     opt.zero_grad(set_to_none=True)
     total = 0.0
     for t in range(steps):
@@ -71,11 +73,11 @@ def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarr
             click = next_click(masks[i], targets[i], rng, P_RANDOM_CLICK)
             if click is not None:
                 (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
-        logits = net(model_input(images, seeds, pos, neg, previous))[:, 0]
+        logits = net(model_input(images, seeds, pos, neg, previous).to(device))[:, 0]
         loss = dice_bce(logits, target_t) / steps
         loss.backward()  # per step: steps are detached from each other, so graphs need not pile up
         total += float(loss.detach())
-        detached = logits.detach()
+        detached = logits.detach().cpu()
         masks, previous = (detached > 0).numpy(), torch.sigmoid(detached).numpy()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
@@ -84,7 +86,7 @@ def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarr
 
 def validate(net: RefineNet, val) -> dict:
     net.eval()
-    curves = click_curves(net, *val, n_clicks=5)
+    curves = click_curves(net, *val, n_clicks=5, device=next(net.parameters()).device)
     net.train()
     return {f"dice@{c}": round(float(curves[:, c].mean()), 4) for c in (0, 1, 3, 5)}
 
@@ -100,9 +102,10 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
         training={"trained": True, "iterations": state["step"], "wall_seconds": round(state["elapsed"]),
                   "batch": args.batch, "steps_per_sample": args.steps_per_sample, "lr": args.lr,
                   "data": data, "seeds": "perturbed ground truth (pancakes.refine.seeds)",
-                  "hardware": f"{platform.machine()}, {torch.get_num_threads()} thread(s), cpu",
+                  "hardware": f"{platform.machine()}, {torch.get_num_threads()} thread(s), {state.get('device', 'cpu')}",
+                  "init_from": state.get("init_from"),
                   "validation_train_sources": val_scores, "exported": time.strftime("%Y-%m-%d %H:%M:%S")})
-    save_torchscript(net, path, meta)
+    save_torchscript(net, path, meta)  # moves net to the CPU: export is the last thing a run does
 
 
 def parse(argv: Sequence[str]):
@@ -118,6 +121,9 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--synthetic-only", action="store_true")
+    ap.add_argument("--templates", type=int, default=32, help="synthetic templates (the shared cache holds 32)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    ap.add_argument("--init", help="start from the weights of a refiner TorchScript file (e.g. model_weights/refine.pt)")
     ap.add_argument("--max-iterations", type=int, default=None, dest="max_iterations")
     ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
     return ap.parse_args(argv)
@@ -136,18 +142,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logf.flush()
         print(json.dumps(rec), flush=True)
 
-    source = ExampleSource.default(args.synthetic_only, log=lambda m: log(msg=m))
+    source = ExampleSource.default(args.synthetic_only, args.templates, log=lambda m: log(msg=m))
     data = "synthetic" + ("" if source.real is None else " + real TRAIN bank (" + ", ".join(source.real.datasets) + ")")
     torch.manual_seed(args.seed)
+    device = resolve_device(args.device)
     net = RefineNet(args.features, args.levels)
+    state = {"step": 0, "elapsed": 0.0, "device": str(device), "init_from": None}
+    if args.init:
+        # A scripted RefineNet keeps the eager module's parameter names.
+        net.load_state_dict(torch.jit.load(args.init, map_location="cpu").state_dict())
+        state["init_from"] = str(args.init)
+    net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    state = {"step": 0, "elapsed": 0.0}
     ckpt = out / "last.ckpt"
     if args.resume and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False)
+        saved = torch.load(ckpt, weights_only=False, map_location=device)
         net.load_state_dict(saved["net"])
         opt.load_state_dict(saved["opt"])
-        state = saved["state"]
+        state = {**saved["state"], "device": str(device)}
         log(msg=f"resumed at iteration {state['step']}, {state['elapsed']:.0f} s")
     rng = np.random.default_rng(args.seed + state["step"])
     val = draw_batch(source, np.random.default_rng(VAL_SEED), VAL_EXAMPLES)

@@ -334,3 +334,21 @@ def test_train_command_exports_resumes_and_inits(tmp_path, monkeypatch):
     a = Refiner.load(run / "refine.pt", device="cpu").module.state_dict()
     b = Refiner.load(other / "refine.pt", device="cpu").module.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_volume_window_matches_whole_volume_normalisation(tiny_refiner_path):
+    # Refining a slice of the raw volume equals refining that slice normalised with the
+    # whole volume's window (what preprocessing.normalise gives), NaNs included.
+    from pancakes.preprocessing import finite_float, normalise
+
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    vol, mask = _tube_volume()
+    vol[4, :3, :3] = np.nan
+    norm = normalise(finite_float(vol, "v"), "v")
+    seed = mask.copy()
+    seed[:, :, 30:] = False
+    out = refiner.refine_volume_slice(vol, 0, 4, seed, positive=[(32, 40)])
+    direct = refiner._logits(norm[4], seed[4], [(32, 40)], None, None, (1.0, 1.0)) > 0
+    np.testing.assert_array_equal(out[4], direct)
+    with pytest.raises(PancakesInputError, match="constant"):
+        refiner.refine_volume_slice(np.ones((3, 8, 8)), 0, 1, None)

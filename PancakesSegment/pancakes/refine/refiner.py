@@ -25,7 +25,7 @@ import torch
 from ..devices import resolve_device
 from ..errors import ModelFileError, PancakesInputError
 from ..export import load_torchscript
-from ..preprocessing import finite_float, from_model_output, normalise, plan_fit, to_grey, to_model_input
+from ..preprocessing import PERCENTILES, finite_float, from_model_output, normalise, plan_fit, to_grey, to_model_input
 from .clicks import CLICK_SIGMA, check_clicks, click_maps, to_model_coords
 
 Clicks = Optional[Sequence[Sequence[float]]]
@@ -120,8 +120,8 @@ class Refiner:
 
         volume_array: [D0, D1, D2]; seed: the current 3D mask [D0, D1, D2] (None = empty);
         clicks are (row, col) in the slice, whose rows and columns are the two other array
-        axes in order; previous: last logits of this slice [rows, cols]. The volume is
-        normalised as a whole so neighbouring slices look alike. Only that slice changes,
+        axes in order; previous: last logits of this slice [rows, cols]. One intensity
+        window serves the whole volume so neighbouring slices look alike. Only that slice changes,
         unless ``propagate``: then each neighbour, outwards in both directions, is refined
         without clicks seeded with the refined slice next to it, until the label vanishes
         or jumps (Dice with the neighbour below MIN_NEIGHBOUR_DICE); those slices keep
@@ -136,12 +136,19 @@ class Refiner:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= int(index) < depth:
             raise PancakesInputError(f"index {index!r}: slice must be an integer in 0..{depth - 1} along axis {axis}")
         out = _mask_like(seed, vol.shape, "seed")
-        norm = normalise(finite_float(vol, "volume_array"), "volume_array")
+        lo, hi = _intensity_window(vol)
         plane = [a for a in range(3) if a != axis]
         sp = (1.0, 1.0) if spacing is None else (float(spacing[plane[0]]), float(spacing[plane[1]]))
 
         def slab(a: np.ndarray, i: int) -> np.ndarray:
             return np.take(a, i, axis=axis)
+
+        def image(i: int) -> np.ndarray:
+            # One window for the whole volume, applied slice by slice: neighbouring slices
+            # look alike, and a large volume is never copied as float.
+            s = slab(vol, i).astype(np.float32)
+            s[~np.isfinite(s)] = lo
+            return np.clip((s - lo) / (hi - lo), 0.0, 1.0)
 
         def put(i: int, mask: np.ndarray) -> None:
             index_tuple = [slice(None)] * 3
@@ -149,18 +156,37 @@ class Refiner:
             out[tuple(index_tuple)] = mask
 
         index = int(index)
-        refined = self._logits(slab(norm, index), slab(out, index), positive, negative, previous, sp) > 0
+        refined = self._logits(image(index), slab(out, index), positive, negative, previous, sp) > 0
         put(index, refined)
         if propagate:
             for step in (1, -1):
                 neighbour, i = refined, index + step
                 while 0 <= i < depth and neighbour.any():
-                    mask = self._logits(slab(norm, i), neighbour, None, None, None, sp) > 0
+                    mask = self._logits(image(i), neighbour, None, None, None, sp) > 0
                     if not mask.any() or _dice(mask, neighbour) < MIN_NEIGHBOUR_DICE:
                         break
                     put(i, mask)
                     neighbour, i = mask, i + step
         return out
+
+
+def _intensity_window(vol: np.ndarray) -> Tuple[float, float]:
+    """(low, high) intensities of a volume mapped to 0 and 1: as preprocessing.normalise, from a
+    strided sample of at most ~2M voxels so that large volumes stay cheap."""
+    if not (np.issubdtype(vol.dtype, np.number) or vol.dtype == bool):
+        raise PancakesInputError(f"volume_array: voxel type {vol.dtype} is not numeric")
+    flat = vol.reshape(-1)
+    sample = flat if flat.size <= 2_000_000 else flat[:: flat.size // 1_000_000]
+    sample = sample.astype(np.float32)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        raise PancakesInputError("volume_array: contains only NaN or infinite values")
+    lo, hi = (float(v) for v in np.percentile(sample, PERCENTILES))
+    if hi <= lo:
+        lo, hi = float(sample.min()), float(sample.max())
+    if hi <= lo:
+        raise PancakesInputError(f"volume_array: volume is constant (every voxel is {lo:g}); nothing to segment")
+    return lo, hi
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

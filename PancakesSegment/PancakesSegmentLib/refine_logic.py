@@ -108,7 +108,8 @@ def sliceAxisFromNormal(volumeNode, normalRas: Sequence[float]) -> int:
 
 def sliceAxisFromViews(scene, volumeNode, ras: Sequence[float]) -> Optional[int]:
     """The array axis of the first slice view (Red, Yellow, Green, others) whose plane holds ``ras``."""
-    nodes = [scene.GetNthNodeByClass(i, "vtkMRMLSliceNode") for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode"))]
+    count = scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")
+    nodes = [scene.GetNthNodeByClass(i, "vtkMRMLSliceNode") for i in range(count)]
     order = {"Red": 0, "Yellow": 1, "Green": 2}
     spacing = min(np.linalg.norm(ijkToRasMatrix(volumeNode)[:3, :3], axis=0))
     for node in sorted(nodes, key=lambda n: order.get(n.GetLayoutName(), 3)):
@@ -176,7 +177,8 @@ def segmentMask(segmentationNode, segmentId: str, volumeNode) -> np.ndarray:
     reference = slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(volumeNode)
     shape = voxelArray(volumeNode).shape[:3]
     layer = slicer.vtkOrientedImageData()
-    if not slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentationNode, segmentId, layer) \
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    if not logic.GetSegmentBinaryLabelmapRepresentation(segmentationNode, segmentId, layer) \
             or layer.GetPointData().GetScalars() is None:
         return np.zeros(shape, bool)
     onGrid = slicer.vtkOrientedImageData()
@@ -204,7 +206,9 @@ def writeSegmentMask(segmentationNode, segmentId: str, volumeNode, mask: np.ndar
     others = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())
               if segmentation.GetNthSegmentID(i) != segmentId]
     logic = slicer.vtkSlicerSegmentationsModuleLogic
-    if not logic.SetBinaryLabelmapToSegment(image, segmentationNode, segmentId, logic.MODE_REPLACE, None, False, others):
+    # No extent (whole segment), no minimum overwrite, take voxels from all other segments.
+    if not logic.SetBinaryLabelmapToSegment(image, segmentationNode, segmentId, logic.MODE_REPLACE,
+                                            None, False, others):
         raise RuntimeError(f"could not update segment '{segmentId}' of '{segmentationNode.GetName()}'")
 
 
@@ -246,8 +250,8 @@ class RefineLogic:
         if not mixed:
             negPos, _, negLabels = controlPointsRas(negativeNode)
             neg, labels = neg + negPos, labels + negLabels
-        if axis is None and (pos or neg):
-            axis = sliceAxisFromViews(volumeNode.GetScene(), volumeNode, (pos + neg)[0]) if volumeNode.GetScene() else None
+        if axis is None and (pos or neg) and volumeNode.GetScene() is not None:
+            axis = sliceAxisFromViews(volumeNode.GetScene(), volumeNode, (pos + neg)[0])
         clicks = clicksOnSlice(volumeNode, pos, neg, axis, labels)
         current = segmentMask(segmentationNode, segmentId, volumeNode)
         key = (segmentationNode.GetID(), segmentId, volumeNode.GetID(), clicks.axis, clicks.index)

@@ -1,12 +1,11 @@
-"""The PancakesSegment panel: the only file of the module that uses Qt.
+"""The PancakesSegment panel (Qt, with WidgetRun.py and refine_widget.py; the rest of the module has no Qt).
 
 It turns clicks into calls of the MRML logic (SegmentationLogic, Keep, Export,
-Browse) and the logic's progress callbacks into a progress bar, processing
-events between slices so that Cancel and the views stay responsive.
+Browse); running, with its progress bar and Cancel, is in WidgetRun.RunMixin,
+and the "Refine label" section embeds refine_widget.RefinePanel.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -18,7 +17,6 @@ from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 
 from pancakes import protocols
-from pancakes.errors import ModelFileError, PancakesInputError
 
 from .Browse import protocolThumbnails, segmentationVolumeRows, thumbnailImageData, volumeTable
 from .Collection import loadVolumeFolder, scalarVolumeNodes
@@ -34,13 +32,15 @@ from .Parameters import (
     MAX_PROTOCOLS,
     RunSettings,
 )
-from .SegmentationLogic import ProgressInfo, RunReport, SegmentationLogic
+from .refine_widget import RefinePanel
+from .SegmentationLogic import SegmentationLogic
+from .Segments import SOURCE_VOLUME
 from .VolumeConversion import imageFromVolumeNode
+from .WidgetRun import RunMixin
 
 MODULE_NAME = "PancakesSegment"
 SETTINGS_KEYS = ("protocols", "labels", "device", "axis")
 THUMBNAIL_SIZE = 96
-STAGES = {"encoding": _("encoding"), "decoding": _("decoding")}
 
 
 @parameterNodeWrapper
@@ -53,7 +53,7 @@ class PancakesSegmentParameterNode:
     axis: str = DEFAULT_AXIS
 
 
-class Widget(qt.QWidget, VTKObservationMixin):
+class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
     """Volumes in; protocols to browse, keep and export out."""
 
     def __init__(self, parent=None) -> None:
@@ -86,6 +86,11 @@ class Widget(qt.QWidget, VTKObservationMixin):
         self.ui.labelTableWidget.itemChanged.connect(self.onLabelItemChanged)
         self.ui.keepButton.clicked.connect(self.onKeep)
         self.ui.exportButton.clicked.connect(self.onExport)
+        self.refinePanel = RefinePanel()
+        self.ui.refineLayout.addWidget(self.refinePanel)
+        self.ui.refineSegmentSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onRefineSegmentationChanged)
+        self.ui.refineSegmentSelector.connect("currentSegmentChanged(QString)", self.updateRefineTarget)
+        self.ui.refineVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateRefineTarget)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self._onSceneNodesChanged)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self._onSceneNodesChanged)
@@ -171,35 +176,10 @@ class Widget(qt.QWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.removeObservers()
+        self.refinePanel.removeObservers()
         self.setParameterNode(None)
 
-    # ---- devices -----------------------------------------------------------
-    def _fillDeviceComboBox(self) -> None:
-        gpuName = self._gpuName()
-        self.ui.deviceComboBox.clear()
-        self.ui.deviceComboBox.addItem(_("Auto ({device})").format(device=gpuName or _("CPU")), "auto")
-        self.ui.deviceComboBox.addItem(_("CPU"), "cpu")
-        if gpuName:
-            self.ui.deviceComboBox.addItem(gpuName, "cuda")
-        else:
-            self.ui.deviceComboBox.addItem(_("GPU (none found)"), "cuda")
-            self.ui.deviceComboBox.model().item(2).setEnabled(False)
-
-    @staticmethod
-    def _gpuName() -> Optional[str]:
-        """'GPU: <name>' when PyTorch is installed and sees a CUDA device; importing torch only if present."""
-        if importlib.util.find_spec("torch") is None:
-            return None
-        try:
-            import torch
-
-            from pancakes.devices import device_description
-
-            return device_description(torch.device("cuda")) if torch.cuda.is_available() else None
-        except Exception:  # a broken CUDA setup must not break the module panel
-            logging.exception("PancakesSegment: could not query CUDA devices")
-            return None
-
+    # ---- settings -----------------------------------------------------------
     def onDeviceChanged(self, index: int) -> None:
         if self._parameterNode is not None and index >= 0:
             self._parameterNode.device = self.ui.deviceComboBox.itemData(index)
@@ -209,6 +189,14 @@ class Widget(qt.QWidget, VTKObservationMixin):
         if self._parameterNode is not None and index >= 0:
             self._parameterNode.axis = self.ui.axisComboBox.itemData(index)
             self._saveSettings()
+
+    def onProtocolsOrLabelsChanged(self, _value=None) -> None:
+        # Read the spin boxes: the parameter node may be updated after this slot runs.
+        settings = qt.QSettings()
+        settings.setValue(f"{MODULE_NAME}/protocols", self.ui.protocolsSpinBox.value)
+        settings.setValue(f"{MODULE_NAME}/labels", self.ui.labelsSpinBox.value)
+        if self.logic.results and not self._running:
+            self._redecodeTimer.start()  # wait for the spin box to settle
 
     # ---- volumes ------------------------------------------------------------
     def _onSceneNodesChanged(self, caller=None, event=None) -> None:
@@ -261,121 +249,6 @@ class Widget(qt.QWidget, VTKObservationMixin):
     @staticmethod
     def _lastFolder(kind: str) -> str:
         return str(qt.QSettings().value(f"{MODULE_NAME}/{kind}Folder", "") or "")
-
-    # ---- running ------------------------------------------------------------
-    def _setRunning(self, running: bool) -> None:
-        self._running = running
-        for widget in (self.ui.volumeListWidget, self.ui.loadFolderButton, self.ui.selectAllVolumesCheckBox,
-                       self.ui.settingsCollapsibleButton, self.ui.resultsCollapsibleButton):
-            widget.enabled = not running
-        self.ui.runButton.enabled = not running and self.ui.volumeListWidget.count > 0
-        self.ui.cancelButton.visible = running
-        self.ui.progressBar.visible = running
-
-    def onCancel(self) -> None:
-        self._cancelRequested = True
-        self.ui.statusLabel.text = _("Cancelling after the current slices…")
-
-    def _onProgress(self, info: ProgressInfo) -> None:
-        self.ui.progressBar.value = int(round(100 * info.fraction))
-        self.ui.statusLabel.text = _("{volume} ({index}/{count}): {stage} {done}/{total} slices").format(
-            volume=info.volumeName, index=info.volumeIndex + 1, count=info.volumeCount,
-            stage=STAGES.get(info.stage, info.stage), done=info.done, total=info.total)
-        slicer.app.processEvents()  # keeps Cancel and the views responsive between slices
-
-    def _isCancelRequested(self) -> bool:
-        slicer.app.processEvents()
-        return self._cancelRequested
-
-    def ensureTorch(self) -> bool:
-        """PyTorch comes from the PyTorch extension; offer to install it when missing."""
-        if importlib.util.find_spec("torch") is not None:
-            return True
-        try:
-            import PyTorchUtils
-        except ImportError:
-            slicer.util.errorDisplay(
-                _("Pancakes needs PyTorch. Install the 'PyTorch' extension from the Extensions Manager, "
-                  "restart Slicer, then run again."), windowTitle=_("Pancakes"))
-            return False
-        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True)
-        if torch is None:
-            slicer.util.errorDisplay(_("PyTorch was not installed; Pancakes cannot run without it."),
-                                     windowTitle=_("Pancakes"))
-            return False
-        self._fillDeviceComboBox()
-        self._selectComboData(self.ui.deviceComboBox, self._parameterNode.device)
-        return True
-
-    def onRun(self) -> None:
-        volumes = self.checkedVolumeNodes()
-        if not volumes:
-            slicer.util.warningDisplay(_("Check at least one volume to segment."), windowTitle=_("Pancakes"))
-            return
-        self._saveSettings()
-        self._runAndReport(lambda settings, progress, cancel: self.logic.run(volumes, settings, progress, cancel))
-
-    def onProtocolsOrLabelsChanged(self, _value=None) -> None:
-        # Read the spin boxes: the parameter node may be updated after this slot runs.
-        settings = qt.QSettings()
-        settings.setValue(f"{MODULE_NAME}/protocols", self.ui.protocolsSpinBox.value)
-        settings.setValue(f"{MODULE_NAME}/labels", self.ui.labelsSpinBox.value)
-        if self.logic.results and not self._running:
-            self._redecodeTimer.start()  # wait for the spin box to settle
-
-    def onRedecode(self) -> None:
-        """M or K changed after a run: decode again from the cached features (the UNet does not run)."""
-        if self._running or not self.logic.results:
-            return
-        self._runAndReport(lambda settings, progress, cancel: self.logic.redecode(settings, progress, cancel))
-
-    def _runAndReport(self, job) -> Optional[RunReport]:
-        if not self.ensureTorch():
-            return None
-        try:
-            settings = self._settings()
-        except PancakesInputError as error:
-            slicer.util.errorDisplay(str(error), windowTitle=_("Pancakes"))
-            return None
-        self._cancelRequested = False
-        self._setRunning(True)
-        self.ui.progressBar.value = 0
-        report = None
-        try:
-            with slicer.util.WaitCursor():
-                report = job(settings, self._onProgress, self._isCancelRequested)
-        except (ModelFileError, PancakesInputError) as error:
-            slicer.util.errorDisplay(str(error), windowTitle=_("Pancakes"))
-        except Exception as error:
-            logging.exception("Pancakes run failed")
-            slicer.util.errorDisplay(_("Pancakes failed: {error}").format(error=error), windowTitle=_("Pancakes"))
-        finally:
-            self._setRunning(False)
-        if report is not None:
-            self._reportRun(report, settings)
-        self._updateResults()
-        return report
-
-    def _reportRun(self, report: RunReport, settings: RunSettings) -> None:
-        done = _("{finished} volumes segmented").format(finished=len(report.finished))
-        if report.cancelled:
-            done += _(" (cancelled; finished volumes are kept)")
-        self.ui.statusLabel.text = done
-        if not report.errors:
-            return
-        details = "\n".join(e.message for e in report.errors)
-        if report.outOfMemory and settings.device != "cpu":
-            if slicer.util.confirmYesNoDisplay(
-                    _("Some volumes ran out of memory on the GPU. Run them again on the CPU (slower)?"),
-                    detailedText=details, windowTitle=_("Pancakes")):
-                self._selectComboData(self.ui.deviceComboBox, "cpu")
-                failed = [slicer.mrmlScene.GetNodeByID(e.volumeID) for e in report.errors]
-                failed = [n for n in failed if n is not None]
-                self._runAndReport(lambda s, progress, cancel: self.logic.run(failed, s, progress, cancel))
-            return
-        slicer.util.warningDisplay(
-            _("{count} volumes could not be segmented; the others were.").format(count=len(report.errors)),
-            detailedText=details, windowTitle=_("Pancakes"))
 
     # ---- browsing -----------------------------------------------------------
     def _currentProtocol(self) -> int:
@@ -489,8 +362,33 @@ class Widget(qt.QWidget, VTKObservationMixin):
             _("Wrote {count} segmentations and {csv}").format(count=len(report.files), csv=report.volumesCsv),
             windowTitle=_("Pancakes"))
 
+    # ---- refine ---------------------------------------------------------------
+    def onRefineSegmentationChanged(self, segmentationNode=None) -> None:
+        """A segmentation picked for refinement: select its volume (kept ones remember theirs)."""
+        volumeNode = None
+        if segmentationNode is not None:
+            volumeNode = slicer.mrmlScene.GetNodeByID(segmentationNode.GetAttribute(SOURCE_VOLUME) or "")
+            if volumeNode is None:  # any other segmentation: its Segment Editor source volume, if set
+                role = segmentationNode.GetReferenceImageGeometryReferenceRole()
+                volumeNode = segmentationNode.GetNodeReference(role)
+        if volumeNode is not None:
+            self.ui.refineVolumeSelector.setCurrentNode(volumeNode)
+        self.updateRefineTarget()
+
+    def updateRefineTarget(self, _value=None) -> None:
+        """Tell the refine panel what the selectors show; nothing while any of the three is missing."""
+        segmentationNode = self.ui.refineSegmentSelector.currentNode()
+        segmentId = self.ui.refineSegmentSelector.currentSegmentID()
+        volumeNode = self.ui.refineVolumeSelector.currentNode()
+        if (segmentationNode is None or volumeNode is None or not segmentId
+                or segmentationNode.GetSegmentation().GetSegment(segmentId) is None):
+            self.refinePanel.setTarget(None, None, None)
+        else:
+            self.refinePanel.setTarget(segmentationNode, segmentId, volumeNode)
+
     # ---- scene ----------------------------------------------------------------
     def onSceneClosed(self, caller=None, event=None) -> None:
+        self.refinePanel.setTarget(None, None, None)
         self.logic = SegmentationLogic(slicer.mrmlScene)
         self.setParameterNode(self._createParameterNode())
         self.updateVolumeList()

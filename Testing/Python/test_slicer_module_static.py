@@ -13,14 +13,21 @@ import pytest
 MODULE_DIR = Path(__file__).resolve().parents[2] / "PancakesSegment"
 LIB_DIR = MODULE_DIR / "PancakesSegmentLib"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "PancakesSegment.ui"
-GUI_FILES = [MODULE_DIR / "PancakesSegment.py", LIB_DIR / "Widget.py"]
+QT_LIB_FILES = ("Widget.py", "WidgetRun.py", "refine_widget.py")  # the panel; nothing else may use Qt
+GUI_FILES = [MODULE_DIR / "PancakesSegment.py"] + [LIB_DIR / name for name in QT_LIB_FILES]
 LIB_FILES = sorted(LIB_DIR.glob("*.py"))
 INTERACTIVE = {"QPushButton", "QSpinBox", "QComboBox", "QListWidget", "QTableWidget", "QCheckBox",
-               "QProgressBar"}  # containers (collapsible buttons) need no wiring
+               "QProgressBar", "qMRMLNodeComboBox",
+               "qMRMLSegmentSelectorWidget"}  # containers (collapsible buttons) need no wiring
 
 
 def uiWidgets():
     return {w.get("name"): w.get("class") for w in ET.parse(UI_FILE).getroot().iter("widget")}
+
+
+def uiLayouts():
+    """Named layouts of the .ui: the code may add widgets to them (childWidgetVariables lists them too)."""
+    return {layout.get("name") for layout in ET.parse(UI_FILE).getroot().iter("layout")}
 
 
 def uiNamesUsed():
@@ -38,7 +45,7 @@ def test_module_files_compile(path, tmp_path):
 def test_every_widget_the_code_uses_is_in_the_ui_file():
     used = uiNamesUsed()
     assert used, "the widget code refers to no self.ui names: the check would be empty"
-    missing = used - set(uiWidgets())
+    missing = used - set(uiWidgets()) - uiLayouts()
     assert not missing, f"not in {UI_FILE.name}: {sorted(missing)}"
 
 
@@ -62,9 +69,9 @@ def test_ui_defaults_match_the_logic_defaults():
     assert (value("protocolsSpinBox"), value("labelsSpinBox")) == (DEFAULT_PROTOCOLS, DEFAULT_LABELS) == (8, 20)
 
 
-@pytest.mark.parametrize("path", [p for p in LIB_FILES if p.name != "Widget.py"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in LIB_FILES if p.name not in QT_LIB_FILES], ids=lambda p: p.name)
 def test_logic_files_use_no_gui(path):
-    """Only Widget.py may use Qt, CTK or the Slicer application; the rest must run under plain pytest."""
+    """Only the panel (QT_LIB_FILES) may use Qt, CTK or the Slicer application; the rest runs under plain pytest."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     banned_modules = {"qt", "ctk", "slicer.util", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper",
                       "slicer.i18n", "PyTorchUtils"}
@@ -89,6 +96,7 @@ def test_cmake_ships_every_module_file_and_resource():
         assert resource in text
     assert "pancakes/*.py" in text and "GLOB_RECURSE" in text
     assert "Resources/model_weights" in text
+    assert "${MODEL_WEIGHTS_SOURCE_DIR}/*.pt" in text  # pancakes.pt and refine.pt alike
     top = (MODULE_DIR.parent / "CMakeLists.txt").read_text(encoding="utf-8")
     for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY \"Segmentation\"", "EXTENSION_CONTRIBUTORS",
                 "EXTENSION_DESCRIPTION", "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS",

@@ -57,7 +57,9 @@ class DotProductHead(nn.Module):
 
     def logits_from_keys(self, keys: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """keys: [N, hidden, H, W], v: [P, E] -> logits [N, P, H, W]."""
-        w = F.normalize(self.query(v), dim=1, eps=1e-6) * self.log_scale.exp()
+        # Capped temperature: a growing one saturates the softmax, and saturated
+        # labels get no Dice gradient (p(1-p) ~ 0), which lets one label take over.
+        w = F.normalize(self.query(v), dim=1, eps=1e-6) * self.log_scale.clamp(max=2.08).exp()
         n, c, h, wd = keys.shape
         out = torch.matmul(w, keys.reshape(n, c, h * wd))  # [N, P, HW]
         return out.reshape(n, w.shape[0], h, wd)

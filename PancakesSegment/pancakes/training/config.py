@@ -19,10 +19,11 @@ class TrainConfig:
     sizes: List[int] = field(default_factory=lambda: [64, 96, 128])
     size_probs: List[float] = field(default_factory=lambda: [0.5, 0.3, 0.2])
     max_targets: int = 16  # labels per set used as targets, each with its own min (appendix D)
-    alpha: float = 0.5  # weight of the per-target min vs the one-protocol-holds-all term
+    alpha: float = 0.25  # weight of the per-target min vs the one-protocol-holds-all term
     beta: float = 0.5  # cross-entropy on the matched protocol (see training/loss.py)
     relax: float = 0.1  # relaxed winner-takes-all weight on a few random protocols per step
     n_relax: int = 2
+    gamma: float = 0.1  # label-usage entropy weight against one label taking over
     p_synthetic: float = 0.5  # share of sets drawn from the synthetic generator
     # Real datasets are drawn by weight, not uniformly: the paper samples datasets
     # uniformly, but here one source has 12 slices and would get a quarter of all sets.

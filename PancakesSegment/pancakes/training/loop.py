@@ -135,7 +135,7 @@ class Trainer:
                 phi = self.net.encode(images)
                 logits = self.net.decode_logits(phi, M, K, [])
             loss, info = pancakes_loss(logits, targets, self.cfg.alpha, self.cfg.beta, self.cfg.relax,
-                                       self.cfg.n_relax, self.gen)
+                                       self.cfg.n_relax, self.gen, self.cfg.gamma)
             (loss / len(batch)).backward()
             total += float(loss.detach()) / len(batch)
             dices.append(float(info["dice"].mean()))

@@ -6,6 +6,7 @@ loss = alpha * mean_t min_{m,k} (1 - d[t, m, k])                   (eq. 6, one m
      + (1 - alpha) * min_m min_{pi} mean_t (1 - d[t, m, pi(t)])    (one protocol holds all targets)
      + beta * CE(logits[:, m*], pi*)  on the pixels the targets cover
      + relax * mean_{r in R} [ matched error and CE of protocol r ]   (R: a few random protocols)
+     + gamma * mean_{m in winners and R} (1 - H(mean label distribution of m) / log K)
 
 The first term is the paper's loss applied to every known label (appendix D
 applies it to several labels of a multi-label map). The second asks one
@@ -25,12 +26,18 @@ labels per protocol, 97% of the image on one). A small weight on a few random
 protocols per step keeps every protocol a real segmentation; the winners still
 get the bulk of the gradient, so protocols stay diverse.
 
+The entropy term is the standard remedy for one label taking over (as in
+IIC/SCAN-style clustering): it rewards protocols whose labels share the image
+rather than one label covering it. Its weight is small, so targets with few
+labels are not forced to use all K.
+
 Because every term is a min, the gradient reaches only the winning protocols.
 We find the winners without autograd, then recompute only those protocols with
 autograd: same value and gradient, about M times less backward work.
 """
 from __future__ import annotations
 
+import math
 from typing import List, Tuple
 
 import numpy as np
@@ -107,7 +114,7 @@ def matched_error(d: torch.Tensor, mi: int, labels: List[int]) -> torch.Tensor:
 
 def pancakes_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.5,
                   beta: float = 0.5, relax: float = 0.0, n_relax: int = 2,
-                  generator: torch.Generator = None) -> Tuple[torch.Tensor, dict]:
+                  generator: torch.Generator = None, gamma: float = 0.0) -> Tuple[torch.Tensor, dict]:
     """Loss from logits [S, M, K, H, W] (graph attached) and disjoint targets [T, S, H, W].
 
     Returns (loss, info): info has 'winners' (protocols that got gradient),
@@ -139,6 +146,10 @@ def pancakes_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.
         _, labels_r, _ = best_assignment(d_np[:, r : r + 1])
         term = matched_error(d, pos[r], labels_r) + beta * assignment_ce(sub, pos[r], labels_r, targets)
         loss = loss + relax / len(relaxed) * term
+    if gamma > 0 and sub.shape[2] > 1:
+        marginal = torch.softmax(sub, dim=2).mean(dim=(0, 3, 4))  # [P', K]
+        entropy = -(marginal * torch.log(marginal + 1e-8)).sum(1) / math.log(sub.shape[2])
+        loss = loss + gamma * (1 - entropy).mean()
     info = {"winners": sorted(choice["winners"]), "relaxed": relaxed, "m_star": choice["m_star"],
             "dice": d_all.reshape(t, -1).max(1).values}
     return loss, info

@@ -14,8 +14,8 @@ from .unet import UNet
 class PancakesNet(nn.Module):
     """images [N, 1, H, W] in [0, 1] -> probabilities [N, M, K, H, W] (softmax over K).
 
-    ``encode`` runs the UNet once per image; its result phi ("features",
-    [N, C, H, W], C = 32) is what callers cache. ``decode`` turns
+    ``encode`` runs the UNet once per image; its result ("features",
+    [N, C + 1, H, W]: phi with C = 32 channels, and the image) is what callers cache. ``decode`` turns
     cached features into any (M, K), or a subset of protocols, without the UNet.
     H and W must be multiples of 8 (the engine pads).
     """
@@ -28,16 +28,22 @@ class PancakesNet(nn.Module):
         self.unet = UNet(1, features, levels)
         e = embedding_dim(emb_half)
         if head == "dot":
-            self.head = DotProductHead(features, e, hidden)
+            self.head = DotProductHead(features + 1, e, hidden)
         elif head == "faithful":
-            self.head = FaithfulHead(features, e, 32)
+            self.head = FaithfulHead(features + 1, e, 32)
         else:
             raise ValueError(f"unknown head {head!r}; use 'dot' or 'faithful'")
 
     @torch.jit.export
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """images [N, 1, H, W] in [0, 1] -> cached features [N, C, H, W]."""
-        return self.unet(images)
+        """images [N, 1, H, W] in [0, 1] -> cached features [N, C + 1, H, W].
+
+        The features carry the image itself beside phi: the head can then split
+        by intensity from the first step (what multi-Otsu does) while the UNet
+        learns context; without it, early training saw nearly identical keys at
+        every pixel and one label won everywhere.
+        """
+        return torch.cat([self.unet(images), images], dim=1)
 
     @torch.jit.export
     def decode_logits(self, features: torch.Tensor, M: int, K: int, protocols: List[int]) -> torch.Tensor:

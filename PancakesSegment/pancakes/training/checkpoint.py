@@ -43,5 +43,14 @@ def net_from_model_file(path: Path) -> tuple:
     net = PancakesNet(features=arch.get("features", 32), levels=arch.get("levels", 4),
                       emb_half=arch.get("emb_half", 16), head=arch.get("head", "dot"),
                       hidden=arch.get("hidden", 64))
-    net.load_state_dict(module.state_dict())
+    state = module.state_dict()
+    own = net.state_dict()
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape and own[key].dim() == 4 and value.shape[1] < own[key].shape[1]:
+            # A layer that gained input channels (the image joined the features):
+            # keep the learnt weights, start the new inputs at zero.
+            grown = torch.zeros_like(own[key])
+            grown[:, : value.shape[1]] = value
+            state[key] = grown
+    net.load_state_dict(state)
     return net, meta

@@ -90,3 +90,19 @@ def test_relaxed_protocols_get_a_small_gradient_too():
     per_protocol = logits.grad.abs().sum((0, 2, 3, 4))
     for m in range(8):
         assert (per_protocol[m] > 0) == (m in info["winners"] or m in info["relaxed"])
+
+
+def test_entropy_term_penalises_one_label_over_everything():
+    targets = torch.zeros(1, 1, 8, 8)
+    targets[0, 0, :4] = 1
+    collapsed = torch.zeros(1, 1, 4, 8, 8)
+    collapsed[:, :, 0] = 10.0  # label 0 everywhere
+    balanced = torch.zeros(1, 1, 4, 8, 8)
+    for k in range(4):
+        balanced[0, 0, k, 2 * k : 2 * k + 2] = 10.0  # four bands
+    base_c, _ = pancakes_loss(collapsed, targets, alpha=0.5, beta=0.0, gamma=0.0)
+    ent_c, _ = pancakes_loss(collapsed, targets, alpha=0.5, beta=0.0, gamma=1.0)
+    base_b, _ = pancakes_loss(balanced, targets, alpha=0.5, beta=0.0, gamma=0.0)
+    ent_b, _ = pancakes_loss(balanced, targets, alpha=0.5, beta=0.0, gamma=1.0)
+    assert ent_c - base_c > 0.9  # one label: entropy ~0, penalty ~1
+    assert ent_b - base_b < 0.05  # four equal labels: entropy ~log K, penalty ~0

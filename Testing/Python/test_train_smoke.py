@@ -49,3 +49,20 @@ def test_resume_continues_exactly(tmp_path):
     assert c.step == a.step == 6
     for (k, va), vc in zip(a.net.state_dict().items(), c.net.state_dict().values()):
         assert torch.allclose(va, vc, atol=1e-6), k
+
+
+def test_init_from_a_model_file_continues_its_weights(tmp_path):
+    from pancakes.export import default_metadata, save_torchscript
+
+    first = Trainer(tiny_config(), tmp_path / "a", square_sets, augment=None, log=lambda m: None)
+    first.train_step()
+    cfg = first.cfg
+    arch = {"features": cfg.features, "levels": cfg.levels, "emb_half": cfg.emb_half, "head": "dot", "hidden": cfg.hidden}
+    path = save_torchscript(first.net, tmp_path / "m.pt", default_metadata(first.net, architecture=arch,
+                                                                         training={"trained": True, "steps_total": 1}))
+    # A config with a different architecture: the file's architecture must win.
+    second = Trainer(tiny_config(features=16, hidden=8), tmp_path / "b", square_sets, augment=None, log=lambda m: None)
+    second.init_weights(path)
+    for (k, a), b in zip(first.net.state_dict().items(), second.net.state_dict().values()):
+        assert torch.equal(a, b), k
+    second.train_step()

@@ -1,5 +1,6 @@
 """Names, IDs, values and colours depend on (M, K, m, k) alone and never drift."""
 import itertools
+import os
 import subprocess
 import sys
 
@@ -39,7 +40,10 @@ def test_palette_is_clearly_distinct():
 
 def test_identical_in_a_fresh_process():
     code = "from pancakes import protocols as P; print([P.protocol_labels(8, 20, m) for m in range(8)])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    # Names hold a middle dot: force UTF-8 both ways, whatever the locale.
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", env=env,
+                         check=True).stdout.strip()
     assert out == str([P.protocol_labels(8, 20, m) for m in range(8)])
 
 

@@ -48,6 +48,7 @@ def save_torchscript(net: torch.nn.Module, path: Union[str, Path], metadata: Dic
     os.close(fd)
     try:
         torch.jit.save(scripted, tmp, _extra_files={METADATA_FILE: json.dumps(metadata, indent=2)})
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -17,8 +17,9 @@ from typing import Callable, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from .bundled import find_bundled
 from .devices import resolve_device
-from .errors import ModelFileError, PancakesInputError
+from .errors import PancakesInputError
 from .export import load_torchscript
 from .preprocessing import Fit, argmax_labels, from_model_output, plan_fit, prepare_images, to_model_input
 
@@ -32,21 +33,7 @@ class Cancelled(RuntimeError):
 
 def bundled_model_path() -> Path:
     """Where the shipped model lives: $PANCAKES_MODEL, the source tree, or the Slicer module."""
-    import os
-
-    here = Path(__file__).resolve().parent
-    candidates = []
-    if os.environ.get("PANCAKES_MODEL"):
-        candidates.append(Path(os.environ["PANCAKES_MODEL"]))
-    candidates += [
-        here.parents[1] / "model_weights" / "pancakes.pt",  # source checkout / editable install
-        here.parent / "Resources" / "model_weights" / "pancakes.pt",  # installed Slicer module
-        here / "model_weights" / "pancakes.pt",  # wheel with bundled data
-    ]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise ModelFileError("no bundled model found (looked in " + ", ".join(str(c) for c in candidates) + "); pass path=")
+    return find_bundled("pancakes.pt", "PANCAKES_MODEL", "model")
 
 
 @dataclass

@@ -15,13 +15,13 @@ and the result is mapped back to the image's own size.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from ..bundled import find_bundled
 from ..devices import resolve_device
 from ..errors import ModelFileError, PancakesInputError
 from ..export import load_torchscript
@@ -37,19 +37,7 @@ MIN_NEIGHBOUR_DICE = 0.5
 
 def bundled_refiner_path() -> Path:
     """Where the shipped refiner lives: $PANCAKES_REFINE_MODEL, next to the bundled Pancakes model."""
-    package = Path(__file__).resolve().parents[1]  # .../pancakes
-    candidates = []
-    if os.environ.get("PANCAKES_REFINE_MODEL"):
-        candidates.append(Path(os.environ["PANCAKES_REFINE_MODEL"]))
-    candidates += [
-        package.parents[1] / "model_weights" / MODEL_FILE,  # source checkout / editable install
-        package.parent / "Resources" / "model_weights" / MODEL_FILE,  # installed Slicer module
-        package / "model_weights" / MODEL_FILE,  # wheel with bundled data
-    ]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise ModelFileError("no bundled refiner found (looked in " + ", ".join(str(c) for c in candidates) + "); pass path=")
+    return find_bundled(MODEL_FILE, "PANCAKES_REFINE_MODEL", "refiner")
 
 
 class Refiner:

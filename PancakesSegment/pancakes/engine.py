@@ -21,7 +21,7 @@ from .bundled import find_bundled
 from .devices import resolve_device
 from .errors import PancakesInputError
 from .export import load_torchscript
-from .preprocessing import Fit, argmax_labels, from_model_output, plan_fit, prepare_images, to_model_input
+from .preprocessing import Fit, from_model_output, labels_from_logits, plan_fit, prepare_images, to_model_input
 
 Progress = Optional[Callable[[int, int], None]]
 Cancel = Optional[Callable[[], bool]]
@@ -87,21 +87,23 @@ class Pancakes:
 
         ``which`` selects protocols (0-based); None means all ``protocols``.
         """
-        return [argmax_labels(full, 1).cpu().numpy() for full in self._logits(encoded, protocols, labels, which)]
+        return [labels_from_logits(logits, fit)[0].cpu().numpy()
+                for logits, fit in self._logits(encoded, protocols, labels, which)]
 
     def probabilities(self, encoded: Encoded, protocols: int = 8, labels: int = 20,
                       which: Optional[Sequence[int]] = None) -> List[np.ndarray]:
         """Like :meth:`decode` but soft: one float32 [M', K, H, W] per image (softmax over K)."""
-        return [torch.softmax(full, dim=1).cpu().numpy() for full in self._logits(encoded, protocols, labels, which)]
+        return [torch.softmax(from_model_output(logits[0], fit), dim=1).cpu().numpy()
+                for logits, fit in self._logits(encoded, protocols, labels, which)]
 
     def _logits(self, encoded: Encoded, M: int, K: int, which: Optional[Sequence[int]]):
-        """Yield logits [M', K, H, W] at each image's own size, one image at a time."""
+        """Yield (logits [1, M', K, S, S] at model size, fit), one image at a time."""
         M, K = check_mk(M, K)
         sel = check_which(which, M)
         for phi, fit in zip(encoded.features, encoded.fits):
             with torch.no_grad():
                 logits = self.module.decode_logits(phi.to(self.device, torch.float32), M, K, sel)
-                yield from_model_output(logits[0], fit)
+            yield logits, fit
 
     def segment(self, images: Sequence[np.ndarray], protocols: int = 8, labels: int = 20) -> np.ndarray:
         """images -> np.ndarray [N, M, H, W] of labels 1..K.

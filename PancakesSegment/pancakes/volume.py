@@ -77,21 +77,26 @@ def _prepare(model, image: sitk.Image, axis: str, name: str) -> Tuple[sitk.Image
 def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: int = 16,
                   progress=None, cancel=None, name: str = "volume") -> EncodedVolume:
     """Normalise the whole volume once (so slices stay comparable), then encode slices in batches."""
+    oriented, _, arr, fit = _prepare(model, image, axis, name)
+    batches = _encoded_batches(model, arr, fit, batch_size, progress, cancel, name)
+    feats = [phi.to("cpu", torch.float16) for _, phi in batches]
+    return EncodedVolume(torch.cat(feats), fit, axis, oriented, image)
+
+
+def _encoded_batches(model, arr: np.ndarray, fit: Fit, step: int, progress, cancel, name: str):
+    """Yield (first slice index, features [B, C, S, S]) batch by batch; honours cancel and reports progress."""
     from .engine import Cancelled
 
-    oriented, a, arr, fit = _prepare(model, image, axis, name)
-    feats = []
     depth = arr.shape[0]
-    for start in range(0, depth, batch_size):
+    for start in range(0, depth, step):
         if cancel is not None and cancel():
             raise Cancelled(f"{name}: cancelled after {start} of {depth} slices")
-        batch = torch.from_numpy(np.ascontiguousarray(arr[start : start + batch_size]))
+        batch = torch.from_numpy(np.ascontiguousarray(arr[start : start + step]))
         with torch.no_grad():
             phi = model.module.encode(to_model_input(batch, fit).to(model.device))
-        feats.append(phi.to("cpu", torch.float16))
+        yield start, phi
         if progress is not None:
-            progress(min(start + batch_size, depth), depth)
-    return EncodedVolume(torch.cat(feats), fit, axis, oriented, image)
+            progress(min(start + step, depth), depth)
 
 
 def _decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit) -> np.ndarray:
@@ -147,20 +152,13 @@ def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str 
                    progress=None, cancel=None, name: str = "volume") -> List[sitk.Image]:
     """Encode and decode batch by batch without caching features: memory beyond the
     input and the label volumes stays bounded by the batch, whatever the depth."""
-    from .engine import Cancelled, check_mk
+    from .engine import check_mk
 
     M, K = check_mk(M, K)
     oriented, a, arr, fit = _prepare(model, image, axis, name)
     depth = arr.shape[0]
     out = np.zeros((M, depth) + tuple(fit.shape), dtype=np.uint8)
     step = min(batch_size, _decode_step(M, K, fit))
-    for start in range(0, depth, step):
-        if cancel is not None and cancel():
-            raise Cancelled(f"{name}: cancelled after {start} of {depth} slices")
-        batch = torch.from_numpy(np.ascontiguousarray(arr[start : start + step]))
-        with torch.no_grad():
-            phi = model.module.encode(to_model_input(batch, fit).to(model.device))
+    for start, phi in _encoded_batches(model, arr, fit, step, progress, cancel, name):
         out[:, start : start + step] = _decode_batch(model, phi, M, K, [], fit)
-        if progress is not None:
-            progress(min(start + step, depth), depth)
     return _to_images(out, a, oriented, image)

@@ -56,7 +56,7 @@ class BatchOptions:
     axis: str = "axial"
     fmt: str = "seg.nrrd"
     resume: bool = False
-    batch_size: int = 16
+    batch_size: Optional[int] = None  # None: the device's default (devices.default_batch_size)
     progress: bool = True  # tqdm bars (shown only on a terminal)
 
 

@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "M, K, format, axis and model")
     seg.add_argument("--model", type=Path, metavar="PATH", help="model file (default: the bundled model)")
     seg.add_argument("--sample", action="store_true", help="also segment the bundled sample collection")
-    seg.add_argument("--batch-size", type=int, default=16, metavar="N", help="slices per forward pass (default 16)")
+    seg.add_argument("--batch-size", type=int, default=None, metavar="N",
+                     help="slices per forward pass (default 4 on CPU, 32 on GPU)")
     seg.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     info = sub.add_parser("info", help="print a model's metadata")
     info.add_argument("--model", type=Path, metavar="PATH", help="model file (default: the bundled model)")
@@ -77,7 +78,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from .engine import check_mk
     from .io import find_subjects, sample_data_dir
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         _error(f"--batch-size {args.batch_size}: must be at least 1")
         return EXIT_USAGE
     try:

@@ -25,3 +25,12 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
     return "CPU"
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Slices per UNet forward pass when the caller does not say.
+
+    On CPU, 4 slices at 128^2 keep the activations (~8 MB per layer) in cache and run
+    ~1.7x faster per slice than 16 (benchmarks/README.md); a GPU wants large batches.
+    """
+    return 32 if device.type == "cuda" else 4

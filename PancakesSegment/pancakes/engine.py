@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .bundled import find_bundled
-from .devices import resolve_device
+from .devices import default_batch_size, resolve_device
 from .errors import PancakesInputError
 from .export import load_torchscript
 from .preprocessing import Fit, from_model_output, labels_from_logits, plan_fit, prepare_images, to_model_input
@@ -67,8 +67,12 @@ class Pancakes:
 
     # ---- 2D collections -------------------------------------------------
     def encode(self, images: Sequence[np.ndarray], names: Optional[Sequence[str]] = None,
-               spacings: Optional[Sequence[Sequence[float]]] = None, batch_size: int = 16) -> Encoded:
-        """Run the UNet once per image. images: list/array of 2D (or RGB) images of any size."""
+               spacings: Optional[Sequence[Sequence[float]]] = None, batch_size: Optional[int] = None) -> Encoded:
+        """Run the UNet once per image. images: list/array of 2D (or RGB) images of any size.
+
+        batch_size: images per forward pass; None picks the device's default.
+        """
+        batch_size = batch_size or default_batch_size(self.device)
         prepared = prepare_images(images, names)
         fits = [plan_fit(img.shape, self.input_size, tuple(spacings[i]) if spacings else (1.0, 1.0))
                 for i, img in enumerate(prepared)]
@@ -119,7 +123,7 @@ class Pancakes:
         return arr
 
     # ---- volumes ----------------------------------------------------------
-    def encode_volume(self, image, axis: str = "axial", batch_size: int = 16,
+    def encode_volume(self, image, axis: str = "axial", batch_size: Optional[int] = None,
                       progress: Progress = None, cancel: Cancel = None):
         """SimpleITK image -> EncodedVolume (features of every slice). See pancakes.volume."""
         from .volume import encode_volume

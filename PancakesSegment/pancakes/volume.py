@@ -15,11 +15,14 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from .devices import default_batch_size
 from .errors import PancakesInputError
 from .preprocessing import Fit, finite_float, labels_from_logits, normalise, plan_fit, to_model_input
 
 AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in (z, y, x) LPS order
-DECODE_BUDGET_BYTES = 256 * 2**20  # full-size logits held at once while decoding
+# Model-size logits held at once while decoding: 4 slices at M=8, K=20, small enough
+# to stay in cache (larger batches were slower per slice on CPU).
+DECODE_BUDGET_BYTES = 48 * 2**20
 
 
 @dataclass
@@ -74,10 +77,11 @@ def _prepare(model, image: sitk.Image, axis: str, name: str) -> Tuple[sitk.Image
     return oriented, a, np.moveaxis(arr, a, 0), plan_fit(shape, model.input_size, spacing)
 
 
-def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: int = 16,
+def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: Optional[int] = None,
                   progress=None, cancel=None, name: str = "volume") -> EncodedVolume:
     """Normalise the whole volume once (so slices stay comparable), then encode slices in batches."""
     oriented, _, arr, fit = _prepare(model, image, axis, name)
+    batch_size = batch_size or default_batch_size(model.device)
     batches = _encoded_batches(model, arr, fit, batch_size, progress, cancel, name)
     feats = [phi.to("cpu", torch.float16) for _, phi in batches]
     return EncodedVolume(torch.cat(feats), fit, axis, oriented, image)
@@ -108,9 +112,8 @@ def _decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit:
 
 
 def _decode_step(n_prot: int, K: int, fit: Fit) -> int:
-    """Slices per decode batch so that full-size logits stay under DECODE_BUDGET_BYTES."""
-    rows, cols = fit.shape
-    return max(1, min(32, DECODE_BUDGET_BYTES // max(1, n_prot * K * rows * cols * 4 * 2)))
+    """Slices per decode batch so that model-size logits stay under DECODE_BUDGET_BYTES."""
+    return max(1, min(32, DECODE_BUDGET_BYTES // max(1, n_prot * K * fit.size * fit.size * 4)))
 
 
 def _to_images(out: np.ndarray, a: int, oriented: sitk.Image, original: sitk.Image) -> List[sitk.Image]:
@@ -148,7 +151,8 @@ def decode_volume(model, enc: EncodedVolume, M: int = 8, K: int = 20, which: Opt
     return _to_images(out, AXES[enc.axis], enc.oriented, enc.original)
 
 
-def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str = "axial", batch_size: int = 16,
+def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str = "axial",
+                   batch_size: Optional[int] = None,
                    progress=None, cancel=None, name: str = "volume") -> List[sitk.Image]:
     """Encode and decode batch by batch without caching features: memory beyond the
     input and the label volumes stays bounded by the batch, whatever the depth."""
@@ -158,7 +162,7 @@ def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str 
     oriented, a, arr, fit = _prepare(model, image, axis, name)
     depth = arr.shape[0]
     out = np.zeros((M, depth) + tuple(fit.shape), dtype=np.uint8)
-    step = min(batch_size, _decode_step(M, K, fit))
+    step = min(batch_size or default_batch_size(model.device), _decode_step(M, K, fit))
     for start, phi in _encoded_batches(model, arr, fit, step, progress, cancel, name):
         out[:, start : start + step] = _decode_batch(model, phi, M, K, [], fit)
     return _to_images(out, a, oriented, image)

@@ -14,13 +14,13 @@ Usage::
 
     logic = RefineLogic(scene)
     result = logic.refine(segmentationNode, "P03_L07", volumeNode, positiveNode, negativeNode)
-    logic.undo()      # puts back what the last refine changed
+    logic.undo()      # puts back what the last refine changed (logic.redo() brings it back)
     logic.finish()    # ends the session: next clicks start from the segment as it is
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import slicer
@@ -226,7 +226,13 @@ class RefineLogic:
         self._refiner = refiner
         self._device = device
         self._seeds: Dict[tuple, np.ndarray] = {}  # session seed per (segmentation, segment, volume, axis, slice)
-        self._undo: List[tuple] = []
+        # Undo uses vtkSegmentationHistory, the class behind the Segment Editor's own undo:
+        # whole-segmentation states, since a refined segment also takes voxels from others.
+        self._histories: Dict[str, "slicer.vtkSegmentationHistory"] = {}
+        self._lastNode = None  # the segmentation node that undo and redo act on
+        # Called with the segmentation node just before each change; the Slicer panel uses it
+        # to save a state in the Segment Editor's undo stack as well.
+        self.beforeChange: Optional[Callable[[object], None]] = None
 
     @property
     def refiner(self):
@@ -275,25 +281,43 @@ class RefineLogic:
         return RefineResult(clicks.axis, clicks.index, changed, int((refined != current).sum()))
 
     def _saveForUndo(self, segmentationNode) -> None:
-        # A copy of the whole segmentation, as the Segment Editor keeps: the segment
-        # also takes voxels from other segments, and undo must give them back.
-        backup = slicer.vtkSegmentation()
-        backup.DeepCopy(segmentationNode.GetSegmentation())
-        self._undo.append((segmentationNode, backup))
-        del self._undo[:-MAX_UNDO]
+        if self.beforeChange is not None:
+            self.beforeChange(segmentationNode)
+        history = self._histories.get(segmentationNode.GetID())
+        if history is None or history.GetSegmentation() is not segmentationNode.GetSegmentation():
+            history = slicer.vtkSegmentationHistory()
+            history.SetMaximumNumberOfStates(MAX_UNDO + 1)  # +1: undoing saves the current state for redo
+            history.SetSegmentation(segmentationNode.GetSegmentation())
+            self._histories[segmentationNode.GetID()] = history
+        history.SaveState()
+        self._lastNode = segmentationNode
+
+    def _history(self):
+        node = self._lastNode
+        if node is None or node.GetScene() is None:  # removed from the scene since
+            return None
+        return self._histories.get(node.GetID())
 
     def canUndo(self) -> bool:
-        return bool(self._undo)
+        history = self._history()
+        return history is not None and history.IsRestorePreviousStateAvailable()
+
+    def canRedo(self) -> bool:
+        history = self._history()
+        return history is not None and history.IsRestoreNextStateAvailable()
 
     def undo(self) -> bool:
         """Put the segmentation back as it was before the last refine; False when there is nothing to undo."""
-        if not self._undo:
-            return False
-        segmentationNode, backup = self._undo.pop()
-        segmentationNode.GetSegmentation().DeepCopy(backup)
-        return True
+        return self.canUndo() and bool(self._history().RestorePreviousState())
+
+    def redo(self) -> bool:
+        """Re-apply the last undone refine; False when there is nothing to redo (or the segment was edited since)."""
+        return self.canRedo() and bool(self._history().RestoreNextState())
 
     def finish(self) -> None:
         """End the session: forget seeds and undo steps (the segment keeps its current state)."""
         self._seeds.clear()
-        self._undo.clear()
+        for history in self._histories.values():
+            history.SetSegmentation(None)  # stops observing the segmentation
+        self._histories.clear()
+        self._lastNode = None

@@ -23,13 +23,26 @@ from .refine_logic import RefineLogic
 POINT_LISTS = (("positive", "Pancakes +", (0.2, 0.9, 0.2)), ("negative", "Pancakes \u2212", (0.95, 0.2, 0.2)))
 
 
+def saveStateInSegmentEditor(segmentationNode) -> None:
+    """Record a state in the Segment Editor's undo stack when it edits ``segmentationNode``,
+    so that its Undo (Ctrl+Z) also steps back through refinements. Best effort: the panel's
+    own Undo (same vtkSegmentationHistory mechanism) works without it."""
+    try:
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        if editor.segmentationNode() is not None and editor.segmentationNode().GetID() == segmentationNode.GetID():
+            editor.saveStateForUndo()
+    except Exception:  # noqa: BLE001 - the Segment Editor module is optional here
+        pass
+
+
 class RefinePanel(qt.QWidget, VTKObservationMixin):
-    """Positive/negative point placement, 'Propagate to neighbouring slices', Undo and Done."""
+    """Positive/negative point placement, 'Propagate to neighbouring slices', Undo, Redo and Done."""
 
     def __init__(self, parent=None, logic: RefineLogic = None) -> None:
         qt.QWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = logic or RefineLogic()
+        self.logic.beforeChange = saveStateInSegmentEditor
         self._target = (None, None, None)
         self._markups = {}
         layout = qt.QFormLayout(self)
@@ -48,10 +61,12 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         self.propagateCheckBox = qt.QCheckBox(_("Propagate to neighbouring slices"))
         layout.addRow(self.propagateCheckBox)
         self.undoButton = qt.QPushButton(_("Undo"))
+        self.redoButton = qt.QPushButton(_("Redo"))
         self.doneButton = qt.QPushButton(_("Done"))
         self.undoButton.clicked.connect(self.onUndo)
+        self.redoButton.clicked.connect(self.onRedo)
         self.doneButton.clicked.connect(self.onDone)
-        layout.addRow(self._row(self.undoButton, self.doneButton))
+        layout.addRow(self._row(self.undoButton, self.redoButton, self.doneButton))
         self.statusLabel = qt.QLabel("")
         self.statusLabel.wordWrap = True
         layout.addRow(self.statusLabel)
@@ -109,6 +124,10 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         self.logic.undo()
         self._updateEnabled()
 
+    def onRedo(self) -> None:
+        self.logic.redo()
+        self._updateEnabled()
+
     def onDone(self) -> None:
         """Keep the segment as it is and clear the points: the next clicks start a new session."""
         self.logic.finish()
@@ -125,4 +144,5 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
             if ready:
                 self._markupsNode(kind)
         self.undoButton.enabled = self.logic.canUndo()
+        self.redoButton.enabled = self.logic.canRedo()
         self.doneButton.enabled = ready

@@ -197,12 +197,37 @@ def test_undo_restores_every_segment_and_the_session_keeps_its_seed(scene, volum
     # The seed is the mask the session started from; the last result is "previous".
     np.testing.assert_array_equal(second["seed"][3], before["P01_L01"][3])
     assert second["previous"][14, 7] == 1.0
+    refined = masks(segmentation, volume)
     assert logic.undo() and logic.undo() and not logic.undo()
     after = masks(segmentation, volume)
     for sid in before:
         np.testing.assert_array_equal(after[sid], before[sid])
+    # Redo walks forward again, as the Segment Editor's history does.
+    assert logic.canRedo() and logic.redo() and logic.redo() and not logic.redo()
+    for sid, mask in masks(segmentation, volume).items():
+        np.testing.assert_array_equal(mask, refined[sid])
     logic.finish()
-    assert not logic.canUndo()
+    assert not logic.canUndo() and not logic.canRedo()
+
+
+def test_undo_history_is_the_segment_editors_and_a_manual_edit_drops_redo(scene, volume, segmentation):
+    logic = RefineLogic(ClickStampRefiner())
+    saved = []
+    logic.beforeChange = saved.append  # the Slicer panel hooks the Segment Editor's saveStateForUndo here
+    logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 3, 14, 7)]))
+    assert saved == [segmentation]
+    assert isinstance(logic._histories[segmentation.GetID()], slicer.vtkSegmentationHistory)
+    assert logic.undo() and logic.canRedo()
+    # Editing the segmentation by other means after an undo makes redo unavailable.
+    segment = segmentation.GetSegmentation().GetNthSegment(0)
+    segment.SetName(segment.GetName() + " edited")
+    assert not logic.canRedo() and not logic.redo()
+    # A refine that changes nothing saves no undo state.
+    logic2 = RefineLogic(ClickStampRefiner())
+    current = masks(segmentation, volume)["P01_L01"]
+    k, j, i = map(int, np.argwhere(current)[0])
+    logic2.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, k, j, i)]))
+    assert not logic2.canUndo()
 
 
 def test_with_a_real_refiner_only_the_clicked_slice_changes(scene, volume, segmentation, tmp_path):

@@ -1,6 +1,6 @@
 """Development evaluation: Set Dice of the model against training-free baselines.
 
-    pancakes-eval [--model model_weights/pancakes.pt] [--sets 40] [--S 1 2 3 5]
+    pancakes-eval [--model model_weights/pancakes.pt] [--sets 40] [--S 1 2 3 5] [--compare runs/r8/pancakes.pt]
 
 prints, in one run, Set Dice at each S on the held-out development sets for the
 model at M=8, K=20, the baselines of pancakes.baselines, the faithful-head model
@@ -113,6 +113,8 @@ def main(argv: Sequence[str] = None) -> int:
     ap = argparse.ArgumentParser(prog="pancakes-eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="TorchScript model (default: the bundled one)")
     ap.add_argument("--faithful", default=None, help="a model trained with the paper-faithful head, for context")
+    ap.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
+                    help="other model files scored on the same sets (e.g. a new checkpoint against the shipped one)")
     ap.add_argument("--sets", type=int, default=40, help="development sets per S (default 40)")
     ap.add_argument("--S", type=int, nargs="+", default=[1, 2, 3, 5])
     ap.add_argument("--M", type=int, default=8)
@@ -126,11 +128,14 @@ def main(argv: Sequence[str] = None) -> int:
 
         path = args.model or bundled_model_path()
         module, meta = load_torchscript(path, "cpu")
+        others = {f"pancakes ({other})": load_torchscript(other, "cpu")[0] for other in args.compare}
         sets = {s: dev_sets(s, args.sets, seed=args.seed + s) for s in args.S}
     except (ModelFileError, DataUnavailableError) as exc:
         print(f"pancakes-eval: {exc}", file=sys.stderr)
         return 2
     methods: Dict[str, MapFn] = {"pancakes": net_maps(module, torch.device("cpu"))}
+    for name, other in others.items():
+        methods[name] = net_maps(other, torch.device("cpu"))
     if args.faithful:
         methods["pancakes (faithful head)"] = net_maps(load_torchscript(args.faithful, "cpu")[0], torch.device("cpu"))
     if not args.no_baselines:

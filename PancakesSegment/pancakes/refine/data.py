@@ -4,13 +4,18 @@ Drawn from the same sources as the protocol model (the synthetic generator and t
 real TRAIN bank; never the DEV split), with cheap per-example augmentation: flips,
 90-degree turns, gamma and noise. Targets are any label with at least MIN_PIXELS
 pixels, not only the set's own label, so small and large structures both appear.
+
+``PancakesSeedPool`` pairs such examples with the best label the protocol model
+(pancakes.pt) gives their image, computed in batches and each used a few times.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
+
+from .seeds import best_label_seeds
 
 MIN_PIXELS = 16
 
@@ -86,3 +91,52 @@ def augment(ex: Example, rng: np.random.Generator) -> Example:
     if rng.random() < 0.3:
         image = np.clip(image + rng.normal(0, rng.uniform(0.01, 0.05), image.shape), 0.0, 1.0)
     return Example(image.astype(np.float32), geo(ex.labelmap), geo(ex.target), ex.source)
+
+
+class PancakesSeedPool:
+    """Training examples with a real Pancakes seed: the best (m, k) label for their target.
+
+    ``model`` is a pancakes.Pancakes engine (the shipped protocol model in training,
+    a random one in tests). The model runs on the already augmented image, so seed and
+    image agree. It costs about 25 ms per image on one CPU thread, so the pool is
+    refilled ``size // 2`` examples at a time (one batched segment call) and each
+    example is used ``uses`` times before it is dropped; with ``uses`` 2 an iteration
+    that takes 4 Pancakes seeds pays for 2 new images.
+    """
+
+    def __init__(self, source: ExampleSource, model, size: int = 32, uses: int = 2,
+                 protocols: int = 8, labels: int = 20) -> None:
+        if size < 2 or uses < 1:
+            raise ValueError(f"size must be >= 2 and uses >= 1, got {size}, {uses}")
+        self.source, self.model = source, model
+        self.size, self.uses = size, uses
+        self.protocols, self.labels = protocols, labels
+        self.entries: List[list] = []  # [Example, seed bool [H, W], Dice of the seed, uses left]
+        self.segmented = 0
+
+    def refill(self, rng: np.random.Generator) -> None:
+        """Top the pool up to ``size`` examples with one batched Pancakes run."""
+        need = self.size - len(self.entries)
+        if need <= 0:
+            return
+        exs = [self.source.draw(rng) for _ in range(need)]
+        maps = self.model.segment(np.stack([e.image for e in exs]), self.protocols, self.labels)
+        seeds, dices = best_label_seeds(maps, np.stack([e.target for e in exs]), K=self.labels)
+        self.entries += [[e, s, float(d), self.uses] for e, s, d in zip(exs, seeds, dices)]
+        self.segmented += need
+
+    def take(self, rng: np.random.Generator, n: int) -> List[Tuple[Example, np.ndarray]]:
+        """n distinct (example, seed) pairs; refills when fewer than half the pool is left."""
+        out: List[Tuple[Example, np.ndarray]] = []
+        while len(out) < n:
+            if len(self.entries) <= self.size // 2:
+                self.refill(rng)
+            k = min(n - len(out), len(self.entries))
+            picked = sorted(rng.choice(len(self.entries), size=k, replace=False).tolist(), reverse=True)
+            for i in picked:
+                entry = self.entries[i]
+                out.append((entry[0], entry[1]))
+                entry[3] -= 1
+                if entry[3] <= 0:
+                    del self.entries[i]  # descending indices: deleting keeps the others valid
+        return out

@@ -1,20 +1,27 @@
-"""Perturbed ground truth: the imperfect starting masks the refiner learns to correct.
+"""Imperfect starting masks the refiner learns to correct: perturbed truth and real Pancakes labels.
 
 A Pancakes label is usually close to the wanted structure but wrong in places: too
 big or small, coarse at the border, shifted, missing a part, leaking into a
 neighbour, or the neighbour's label altogether. ``perturbed_seed`` draws such a
 mask from the target (and the other labels of its label map).
 
+Perturbed truth alone is too kind: real Pancakes labels (``best_label_seeds``) are
+often far worse (best-label Dice about 0.3 on the dev sets) with large regions of
+neighbouring tissue, so training mixes in those too (pancakes.refine.data.PancakesSeedPool).
+
 Example::
 
     seed = perturbed_seed(labelmap == 3, labelmap, np.random.default_rng(0))  # bool [H, W]
+    seeds, dices = best_label_seeds(model.segment(images, 8, 20), targets, K=20)
 """
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
+
+from ..metrics import per_image_scores
 
 P_EMPTY = 0.1
 P_OTHER_LABEL = 0.1
@@ -98,3 +105,24 @@ def perturbed_seed(target: np.ndarray, labelmap: np.ndarray, rng: np.random.Gene
     for i in rng.choice(len(OPS), size=int(rng.integers(1, 4)), replace=False):
         seed = OPS[int(i)](seed, rng)
     return np.asarray(seed, bool)
+
+
+def best_label_seeds(label_maps: np.ndarray, targets: np.ndarray,
+                     K: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The Pancakes label each image's user would pick: the (m, k) of highest Dice.
+
+    label_maps int [N, M, H, W] of labels 1..K (Pancakes.segment); targets bool [N, H, W];
+    K as in pancakes.metrics.per_image_scores. Returns seeds bool [N, H, W] (label k + 1
+    of protocol m) and their Dice float64 [N]. Ties go to the first (m, k), as in
+    benchmarks/bench_refine.py::pancakes_seeds.
+    """
+    label_maps = np.asarray(label_maps)
+    targets = np.asarray(targets, bool)
+    scores = per_image_scores(label_maps, targets, K=K)  # [N, M, K]
+    seeds = np.empty(targets.shape, bool)
+    best = np.empty(len(targets))
+    for i in range(len(targets)):
+        m, k = np.unravel_index(int(np.argmax(scores[i])), scores[i].shape)
+        seeds[i] = label_maps[i, m] == k + 1
+        best[i] = scores[i, m, k]
+    return seeds, best

@@ -2,8 +2,10 @@
 
     python -m pancakes.refine.train --out runs/refine [--minutes 25] [--resume]
 
-Each iteration draws a batch of (image, target) examples, a perturbed-truth seed for
-each (pancakes.refine.seeds), and runs ``--steps-per-sample`` correction steps: a
+Each iteration draws a batch of (image, target) examples with a seed for each: about
+``--pancakes-share`` of them the best label the protocol model (``--pancakes``, the
+shipped pancakes.pt by default) gives that image, the rest perturbed truth
+(pancakes.refine.seeds); then it runs ``--steps-per-sample`` correction steps: a
 simulated click on the current error (largest error component's centre, or a random
 error pixel), a forward pass, Dice + BCE against the target, then the prediction is
 detached and fed back as the next step's "previous" channel. Writes OUT/train.log,
@@ -28,13 +30,19 @@ import torch.nn.functional as F
 from ..devices import resolve_device
 from ..export import default_metadata, save_torchscript
 from .clicks import CLICK_SIGMA, next_click
-from .data import ExampleSource
+from .data import ExampleSource, PancakesSeedPool
 from .model import RefineNet
 from .seeds import perturbed_seed
 from .simulate import click_curves, model_input
 
 P_NO_FIRST_CLICK = 0.1  # some steps without clicks: propagation to a neighbour slice has none
 P_RANDOM_CLICK = 0.3
+# Share of training seeds that are real Pancakes labels (best (m, k) for the target).
+# Perturbed truth alone taught the refiner to trust its seed: real best labels are much
+# worse (Dice ~0.3 on the dev sets, large false-positive regions), and from them the
+# first refiner needed more clicks than from an empty mask. Half and half keeps the
+# perturbed cases (small border errors, empty, a neighbour's label) that users also give.
+P_PANCAKES_SEED = 0.5
 VAL_EXAMPLES = 48
 VAL_SEED = 12345
 
@@ -48,11 +56,30 @@ def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return soft.mean() + bce
 
 
-def draw_batch(source: ExampleSource, rng: np.random.Generator, n: int):
-    """-> images float32 [n, S, S], targets bool, seeds bool."""
-    exs = [source.draw(rng) for _ in range(n)]
-    seeds = [perturbed_seed(e.target, e.labelmap, rng) for e in exs]
+def draw_batch(source: ExampleSource, rng: np.random.Generator, n: int,
+               pool: Optional[PancakesSeedPool] = None, share: float = 0.0):
+    """-> images float32 [n, S, S], targets bool, seeds bool.
+
+    With a ``pool``, each example's seed is a real Pancakes label with probability
+    ``share`` (those examples come from the pool), otherwise perturbed truth.
+    """
+    n_pancakes = int(rng.binomial(n, share)) if pool is not None and share > 0 else 0
+    pairs = pool.take(rng, n_pancakes) if n_pancakes else []
+    exs = [e for e, _ in pairs] + [source.draw(rng) for _ in range(n - n_pancakes)]
+    seeds = [s for _, s in pairs] + [perturbed_seed(e.target, e.labelmap, rng) for e in exs[n_pancakes:]]
     return np.stack([e.image for e in exs]), np.stack([e.target for e in exs]), np.stack(seeds)
+
+
+def pancakes_pool(path: Optional[str], source: ExampleSource, log) -> Optional[PancakesSeedPool]:
+    """A seed pool around the protocol model at ``path`` (None: the bundled one); None if it is missing."""
+    from ..engine import Pancakes, bundled_model_path
+
+    try:
+        model = Pancakes.load(path or bundled_model_path(), device="cpu")
+    except Exception as exc:  # no model file: train on perturbed seeds only, and say so
+        log(f"[refine] no Pancakes model for seeds ({exc}); perturbed seeds only")
+        return None
+    return PancakesSeedPool(source, model)
 
 
 def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarray, targets: np.ndarray,
@@ -101,11 +128,18 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
         architecture={"features": net.features, "levels": net.levels},
         training={"trained": True, "iterations": state["step"], "wall_seconds": round(state["elapsed"]),
                   "batch": args.batch, "steps_per_sample": args.steps_per_sample, "lr": args.lr,
-                  "data": data, "seeds": "perturbed ground truth (pancakes.refine.seeds)",
+                  "data": data, "seeds": seeds_note(args),
                   "hardware": f"{platform.machine()}, {torch.get_num_threads()} thread(s), {state.get('device', 'cpu')}",
                   "init_from": state.get("init_from"),
                   "validation_train_sources": val_scores, "exported": time.strftime("%Y-%m-%d %H:%M:%S")})
     save_torchscript(net, path, meta)  # moves net to the CPU: export is the last thing a run does
+
+
+def seeds_note(args) -> str:
+    if args.pancakes_share <= 0:
+        return "perturbed ground truth (pancakes.refine.seeds)"
+    return (f"{args.pancakes_share:.0%} best Pancakes label for the target (M=8, K=20, "
+            f"{args.pancakes or 'bundled pancakes.pt'}), the rest perturbed ground truth (pancakes.refine.seeds)")
 
 
 def parse(argv: Sequence[str]):
@@ -125,6 +159,9 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--init", help="start from the weights of a refiner TorchScript file (e.g. model_weights/refine.pt)")
     ap.add_argument("--max-iterations", type=int, default=None, dest="max_iterations")
+    ap.add_argument("--pancakes-share", type=float, default=P_PANCAKES_SEED, dest="pancakes_share",
+                    help="share of seeds that are the best label of the protocol model (0: perturbed truth only)")
+    ap.add_argument("--pancakes", default=None, help="protocol model for those seeds (default: the bundled pancakes.pt)")
     ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
     return ap.parse_args(argv)
 
@@ -162,7 +199,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         state = {**saved["state"], "device": str(device)}
         log(msg=f"resumed at iteration {state['step']}, {state['elapsed']:.0f} s")
     rng = np.random.default_rng(args.seed + state["step"])
-    val = draw_batch(source, np.random.default_rng(VAL_SEED), VAL_EXAMPLES)
+    pool = pancakes_pool(args.pancakes, source, lambda m: log(msg=m)) if args.pancakes_share > 0 else None
+    if pool is None:
+        args.pancakes_share = 0.0
+    # Validation (training sources only) mixes seeds like training, from its own pool.
+    # Small (refilled as needed) so it segments little more than the ~share * VAL_EXAMPLES it serves.
+    val_pool = None if pool is None else PancakesSeedPool(source, pool.model, size=8, uses=1)
+    val = draw_batch(source, np.random.default_rng(VAL_SEED), VAL_EXAMPLES, val_pool, args.pancakes_share)
     budget = args.minutes * 60
     start, last_val, last_ckpt = time.time() - state["elapsed"], time.time(), time.time()
     scores = validate(net, val)
@@ -173,12 +216,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         warm = min(1.0, (state["step"] + 1) / 100)
         for g in opt.param_groups:  # cosine over the time budget, down to lr / 10
             g["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        losses.append(train_iteration(net, opt, *draw_batch(source, rng, args.batch), args.steps_per_sample, rng))
+        batch = draw_batch(source, rng, args.batch, pool, args.pancakes_share)
+        losses.append(train_iteration(net, opt, *batch, args.steps_per_sample, rng))
         state["step"] += 1
         state["elapsed"] = time.time() - start
         if state["step"] % 50 == 0:
             log(step=state["step"], loss=round(float(np.mean(losses)), 4), elapsed=round(state["elapsed"]),
-                lr=round(opt.param_groups[0]["lr"], 6))
+                lr=round(opt.param_groups[0]["lr"], 6), pancakes_images=0 if pool is None else pool.segmented)
             losses = []
         if time.time() - last_ckpt > 120:
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt)

@@ -1,0 +1,101 @@
+"""Refiner training on real Pancakes seeds: the best-label picker, the seed pool, the train flags."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pancakes.metrics import dice
+from pancakes.refine.data import Example, PancakesSeedPool
+from pancakes.refine.refiner import Refiner
+from pancakes.refine.seeds import best_label_seeds
+from pancakes.refine.train import P_PANCAKES_SEED, draw_batch, parse
+
+torch.set_num_threads(1)
+
+
+def test_best_label_seeds_picks_the_label_of_highest_dice():
+    target = np.zeros((2, 8, 8), bool)
+    target[0, 2:6, 2:6] = True
+    target[1, :, :4] = True
+    maps = np.ones((2, 2, 8, 8), np.int64)
+    # Image 0: protocol 1, label 3 matches exactly; protocol 0, label 2 only half of it.
+    maps[0, 0, 2:4, 2:6] = 2
+    maps[0, 1, 2:6, 2:6] = 3
+    # Image 1: protocol 0, label 2 is the left half plus a column (Dice 8*4*2 / (8*5 + 8*4) = 0.889).
+    maps[1, 0, :, :5] = 2
+    maps[1, 1, :, 6:] = 3
+    seeds, best = best_label_seeds(maps, target, K=3)
+    assert seeds.shape == target.shape and seeds.dtype == bool
+    assert np.array_equal(seeds[0], target[0]) and best[0] == pytest.approx(1.0)
+    assert np.array_equal(seeds[1], maps[1, 0] == 2) and best[1] == pytest.approx(64 / 72)
+    assert np.allclose(best, dice(seeds, target))
+
+
+class _Shapes:
+    """A stand-in ExampleSource: a bright disc on noise, its label the target."""
+
+    def __init__(self):
+        self.draws = 0
+
+    def draw(self, rng):
+        self.draws += 1
+        rr, cc = np.mgrid[:48, :48]
+        r0, c0 = rng.integers(14, 34, 2)
+        disc = (rr - r0) ** 2 + (cc - c0) ** 2 <= int(rng.integers(5, 12)) ** 2
+        image = np.clip(0.2 + 0.6 * disc + rng.normal(0, 0.05, disc.shape), 0, 1).astype(np.float32)
+        labelmap = disc.astype(np.int64)
+        return Example(image, labelmap, disc, "shapes")
+
+
+def test_pool_seeds_are_the_best_labels_of_the_protocol_model(random_model):
+    source = _Shapes()
+    pool = PancakesSeedPool(source, random_model, size=6, uses=2, protocols=3, labels=4)
+    rng = np.random.default_rng(0)
+    pairs = pool.take(rng, 3)
+    assert len(pairs) == 3 and pool.segmented == 6 and source.draws == 6  # one batched refill
+    for ex, seed in pairs:
+        maps = random_model.segment(ex.image[None], 3, 4)
+        want, _ = best_label_seeds(maps, ex.target[None], K=4)
+        assert np.array_equal(seed, want[0])
+    # Each example serves `uses` times: 12 takes come from 6 + refills, never beyond need.
+    for _ in range(3):
+        pool.take(rng, 3)
+    assert pool.segmented <= 12
+    assert all(entry[3] >= 1 for entry in pool.entries)
+
+
+def test_draw_batch_uses_pancakes_seeds_when_asked(random_model):
+    source = _Shapes()
+    pool = PancakesSeedPool(source, random_model, size=8, uses=1, protocols=2, labels=3)
+    images, targets, seeds = draw_batch(source, np.random.default_rng(1), 4, pool, share=1.0)
+    assert pool.segmented == 8 and images.shape == (4, 48, 48)
+    maps = random_model.segment(images, 2, 3)
+    want, _ = best_label_seeds(maps, targets, K=3)
+    assert np.array_equal(seeds, want)
+    # share 0: perturbed truth only, the protocol model never runs.
+    pool0 = PancakesSeedPool(source, random_model, size=8)
+    draw_batch(source, np.random.default_rng(1), 4, pool0, share=0.0)
+    assert pool0.segmented == 0
+
+
+def test_training_mixes_pancakes_seeds_by_default():
+    args = parse(["--out", "x"])
+    assert args.pancakes_share == P_PANCAKES_SEED and 0 < P_PANCAKES_SEED < 1
+
+
+def test_train_command_with_a_pancakes_model_records_its_seeds(tmp_path, monkeypatch, random_model_path):
+    from pancakes.refine.train import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # one fresh synthetic template
+    run = tmp_path / "run"
+    assert main(["--out", str(run), "--max-iterations", "2", "--synthetic-only", "--templates", "1",
+                 "--batch", "2", "--steps-per-sample", "1", "--features", "8", "--levels", "3",
+                 "--val-every", "1e9", "--pancakes", str(random_model_path), "--pancakes-share", "1"]) == 0
+    training = Refiner.load(run / "refine.pt", device="cpu").metadata["training"]
+    assert training["seeds"].startswith("100% best Pancakes label") and training["iterations"] == 2
+    off = tmp_path / "off"
+    assert main(["--out", str(off), "--max-iterations", "1", "--synthetic-only", "--templates", "1",
+                 "--batch", "2", "--steps-per-sample", "1", "--features", "8", "--levels", "3",
+                 "--val-every", "1e9", "--pancakes-share", "0"]) == 0
+    assert Refiner.load(off / "refine.pt", device="cpu").metadata["training"]["seeds"].startswith("perturbed")

@@ -21,14 +21,20 @@ def test_eval_prints_the_model_the_comparison_and_the_trivial_answer(monkeypatch
     monkeypatch.setattr(real_data, "dev_sets", _fake_dev_sets)
     md = tmp_path / "eval.md"
     rc = evaluate.main(["--model", str(random_model_path), "--compare", str(random_model_path), "--sets", "2",
-                        "--S", "1", "2", "--M", "2", "--K", "3", "--no-baselines", "--markdown", str(md)])
+                        "--S", "1", "5", "--M", "2", "--K", "3", "--no-baselines", "--markdown", str(md)])
     assert rc == 0
     out = capsys.readouterr().out
-    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    summary = out.split("\n\n")[1]  # the first table: one row per method
+    rows = {line.split("|")[1].strip(): line for line in summary.splitlines() if line.startswith("| ")}
     assert "pancakes" in rows and f"pancakes ({random_model_path})" in rows and "trivial (one label)" in rows
     # The same model scored twice on the same sets gives the same figures.
     assert rows["pancakes"].split("|")[2:] == rows[f"pancakes ({random_model_path})"].split("|")[2:]
     assert md.read_text().startswith("Development Set Dice")
+    # Set Dice can never exceed the images' own best scores, so the same-images ratio is <= 1.
+    header = next(line for line in out.splitlines() if line.startswith("| method | S=1"))
+    assert header.rstrip(" |").endswith("S=5 / S=1 on the same images")
+    same = float(rows["pancakes"].rstrip(" |").split("|")[-1])
+    assert 0 < same <= 1
 
 
 def test_eval_missing_model_is_one_line(monkeypatch, tmp_path, capsys):

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pancakes.metrics import per_image_scores
 from pancakes.refine.refiner import Refiner
-from pancakes.refine.seeds import perturbed_seed
+from pancakes.refine.seeds import best_label_seeds, perturbed_seed
 from pancakes.refine.simulate import click_curves
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,15 +34,8 @@ def pancakes_seeds(path: Path, sets) -> np.ndarray:
     from pancakes import Pancakes
 
     model = Pancakes.load(path, device="cpu")
-    seeds = []
-    for ts in sets:
-        maps = model.segment(ts.images, 8, 20)  # [S, M, H, W]
-        target = ts.labelmaps == ts.label
-        scores = per_image_scores(maps, target, K=20)  # [S, M, K]
-        for s in range(ts.size):
-            m, k = np.unravel_index(int(np.argmax(scores[s])), scores[s].shape)
-            seeds.append(maps[s, m] == k + 1)
-    return np.stack(seeds)
+    return np.concatenate([best_label_seeds(model.segment(ts.images, 8, 20), ts.labelmaps == ts.label, K=20)[0]
+                           for ts in sets])
 
 
 def plateau_clicks(curve: np.ndarray, frac: float = 0.95) -> int:

@@ -113,8 +113,8 @@ def best_label_seeds(label_maps: np.ndarray, targets: np.ndarray,
 
     label_maps int [N, M, H, W] of labels 1..K (Pancakes.segment); targets bool [N, H, W];
     K as in pancakes.metrics.per_image_scores. Returns seeds bool [N, H, W] (label k + 1
-    of protocol m) and their Dice float64 [N]. Ties go to the first (m, k), as in
-    benchmarks/bench_refine.py::pancakes_seeds.
+    of protocol m) and their Dice float64 [N]. Ties go to the first (m, k). Training and
+    benchmarks/bench_refine.py both pick seeds with it.
     """
     label_maps = np.asarray(label_maps)
     targets = np.asarray(targets, bool)

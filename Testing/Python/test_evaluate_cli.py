@@ -35,6 +35,10 @@ def test_eval_prints_the_model_the_comparison_and_the_trivial_answer(monkeypatch
     assert header.rstrip(" |").endswith("S=5 / S=1 on the same images")
     same = float(rows["pancakes"].rstrip(" |").split("|")[-1])
     assert 0 < same <= 1
+    # Bootstrap intervals follow; the model against itself differs by exactly zero when paired.
+    assert "95% bootstrap intervals" in out
+    paired = next(line for line in out.splitlines() if "(paired)" in line)
+    assert paired.count("+0.000 to +0.000") == 2
 
 
 def test_eval_missing_model_is_one_line(monkeypatch, tmp_path, capsys):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..metrics import label_usage, per_image_scores, set_dice
+from .intervals import format_intervals
 from .taskset import TaskSet
 
 MapFn = Callable[[np.ndarray, int, int], np.ndarray]  # images [S,H,W] -> labels [S,M,H,W]
@@ -37,7 +38,10 @@ def net_maps(net: torch.nn.Module, device: torch.device) -> MapFn:
 
 
 def evaluate_methods(sets: Dict[int, List[TaskSet]], methods: Dict[str, MapFn], M: int = 8, K: int = 20) -> List[dict]:
-    """One row per (method, S, dataset): mean Set Dice, labels used per protocol, largest label share."""
+    """One row per (method, S, dataset): mean Set Dice, labels used per protocol, largest label share.
+
+    Each row also keeps its per-set Set Dice under "scores" (for bootstrap intervals).
+    """
     rows = []
     for name, fn in methods.items():
         for S, tasks in sets.items():
@@ -56,7 +60,7 @@ def evaluate_methods(sets: Dict[int, List[TaskSet]], methods: Dict[str, MapFn], 
                 lp, ls = np.mean(usage[ds], axis=0)
                 rows.append({"method": name, "S": S, "dataset": ds, "set_dice": float(np.mean(per_ds[ds])),
                              "n": len(per_ds[ds]), "labels_per_protocol": float(lp), "largest_share": float(ls),
-                             "alone": float(np.mean(alone[ds]))})
+                             "alone": float(np.mean(alone[ds])), "scores": per_ds[ds]})
     return rows
 
 
@@ -130,6 +134,8 @@ def main(argv: Sequence[str] = None) -> int:
     ap.add_argument("--K", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--intervals", type=int, default=2000, metavar="DRAWS",
+                    help="bootstrap draws for the 95%% intervals of the models' figures (0: none; default 2000)")
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args(argv)
     try:
@@ -156,6 +162,9 @@ def main(argv: Sequence[str] = None) -> int:
     t0 = time.time()
     rows = evaluate_methods(sets, methods, args.M, args.K)
     text = format_tables(rows, args.S)
+    if args.intervals:
+        models = [m for m in methods if m.startswith("pancakes")]
+        text += "\n\n" + format_intervals(rows, models, args.S, n_boot=args.intervals, seed=args.seed)
     header = (f"Development Set Dice, M={args.M}, K={args.K}, {args.sets} sets per S, seed {args.seed}, "
               f"model {path} ({time.time() - t0:.0f} s)\n\n")
     print(header + text)

@@ -1,0 +1,98 @@
+"""Bootstrap intervals for development Set Dice and its S=5 / S=1 ratio.
+
+With 40 sets per S spread over four dev datasets, each dataset mean rests on about
+ten sets, and one dataset's S=3 figure can sit far below its S=5 figure by chance.
+Resampling the sets shows how far a figure (and the ratio the issue targets) can
+move before two models, or two S, differ for real.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+Interval = Tuple[float, float]
+
+
+def _scores(rows: List[dict], method: str, key: str) -> Dict[int, Dict[str, np.ndarray]]:
+    """S -> dataset -> per-set scores of one method."""
+    by_s: Dict[int, Dict[str, np.ndarray]] = defaultdict(dict)
+    for r in rows:
+        if r["method"] == method:
+            by_s[r["S"]][r["dataset"]] = np.asarray(r[key], dtype=float)
+    if not by_s:
+        raise ValueError(f"no rows for method {method!r}")
+    return by_s
+
+
+def _boot_means(by_s: Dict[int, Dict[str, np.ndarray]], indices: Dict[Tuple[int, str], np.ndarray]
+                ) -> Dict[int, np.ndarray]:
+    """S -> [n_boot] dataset-weighted means of the sets picked by ``indices`` [n_boot, n_sets]."""
+    return {S: np.mean([scores[indices[S, ds]].mean(1) for ds, scores in draws.items()], axis=0)
+            for S, draws in by_s.items()}
+
+
+def bootstrap_intervals(rows: List[dict], method: str, key: str = "scores", n_boot: int = 2000,
+                        level: float = 0.95, seed: int = 0, ratio: Tuple[int, int] = (5, 1),
+                        minus: Optional[str] = None) -> Dict[object, Interval]:
+    """Percentile intervals for one method's dataset-mean Set Dice at each S, and for the ratio.
+
+    ``rows`` are those of ``evaluate.evaluate_methods`` (one per method, S and dataset, with the
+    per-set scores under ``key``). Sets are resampled with replacement within each dataset, so each
+    dataset keeps its weight, and independently per S, since each S draws its own sets.
+    Returns {S: (lo, hi), ..., "ratio": (lo, hi)} where "ratio" is S=ratio[0] over S=ratio[1]
+    (absent when either S was not evaluated).
+
+    With ``minus`` (another method scored on the same sets, in the same order) the intervals are
+    for the difference ``method - minus``, both resampled with the same sets (a paired bootstrap):
+    an interval above 0 says ``method`` is better on sets like these, not only on these.
+    """
+    by_s = _scores(rows, method, key)
+    rng = np.random.default_rng(seed)
+    indices = {(S, ds): rng.integers(0, len(v), size=(n_boot, len(v)))
+               for S, draws in sorted(by_s.items()) for ds, v in sorted(draws.items())}
+    boot = _boot_means(by_s, indices)
+    num, den = ratio
+    ratios = boot[num] / boot[den] if num in boot and den in boot else None
+    if minus is not None:
+        other = _scores(rows, minus, key)
+        if {S: sorted(d) for S, d in other.items()} != {S: sorted(d) for S, d in by_s.items()} or any(
+                len(other[S][ds]) != len(v) for S, d in by_s.items() for ds, v in d.items()):
+            raise ValueError(f"{method!r} and {minus!r} were not scored on the same sets")
+        base = _boot_means(other, indices)
+        if ratios is not None:
+            ratios = ratios - base[num] / base[den]
+        boot = {S: boot[S] - base[S] for S in boot}
+    tail = (1 - level) / 2 * 100
+    out: Dict[object, Interval] = {S: _percentiles(v, tail) for S, v in boot.items()}
+    if ratios is not None:
+        out["ratio"] = _percentiles(ratios, tail)
+    return out
+
+
+def _percentiles(values: np.ndarray, tail: float) -> Interval:
+    lo, hi = np.nanpercentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def format_intervals(rows: List[dict], methods: List[str], S_values: List[int],
+                     n_boot: int = 2000, seed: int = 0) -> str:
+    """Markdown table of 95% intervals per method, then of each later method minus the first
+    (paired, same sets)."""
+    head = "| method | " + " | ".join(f"S={s}" for s in S_values) + " | S=5 / S=1 |"
+    lines = ["95% bootstrap intervals (sets resampled within each dataset, "
+             f"{n_boot} draws)", "", head, "|---|" + "---|" * (len(S_values) + 1)]
+    for m in methods:
+        iv = bootstrap_intervals(rows, m, n_boot=n_boot, seed=seed)
+        cells = [f"{iv[s][0]:.3f}–{iv[s][1]:.3f}" if s in iv else "-" for s in S_values]
+        r = iv.get("ratio")
+        cells.append(f"{r[0]:.2f}–{r[1]:.2f}" if r else "-")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    for m in methods[1:]:  # the others against the first, on the same sets
+        iv = bootstrap_intervals(rows, m, n_boot=n_boot, seed=seed, minus=methods[0])
+        cells = [f"{iv[s][0]:+.3f} to {iv[s][1]:+.3f}" if s in iv else "-" for s in S_values]
+        r = iv.get("ratio")
+        cells.append(f"{r[0]:+.2f} to {r[1]:+.2f}" if r else "-")
+        lines.append(f"| {m} − {methods[0]} (paired) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

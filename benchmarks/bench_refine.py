@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pancakes.refine.click_stats import bootstrap_click_stats, noc, plateau_clicks
 from pancakes.refine.refiner import Refiner
 from pancakes.refine.seeds import best_label_seeds, perturbed_seed
 from pancakes.refine.simulate import click_curves
@@ -36,19 +37,6 @@ def pancakes_seeds(path: Path, sets) -> np.ndarray:
     model = Pancakes.load(path, device="cpu")
     return np.concatenate([best_label_seeds(model.segment(ts.images, 8, 20), ts.labelmaps == ts.label, K=20)[0]
                            for ts in sets])
-
-
-def plateau_clicks(curve: np.ndarray, frac: float = 0.95) -> int:
-    """First click count whose Dice reaches ``frac`` of the curve's final gain over its start."""
-    goal = curve[0] + frac * (curve.max() - curve[0])
-    return int(np.flatnonzero(curve >= goal - 1e-12)[0])
-
-
-def noc(curves: np.ndarray, level: float) -> float:
-    """Mean clicks to reach Dice >= level (sessions that never do count as the click budget)."""
-    reached = curves >= level
-    first = np.where(reached.any(1), reached.argmax(1), curves.shape[1] - 1)
-    return float(first.mean())
 
 
 def plot(curves: dict, path: Path, title: str) -> None:
@@ -108,6 +96,7 @@ def main(argv=None) -> int:
     targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])
     labelmaps = np.concatenate([ts.labelmaps for ts in sets])
     datasets = np.array([ts.dataset for ts in sets for _ in range(ts.size)])
+    set_ids = np.array([i for i, ts in enumerate(sets) for _ in range(ts.size)])
     if Path(args.pancakes).is_file():
         seed_name = f"best Pancakes label ({Path(args.pancakes).name}, M=8, K=20)"
         seeds = pancakes_seeds(Path(args.pancakes), sets)
@@ -138,6 +127,12 @@ def main(argv=None) -> int:
         mean = curves[n].mean(0)
         print(f"| {n} | {100 * (mean[1] - mean[0]):+.1f} pts | {plateau_clicks(mean)} | "
               f"{noc(curves[n], 0.8):.2f} | {noc(curves[n], 0.9):.2f} |")
+    iv = bootstrap_click_stats(curves[seed_name], curves["empty mask"], set_ids, seed=args.seed)
+    print(f"\n95% intervals, {len(sets)} sets resampled whole (2000 draws, both starts on the same draw): "
+          f"plateau from the seed at click {iv['plateau seeded'][0]:.0f}–{iv['plateau seeded'][1]:.0f}, "
+          f"from empty {iv['plateau empty'][0]:.0f}–{iv['plateau empty'][1]:.0f}; first click from the seed "
+          f"{iv['first click gain seeded'][0]:+.1f} to {iv['first click gain seeded'][1]:+.1f} pts; "
+          f"the seeded plateau within half the empty one in {100 * iv['half the clicks'][0]:.0f}% of draws")
     print(f"\nper dev dataset (mean Dice at 0 / 1 / 3 / {args.clicks} clicks):\n")
     print("| dataset | images | " + " | ".join(names) + " |")
     print("|---|---:|" + "---|" * len(names))

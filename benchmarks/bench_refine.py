@@ -129,8 +129,8 @@ def main(argv=None) -> int:
               f"{noc(curves[n], 0.8):.2f} | {noc(curves[n], 0.9):.2f} |")
     iv = bootstrap_click_stats(curves[seed_name], curves["empty mask"], set_ids, seed=args.seed)
     print(f"\n95% intervals, {len(sets)} sets resampled whole (2000 draws, both starts on the same draw): "
-          f"plateau from the seed at click {iv['plateau seeded'][0]:.0f}–{iv['plateau seeded'][1]:.0f}, "
-          f"from empty {iv['plateau empty'][0]:.0f}–{iv['plateau empty'][1]:.0f}; first click from the seed "
+          f"plateau from the seed at click {iv['plateau seeded'][0]:.0f} to {iv['plateau seeded'][1]:.0f}, "
+          f"from empty {iv['plateau empty'][0]:.0f} to {iv['plateau empty'][1]:.0f}; first click from the seed "
           f"{iv['first click gain seeded'][0]:+.1f} to {iv['first click gain seeded'][1]:+.1f} pts; "
           f"the seeded plateau within half the empty one in {100 * iv['half the clicks'][0]:.0f}% of draws")
     print(f"\nper dev dataset (mean Dice at 0 / 1 / 3 / {args.clicks} clicks):\n")

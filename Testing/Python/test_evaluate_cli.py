@@ -39,6 +39,8 @@ def test_eval_prints_the_model_the_comparison_and_the_trivial_answer(monkeypatch
     assert "95% bootstrap intervals" in out
     paired = next(line for line in out.splitlines() if "(paired)" in line)
     assert paired.count("+0.000 to +0.000") == 2
+    # Plain ASCII, so that a C/POSIX locale (clusters, some Slicer launchers) can print and write it.
+    assert out.isascii() and md.read_bytes().isascii()
 
 
 def test_eval_missing_model_is_one_line(monkeypatch, tmp_path, capsys):

@@ -171,7 +171,7 @@ def main(argv: Sequence[str] = None) -> int:
     if args.markdown:
         from pathlib import Path
 
-        Path(args.markdown).write_text(header + text + "\n")
+        Path(args.markdown).write_text(header + text + "\n", encoding="utf-8")
     return 0
 
 

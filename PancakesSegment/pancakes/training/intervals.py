@@ -85,14 +85,14 @@ def format_intervals(rows: List[dict], methods: List[str], S_values: List[int],
              f"{n_boot} draws)", "", head, "|---|" + "---|" * (len(S_values) + 1)]
     for m in methods:
         iv = bootstrap_intervals(rows, m, n_boot=n_boot, seed=seed)
-        cells = [f"{iv[s][0]:.3f}–{iv[s][1]:.3f}" if s in iv else "-" for s in S_values]
+        cells = [f"{iv[s][0]:.3f} to {iv[s][1]:.3f}" if s in iv else "-" for s in S_values]
         r = iv.get("ratio")
-        cells.append(f"{r[0]:.2f}–{r[1]:.2f}" if r else "-")
+        cells.append(f"{r[0]:.2f} to {r[1]:.2f}" if r else "-")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     for m in methods[1:]:  # the others against the first, on the same sets
         iv = bootstrap_intervals(rows, m, n_boot=n_boot, seed=seed, minus=methods[0])
         cells = [f"{iv[s][0]:+.3f} to {iv[s][1]:+.3f}" if s in iv else "-" for s in S_values]
         r = iv.get("ratio")
         cells.append(f"{r[0]:+.2f} to {r[1]:+.2f}" if r else "-")
-        lines.append(f"| {m} − {methods[0]} (paired) | " + " | ".join(cells) + " |")
+        lines.append(f"| {m} minus {methods[0]} (paired) | " + " | ".join(cells) + " |")
     return "\n".join(lines)

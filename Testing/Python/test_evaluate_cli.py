@@ -48,3 +48,14 @@ def test_eval_missing_model_is_one_line(monkeypatch, tmp_path, capsys):
     assert evaluate.main(["--model", str(tmp_path / "nope.pt"), "--sets", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pancakes-eval:") and "nope.pt" in err and len(err.splitlines()) == 1
+
+
+def test_eval_shows_progress_over_every_set_unless_quiet(monkeypatch, random_model_path, capsys):
+    monkeypatch.setattr(real_data, "dev_sets", _fake_dev_sets)
+    args = ["--model", str(random_model_path), "--sets", "3", "--S", "1", "2", "--M", "2", "--K", "3", "--no-baselines"]
+    assert evaluate.main(args) == 0
+    err = capsys.readouterr().err
+    # 2 methods (the model and the trivial answer) x 2 S x 3 sets, counted to the end.
+    assert "pancakes-eval" in err and "12/12" in err
+    assert evaluate.main(args + ["--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -37,14 +37,21 @@ def net_maps(net: torch.nn.Module, device: torch.device) -> MapFn:
     return fn
 
 
-def evaluate_methods(sets: Dict[int, List[TaskSet]], methods: Dict[str, MapFn], M: int = 8, K: int = 20) -> List[dict]:
+def evaluate_methods(sets: Dict[int, List[TaskSet]], methods: Dict[str, MapFn], M: int = 8, K: int = 20,
+                     progress: bool = False) -> List[dict]:
     """One row per (method, S, dataset): mean Set Dice, labels used per protocol, largest label share.
 
     Each row also keeps its per-set Set Dice under "scores" (for bootstrap intervals).
+    ``progress`` shows a bar over all (method, set) pairs on stderr (a 160-set run takes minutes).
     """
+    from tqdm import tqdm
+
     rows = []
+    bar = tqdm(total=len(methods) * sum(len(t) for t in sets.values()), unit="set", desc="pancakes-eval",
+               file=sys.stderr, disable=not progress)
     for name, fn in methods.items():
         for S, tasks in sets.items():
+            bar.set_postfix_str(f"{name}, S={S}")
             per_ds = defaultdict(list)
             alone = defaultdict(list)  # each image's own best Dice: S=1 on the same images
             usage = defaultdict(list)
@@ -56,11 +63,13 @@ def evaluate_methods(sets: Dict[int, List[TaskSet]], methods: Dict[str, MapFn], 
                 alone[task.dataset].append(float(per_image_scores(maps, target, K=K).reshape(len(maps), -1).max(1).mean()))
                 u = label_usage(maps)
                 usage[task.dataset].append((u["labels_per_protocol"], u["largest_share"]))
+                bar.update()
             for ds in sorted(per_ds):
                 lp, ls = np.mean(usage[ds], axis=0)
                 rows.append({"method": name, "S": S, "dataset": ds, "set_dice": float(np.mean(per_ds[ds])),
                              "n": len(per_ds[ds]), "labels_per_protocol": float(lp), "largest_share": float(ls),
                              "alone": float(np.mean(alone[ds])), "scores": per_ds[ds]})
+    bar.close()
     return rows
 
 
@@ -136,6 +145,7 @@ def main(argv: Sequence[str] = None) -> int:
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--intervals", type=int, default=2000, metavar="DRAWS",
                     help="bootstrap draws for the 95%% intervals of the models' figures (0: none; default 2000)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args(argv)
     try:
@@ -160,7 +170,7 @@ def main(argv: Sequence[str] = None) -> int:
             methods[name] = lambda im, M, K, fn=fn: fn(im, M, K)
     methods["trivial (one label)"] = lambda im, M, K: trivial(im, M, K)
     t0 = time.time()
-    rows = evaluate_methods(sets, methods, args.M, args.K)
+    rows = evaluate_methods(sets, methods, args.M, args.K, progress=not args.quiet)
     text = format_tables(rows, args.S)
     if args.intervals:
         models = [m for m in methods if m.startswith("pancakes")]

@@ -26,6 +26,11 @@ def _scores(rows: List[dict], method: str, key: str) -> Dict[int, Dict[str, np.n
     return by_s
 
 
+def _set_counts(by_s: Dict[int, Dict[str, np.ndarray]]) -> Dict[Tuple[int, str], int]:
+    """(S, dataset) -> number of sets: equal for two methods scored on the same draw."""
+    return {(S, ds): len(v) for S, draws in by_s.items() for ds, v in draws.items()}
+
+
 def _boot_means(by_s: Dict[int, Dict[str, np.ndarray]], indices: Dict[Tuple[int, str], np.ndarray]
                 ) -> Dict[int, np.ndarray]:
     """S -> [n_boot] dataset-weighted means of the sets picked by ``indices`` [n_boot, n_sets]."""
@@ -57,8 +62,7 @@ def bootstrap_intervals(rows: List[dict], method: str, key: str = "scores", n_bo
     ratios = boot[num] / boot[den] if num in boot and den in boot else None
     if minus is not None:
         other = _scores(rows, minus, key)
-        if {S: sorted(d) for S, d in other.items()} != {S: sorted(d) for S, d in by_s.items()} or any(
-                len(other[S][ds]) != len(v) for S, d in by_s.items() for ds, v in d.items()):
+        if _set_counts(other) != _set_counts(by_s):
             raise ValueError(f"{method!r} and {minus!r} were not scored on the same sets")
         base = _boot_means(other, indices)
         if ratios is not None:

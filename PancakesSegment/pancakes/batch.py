@@ -26,7 +26,7 @@ import io as _io
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -58,6 +58,7 @@ class BatchOptions:
     resume: bool = False
     batch_size: Optional[int] = None  # None: the device's default (devices.default_batch_size)
     progress: bool = True  # tqdm bars (shown only on a terminal)
+    adapt: float = 0.0  # set by run_batch from the model: decode-time adaptation is part of what --resume matches
 
 
 @dataclass
@@ -95,7 +96,7 @@ def one_line(exc: BaseException, source: str) -> str:
 
 def _marker_expected(subject: Subject, opts: BatchOptions, model_sha256: str) -> Dict:
     return {"source_key": subject.key, "M": opts.protocols, "K": opts.labels, "format": opts.fmt,
-            "axis": opts.axis, "model_sha256": model_sha256}
+            "axis": opts.axis, "model_sha256": model_sha256, "adapt": opts.adapt}
 
 
 def read_marker(out_dir: Path, subject: Subject, opts: BatchOptions, model_sha256: str) -> Optional[Dict]:
@@ -212,6 +213,7 @@ def run_batch(model, subjects: Sequence[Subject], opts: BatchOptions, model_sha2
     """Segment every subject; a failing one is reported in one line and the rest carry on."""
     if opts.fmt not in FORMATS:
         raise PancakesInputError(f"format {opts.fmt!r}: use one of {', '.join(FORMATS)}")
+    opts = replace(opts, adapt=float(getattr(model, "adapt", 0.0)))
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     result = BatchResult(failures=list(problems))
     for source, reason in problems:

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--sample", action="store_true", help="also segment the bundled sample collection")
     seg.add_argument("--batch-size", type=int, default=None, metavar="N",
                      help="slices per forward pass (default 4 on CPU, 32 on GPU)")
+    seg.add_argument("--adapt", type=float, default=None, metavar="S",
+                     help="strength of the per-image prototype adaptation at decode time; 0 turns it off "
+                     "(default 1, see the model card)")
     seg.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     info = sub.add_parser("info", help="print a model's metadata")
     info.add_argument("--model", type=Path, metavar="PATH", help="model file (default: the bundled model)")
@@ -61,16 +64,21 @@ def _error(message: str) -> None:
     print(f"pancakes: {message}", file=sys.stderr)
 
 
-def _load_model(path: Optional[Path], device: str):
+def _load_model(path: Optional[Path], device: str, adapt: Optional[float] = None):
     """-> (model, path) or raise ModelFileError / PancakesInputError (one line each)."""
-    from .engine import Pancakes, bundled_model_path
+    from .engine import DEFAULT_ADAPT, Pancakes, bundled_model_path, check_adapt
 
+    adapt = DEFAULT_ADAPT if adapt is None else adapt
+    try:
+        check_adapt(adapt)
+    except PancakesInputError:
+        raise PancakesInputError(f"--adapt {adapt}: must be a finite number >= 0") from None
     if path is None:
         try:
             path = bundled_model_path()
         except ModelFileError as exc:  # the engine's text speaks to Python callers
             raise ModelFileError(str(exc).replace("; pass path=", "; pass --model PATH")) from None
-    return Pancakes.load(path, device=device), path
+    return Pancakes.load(path, device=device, adapt=adapt), path
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -88,7 +96,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             raise PancakesInputError("no INPUT given; pass image files or folders, or --sample")
         if args.output.exists() and not args.output.is_dir():
             raise PancakesInputError(f"{args.output}: output exists and is not a folder")
-        model, model_path = _load_model(args.model, args.device)
+        model, model_path = _load_model(args.model, args.device, args.adapt)
     except (PancakesInputError, ModelFileError) as exc:
         _error(str(exc).splitlines()[0])
         return EXIT_USAGE

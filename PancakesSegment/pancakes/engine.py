@@ -10,6 +10,7 @@ Usage::
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
@@ -22,6 +23,10 @@ from .devices import default_batch_size, resolve_device
 from .errors import PancakesInputError
 from .export import load_torchscript
 from .preprocessing import Fit, from_model_output, labels_from_logits, plan_fit, prepare_images, to_model_input
+
+# Strength of the per-image prototype adaptation at decode time
+# (modeling/heads.DotProductHead.adapted_logits); 0 turns it off.
+DEFAULT_ADAPT = 1.0
 
 Progress = Optional[Callable[[int, int], None]]
 Cancel = Optional[Callable[[], bool]]
@@ -52,18 +57,37 @@ class Encoded:
 class Pancakes:
     """A loaded Pancakes model with an encode/decode split (see module docstring)."""
 
-    def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device) -> None:
+    def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device,
+                 adapt: float = DEFAULT_ADAPT) -> None:
         self.module = module
         self.metadata = metadata
         self.device = device
         self.input_size = int(metadata.get("input_size", 128))
+        self.adapt = check_adapt(adapt)
+        if self.adapt > 0 and not hasattr(module, "decode_logits_adapted"):
+            # Model files exported before the adaptation existed still load; they decode without it.
+            warnings.warn("this model file has no decode_logits_adapted (exported by an older version): "
+                          "decoding without prototype adaptation; re-export it to enable it", stacklevel=2)
+            self.adapt = 0.0
 
     @classmethod
-    def load(cls, path: Union[str, Path, None] = None, device: str = "auto") -> "Pancakes":
-        """Load a TorchScript model file (the bundled one when ``path`` is None)."""
+    def load(cls, path: Union[str, Path, None] = None, device: str = "auto",
+             adapt: float = DEFAULT_ADAPT) -> "Pancakes":
+        """Load a TorchScript model file (the bundled one when ``path`` is None).
+
+        ``adapt``: strength of the per-image prototype adaptation at decode time (0 = off).
+        """
         dev = resolve_device(device)
         module, meta = load_torchscript(bundled_model_path() if path is None else path, dev)
-        return cls(module, meta, dev)
+        return cls(module, meta, dev, adapt)
+
+    def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int]) -> torch.Tensor:
+        """features [B, C, S, S] on any device -> logits [B, P, K, S, S] on the model's device."""
+        phi = features.to(self.device, torch.float32)
+        with torch.no_grad():
+            if self.adapt > 0:
+                return self.module.decode_logits_adapted(phi, M, K, sel, self.adapt)
+            return self.module.decode_logits(phi, M, K, sel)
 
     # ---- 2D collections -------------------------------------------------
     def encode(self, images: Sequence[np.ndarray], names: Optional[Sequence[str]] = None,
@@ -105,9 +129,7 @@ class Pancakes:
         M, K = check_mk(M, K)
         sel = check_which(which, M)
         for phi, fit in zip(encoded.features, encoded.fits):
-            with torch.no_grad():
-                logits = self.module.decode_logits(phi.to(self.device, torch.float32), M, K, sel)
-            yield logits, fit
+            yield self.decode_logits(phi, M, K, sel), fit
 
     def segment(self, images: Sequence[np.ndarray], protocols: int = 8, labels: int = 20) -> np.ndarray:
         """images -> np.ndarray [N, M, H, W] of labels 1..K.
@@ -151,6 +173,17 @@ def check_mk(M: int, K: int) -> tuple:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= int(v) <= hi:
             raise PancakesInputError(f"{name}={v!r}: must be an integer in 1..{hi}")
     return int(M), int(K)
+
+
+def check_adapt(adapt: float) -> float:
+    """Validate the adaptation strength: a finite number >= 0."""
+    try:
+        value = float(adapt)
+    except (TypeError, ValueError):
+        raise PancakesInputError(f"adapt={adapt!r}: must be a number >= 0") from None
+    if isinstance(adapt, bool) or not np.isfinite(value) or value < 0:
+        raise PancakesInputError(f"adapt={adapt!r}: must be a finite number >= 0")
+    return value
 
 
 def check_which(which: Optional[Sequence[int]], M: int) -> List[int]:

@@ -105,8 +105,8 @@ def _encoded_batches(model, arr: np.ndarray, fit: Fit, step: int, progress, canc
 
 def _decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit) -> np.ndarray:
     """features [B, C, S, S] -> labels uint8 [P, B, rows, cols] at the slice's own size."""
+    logits = model.decode_logits(phi, M, K, sel)  # [B, P, K, S, S]
     with torch.no_grad():
-        logits = model.module.decode_logits(phi.to(model.device, torch.float32), M, K, sel)  # [B, P, K, S, S]
         labels = labels_from_logits(logits, fit)  # [B, P, rows, cols]
     return labels.permute(1, 0, 2, 3).cpu().numpy()
 
@@ -164,5 +164,7 @@ def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str 
     out = np.zeros((M, depth) + tuple(fit.shape), dtype=np.uint8)
     step = min(batch_size or default_batch_size(model.device), _decode_step(M, K, fit))
     for start, phi in _encoded_batches(model, arr, fit, step, progress, cancel, name):
-        out[:, start : start + step] = _decode_batch(model, phi, M, K, [], fit)
+        # Through float16 like cached features, so streamed and cached decodes give the same labels
+        # (the decode-time adaptation would otherwise flip a few near-tied pixels).
+        out[:, start : start + step] = _decode_batch(model, phi.to(torch.float16), M, K, [], fit)
     return _to_images(out, a, oriented, image)

@@ -194,6 +194,8 @@ def test_usage_errors_exit_2(tmp_path, capsys, random_model_path):
     rc, _, err = run(capsys, "segment", "-o", out, "--model", random_model_path)
     assert rc == 2 and "no INPUT" in err
     assert run(capsys, "segment", vol, "-o", out, "--format", "dicom")[0] == 2
+    rc, _, err = run(capsys, "segment", vol, "-o", out, "--model", random_model_path, "--adapt", "-1")
+    assert rc == 2 and err.strip() == "pancakes: --adapt -1.0: must be a finite number >= 0"
     assert run(capsys)[0] == 2
     (tmp_path / "file").write_text("x")
     assert run(capsys, "segment", vol, "-o", tmp_path / "file", "--model", random_model_path)[0] == 2
@@ -225,6 +227,10 @@ def test_resume_skips_complete_subjects_and_redoes_the_rest(tmp_path, capsys, ra
                      "--resume")
     assert rc == 0 and "2 segmented" in err
     assert stat_of(out / "a")["a_P01.seg.nrrd"] != a_before["a_P01.seg.nrrd"]
+    # Decoding without adaptation gives other labels, so it does not match the markers either.
+    rc, _, err = run(capsys, "segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K + 1,
+                     "--resume", "--adapt", "0")
+    assert rc == 0 and "2 segmented" in err
 
 
 def test_interrupted_write_leaves_no_partial_final_file(tmp_path, capsys, random_model_path, monkeypatch):

@@ -55,7 +55,24 @@ def test_eval_shows_progress_over_every_set_unless_quiet(monkeypatch, random_mod
     args = ["--model", str(random_model_path), "--sets", "3", "--S", "1", "2", "--M", "2", "--K", "3", "--no-baselines"]
     assert evaluate.main(args) == 0
     err = capsys.readouterr().err
-    # 2 methods (the model and the trivial answer) x 2 S x 3 sets, counted to the end.
-    assert "pancakes-eval" in err and "12/12" in err
+    # 3 methods (the model with and without adaptation, the trivial answer) x 2 S x 3 sets, counted to the end.
+    assert "pancakes-eval" in err and "18/18" in err
     assert evaluate.main(args + ["--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_eval_scores_the_model_without_adaptation_on_the_same_sets(monkeypatch, random_model_path, capsys):
+    monkeypatch.setattr(real_data, "dev_sets", _fake_dev_sets)
+    args = ["--model", str(random_model_path), "--sets", "2", "--S", "1", "2", "--M", "2", "--K", "3",
+            "--no-baselines", "--quiet"]
+    assert evaluate.main(args) == 0
+    out = capsys.readouterr().out
+    assert "adaptation 1" in out.splitlines()[0]
+    assert "| pancakes (no adaptation) |" in out
+    assert "pancakes (no adaptation) minus pancakes (paired)" in out
+    assert evaluate.main(args + ["--adapt", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "adaptation 0" in out.splitlines()[0] and "no adaptation" not in out
+    assert evaluate.main(args + ["--adapt", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pancakes-eval:") and "adapt" in err and len(err.splitlines()) == 1

@@ -51,16 +51,34 @@ class PancakesNet(nn.Module):
 
         An empty ``protocols`` list means all M protocols.
         """
-        v = protocol_embedding(M, K, self.emb_half, features.device)
-        if len(protocols) > 0:
-            for m in protocols:
-                if m < 0 or m >= M:
-                    raise ValueError("protocol index out of range")
-            v = v[torch.tensor(protocols, dtype=torch.long, device=features.device)]
+        v = self._embeddings(M, K, protocols, features.device)
         p = v.shape[0]
         logits = self.head.logits_from_keys(self.head.keys(features), v.reshape(p * K, v.shape[-1]))
         n, _, h, w = logits.shape
         return logits.reshape(n, p, K, h, w)
+
+    @torch.jit.export
+    def decode_logits_adapted(self, features: torch.Tensor, M: int, K: int, protocols: List[int],
+                              strength: float) -> torch.Tensor:
+        """Like ``decode_logits`` with per-image prototype adaptation (heads.DotProductHead.adapted_logits):
+        features [N, C, H, W] -> logits [N, len(protocols) or M, K, H, W]. ``strength`` 0 gives
+        ``decode_logits``'s result. Training does not use it; it is an inference-time step.
+        """
+        v = self._embeddings(M, K, protocols, features.device)
+        p = v.shape[0]
+        logits = self.head.adapted_logits(self.head.keys(features), v.reshape(p * K, v.shape[-1]), K, strength)
+        n, _, h, w = logits.shape
+        return logits.reshape(n, p, K, h, w)
+
+    def _embeddings(self, M: int, K: int, protocols: List[int], device: torch.device) -> torch.Tensor:
+        """v_{m,k} for the protocols asked for (all M when empty): [P, K, E]."""
+        v = protocol_embedding(M, K, self.emb_half, device)
+        if len(protocols) > 0:
+            for m in protocols:
+                if m < 0 or m >= M:
+                    raise ValueError("protocol index out of range")
+            v = v[torch.tensor(protocols, dtype=torch.long, device=device)]
+        return v
 
     @torch.jit.export
     def decode(self, features: torch.Tensor, M: int, K: int, protocols: List[int]) -> torch.Tensor:

@@ -25,13 +25,20 @@ from .taskset import TaskSet
 MapFn = Callable[[np.ndarray, int, int], np.ndarray]  # images [S,H,W] -> labels [S,M,H,W]
 
 
-def net_maps(net: torch.nn.Module, device: torch.device) -> MapFn:
-    """Label maps from an eager or scripted PancakesNet on already normalised 128^2 images."""
+def net_maps(net: torch.nn.Module, device: torch.device, adapt: float = 0.0) -> MapFn:
+    """Label maps from an eager or scripted PancakesNet on already normalised 128^2 images.
+
+    ``adapt`` > 0 decodes with per-image prototype adaptation (as the engine does by default).
+    """
 
     def fn(images: np.ndarray, M: int, K: int) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(device)
         with torch.no_grad():
-            logits = net.decode_logits(net.encode(x), M, K, [])
+            feats = net.encode(x)
+            if adapt > 0:
+                logits = net.decode_logits_adapted(feats, M, K, [], adapt)
+            else:
+                logits = net.decode_logits(feats, M, K, [])
         return (logits.argmax(2) + 1).cpu().numpy()
 
     return fn
@@ -128,7 +135,7 @@ def quick_dev_eval(sets: Dict[int, List[TaskSet]], M: int = 8, K: int = 20) -> C
 
 def main(argv: Sequence[str] = None) -> int:
     from ..baselines import BASELINES, trivial
-    from ..errors import ModelFileError
+    from ..errors import ModelFileError, PancakesInputError
     from ..export import load_torchscript
     from .real_data import DataUnavailableError, dev_sets
 
@@ -143,26 +150,37 @@ def main(argv: Sequence[str] = None) -> int:
     ap.add_argument("--K", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--adapt", type=float, default=None, metavar="S",
+                    help="decode-time prototype adaptation strength for every model (default: the engine's, 1); "
+                    "when above 0, the main model is also scored without it, on the same sets")
     ap.add_argument("--intervals", type=int, default=2000, metavar="DRAWS",
                     help="bootstrap draws for the 95%% intervals of the models' figures (0: none; default 2000)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args(argv)
     try:
-        from ..engine import bundled_model_path
+        from ..engine import DEFAULT_ADAPT, bundled_model_path, check_adapt
 
+        adapt = check_adapt(DEFAULT_ADAPT if args.adapt is None else args.adapt)
         path = args.model or bundled_model_path()
         module, meta = load_torchscript(path, "cpu")
         others = {f"pancakes ({other})": load_torchscript(other, "cpu")[0] for other in args.compare}
         sets = {s: dev_sets(s, args.sets, seed=args.seed + s) for s in args.S}
-    except (ModelFileError, DataUnavailableError) as exc:
+        for name, m in [(path, module), *zip(args.compare, others.values())]:
+            if adapt > 0 and not hasattr(m, "decode_logits_adapted"):
+                raise ModelFileError(f"{name}: exported before decode-time adaptation existed; "
+                                     "re-export it or pass --adapt 0")
+    except (ModelFileError, DataUnavailableError, PancakesInputError) as exc:
         print(f"pancakes-eval: {exc}", file=sys.stderr)
         return 2
-    methods: Dict[str, MapFn] = {"pancakes": net_maps(module, torch.device("cpu"))}
+    cpu = torch.device("cpu")
+    methods: Dict[str, MapFn] = {"pancakes": net_maps(module, cpu, adapt)}
     for name, other in others.items():
-        methods[name] = net_maps(other, torch.device("cpu"))
+        methods[name] = net_maps(other, cpu, adapt)
+    if adapt > 0:
+        methods["pancakes (no adaptation)"] = net_maps(module, cpu)
     if args.faithful:
-        methods["pancakes (faithful head)"] = net_maps(load_torchscript(args.faithful, "cpu")[0], torch.device("cpu"))
+        methods["pancakes (faithful head)"] = net_maps(load_torchscript(args.faithful, "cpu")[0], cpu)
     if not args.no_baselines:
         for name, fn in BASELINES.items():
             if name == "trivial":
@@ -176,7 +194,7 @@ def main(argv: Sequence[str] = None) -> int:
         models = [m for m in methods if m.startswith("pancakes")]
         text += "\n\n" + format_intervals(rows, models, args.S, n_boot=args.intervals, seed=args.seed)
     header = (f"Development Set Dice, M={args.M}, K={args.K}, {args.sets} sets per S, seed {args.seed}, "
-              f"model {path} ({time.time() - t0:.0f} s)\n\n")
+              f"model {path}, adaptation {adapt:g} ({time.time() - t0:.0f} s)\n\n")
     print(header + text)
     if args.markdown:
         from pathlib import Path

@@ -34,6 +34,24 @@ def test_training_loss_goes_down(tmp_path):
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.1
 
 
+def test_training_through_the_adaptation_learns_and_differs_from_plain(tmp_path):
+    """cfg.adapt > 0 trains the adapted decode: its loss goes down too, and it is another objective."""
+    torch.manual_seed(0)
+    adapted = Trainer(tiny_config(adapt=1.0), tmp_path / "a", square_sets, augment=None, log=lambda m: None)
+    torch.manual_seed(0)
+    plain = Trainer(tiny_config(), tmp_path / "p", square_sets, augment=None, log=lambda m: None)
+    first = [adapted.train_step()["loss"], plain.train_step()["loss"]]
+    assert first[0] != first[1]
+    losses = [adapted.train_step()["loss"] for _ in range(59)]
+    assert np.mean(losses[-10:]) < np.mean([first[0]] + losses[:9]) - 0.1
+    try:
+        tiny_config(adapt=-1.0)
+    except ValueError as exc:
+        assert "adapt" in str(exc)
+    else:
+        raise AssertionError("a negative adapt was accepted")
+
+
 def test_resume_continues_exactly(tmp_path):
     cfg = tiny_config(steps=6, ckpt_every=3)
     a = Trainer(cfg, tmp_path / "a", square_sets, augment=None, log=lambda m: None)

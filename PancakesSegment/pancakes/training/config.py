@@ -24,6 +24,9 @@ class TrainConfig:
     relax: float = 0.1  # relaxed winner-takes-all weight on a few random protocols per step
     n_relax: int = 2
     gamma: float = 0.1  # label-usage entropy weight against one label taking over
+    # Train through the decode-time prototype adaptation (heads.DotProductHead.adapted_logits) at this
+    # strength, so that the keys are shaped for the step the engine runs; 0 trains the plain decode.
+    adapt: float = 0.0
     p_synthetic: float = 0.5  # share of sets drawn from the synthetic generator
     # Real datasets are drawn by weight, not uniformly: the paper samples datasets
     # uniformly, but here one source has 12 slices and would get a quarter of all sets.
@@ -72,6 +75,8 @@ class TrainConfig:
                 raise ValueError(f"config: {name}={lo, hi} must satisfy 1 <= low <= high")
         if len(self.sizes) != len(self.size_probs) or any(s % 8 for s in self.sizes):
             raise ValueError("config: sizes must be multiples of 8, one probability each")
+        if not self.adapt >= 0:
+            raise ValueError(f"config: adapt={self.adapt} must be >= 0")
         if not 0 <= self.alpha <= 1 or not 0 <= self.p_synthetic <= 1:
             raise ValueError("config: alpha and p_synthetic must lie in [0, 1]")
 

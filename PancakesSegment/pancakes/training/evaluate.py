@@ -115,13 +115,14 @@ def format_tables(rows: List[dict], S_values: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
-def quick_dev_eval(sets: Dict[int, List[TaskSet]], M: int = 8, K: int = 20) -> Callable:
-    """The periodic evaluation the trainer runs: score = mean Set Dice over S and datasets."""
+def quick_dev_eval(sets: Dict[int, List[TaskSet]], M: int = 8, K: int = 20, adapt: float = 0.0) -> Callable:
+    """The periodic evaluation the trainer runs: score = mean Set Dice over S and datasets
+    (decoded with the adaptation strength the run trains with)."""
 
     def evaluate(net: torch.nn.Module, device: torch.device) -> dict:
         was = net.training
         net.eval()
-        rows = evaluate_methods(sets, {"model": net_maps(net, device)}, M, K)
+        rows = evaluate_methods(sets, {"model": net_maps(net, device, adapt)}, M, K)
         net.train(was)
         summ = summarise(rows)["model"]
         out = {f"dice_S{s}": v for s, v in summ.items()}

@@ -133,7 +133,10 @@ class Trainer:
             images, targets = images.to(self.device), targets.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
                 phi = self.net.encode(images)
-                logits = self.net.decode_logits(phi, M, K, [])
+                if self.cfg.adapt > 0:
+                    logits = self.net.decode_logits_adapted(phi, M, K, [], self.cfg.adapt)
+                else:
+                    logits = self.net.decode_logits(phi, M, K, [])
             loss, info = pancakes_loss(logits, targets, self.cfg.alpha, self.cfg.beta, self.cfg.relax,
                                        self.cfg.n_relax, self.gen, self.cfg.gamma)
             (loss / len(batch)).backward()

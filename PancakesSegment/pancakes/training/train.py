@@ -98,7 +98,7 @@ def main(argv: Sequence[str] = None) -> int:
         from .real_data import DataUnavailableError, dev_sets
 
         sets = {s: dev_sets(s, cfg.eval_sets, seed=100 + s, cache_dir=args.data_cache) for s in (1, 3, 5)}
-        evaluate = quick_dev_eval(sets)
+        evaluate = quick_dev_eval(sets, adapt=cfg.adapt)
     except (ImportError, DataUnavailableError) as exc:
         log(f"warning: no development sets ({exc}); training without periodic evaluation")
     trainer = Trainer(cfg, run_dir, sampler, augment_set, evaluate, log)

@@ -84,3 +84,21 @@ def test_init_from_a_model_file_continues_its_weights(tmp_path):
     for (k, a), b in zip(first.net.state_dict().items(), second.net.state_dict().values()):
         assert torch.equal(a, b), k
     second.train_step()
+
+
+def test_a_failed_export_is_logged_and_training_goes_on(tmp_path, monkeypatch):
+    from pancakes.training import train
+
+    trainer = Trainer(tiny_config(), tmp_path, square_sets, augment=None, log=lambda m: None)
+    trainer.train_step()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("\nModule 'PancakesNet' has no attribute '_embeddings' :\n  File ...")
+
+    monkeypatch.setattr(train, "save_torchscript", broken)
+    lines = []
+    assert train.export_or_warn(trainer, {"score": 0.1}, tmp_path / "pancakes.pt", lines.append) is False
+    assert len(lines) == 1 and "could not export" in lines[0] and "has no attribute '_embeddings'" in lines[0]
+    monkeypatch.undo()
+    assert train.export_or_warn(trainer, {"score": 0.1}, tmp_path / "pancakes.pt", lines.append) is True
+    assert (tmp_path / "pancakes.pt").is_file() and len(lines) == 1

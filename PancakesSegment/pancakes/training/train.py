@@ -45,6 +45,23 @@ def export(trainer, res: dict, path: Path) -> None:
     save_torchscript(trainer.net, path, meta)
 
 
+def export_or_warn(trainer, res: dict, path: Path, log) -> bool:
+    """``export``, but a failure costs a log line, not the run: the checkpoints hold the weights.
+
+    Why: scripting reads the model's source from disk, so a source edit during a long run
+    (seen here: a method added to PancakesNet mid-run) made the periodic export raise and
+    killed the run at its next best score.
+    """
+    try:
+        export(trainer, res, path)
+        return True
+    except Exception as exc:  # TorchScript errors are multi-line RuntimeErrors
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        log(f"warning: could not export {path} at step {trainer.step} ({first}); training goes on, "
+            f"the weights are in the run's checkpoints")
+        return False
+
+
 def parse(argv: Sequence[str]):
     ap = argparse.ArgumentParser(prog="pancakes-train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run folder (log, checkpoints, exported model)")
@@ -109,7 +126,7 @@ def main(argv: Sequence[str] = None) -> int:
         trainer.init_weights(Path(args.init))
     log(f"training on {trainer.device}, {torch.get_num_threads()} threads, config {json.dumps(cfg.to_dict())}")
     try:
-        trainer.run(on_best=lambda t, res: export(t, res, run_dir / "pancakes.pt"))
+        trainer.run(on_best=lambda t, res: export_or_warn(t, res, run_dir / "pancakes.pt", log))
     except KeyboardInterrupt:
         from .checkpoint import save_checkpoint
 
@@ -117,7 +134,7 @@ def main(argv: Sequence[str] = None) -> int:
         log(f"interrupted at step {trainer.step}; saved {run_dir / 'last.ckpt'}")
         return 130
     if evaluate is None:
-        export(trainer, {"note": "no development sets available"}, run_dir / "pancakes.pt")
+        export_or_warn(trainer, {"note": "no development sets available"}, run_dir / "pancakes.pt", log)
     log(f"done: step {trainer.step}, {trainer.elapsed:.0f} s of training; best score {trainer.best_score:.3f}")
     return 0
 

@@ -21,16 +21,18 @@ DEVICES = ("auto", "cpu", "cuda")
 AXES = ("axial", "coronal", "sagittal")
 DEFAULT_DEVICE = "auto"
 DEFAULT_AXIS = "axial"
+DEFAULT_ADAPT = True  # decode-time prototype adaptation (pancakes.engine.DEFAULT_ADAPT strength when on)
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What one run needs besides the volumes: M, K, device and slicing axis."""
+    """What one run needs besides the volumes: M, K, device, slicing axis and decode-time adaptation."""
 
     protocols: int = DEFAULT_PROTOCOLS
     labels: int = DEFAULT_LABELS
     device: str = DEFAULT_DEVICE
     axis: str = DEFAULT_AXIS
+    adapt: bool = DEFAULT_ADAPT
 
     def validated(self) -> "RunSettings":
         """The same settings, checked; raises PancakesInputError naming the bad one."""
@@ -44,4 +46,6 @@ class RunSettings:
             raise PancakesInputError(f"device {self.device!r}: use one of {', '.join(DEVICES)}")
         if self.axis not in AXES:
             raise PancakesInputError(f"axis {self.axis!r}: use one of {', '.join(AXES)}")
+        if not isinstance(self.adapt, bool):
+            raise PancakesInputError(f"adapt={self.adapt!r}: must be True or False")
         return replace(self, device=device)

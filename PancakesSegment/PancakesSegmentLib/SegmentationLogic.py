@@ -88,6 +88,7 @@ class VolumeResult:
     encoded: object  # pancakes.volume.EncodedVolume
     M: int = 0
     K: int = 0
+    adapt: float = 0.0  # the decode-time adaptation strength the labels were decoded with
     labels: List[sitk.Image] = field(default_factory=list)  # one per protocol, values 1..K
     previewNodeID: Optional[str] = None
 
@@ -141,6 +142,9 @@ class SegmentationLogic:
 
         settings = settings.validated()
         model = self.loadModel(settings.device)
+        from pancakes.engine import DEFAULT_ADAPT
+
+        model.set_adapt(DEFAULT_ADAPT if settings.adapt else 0.0)
         self.settings = settings
         self.currentProtocol = min(self.currentProtocol, settings.protocols - 1)
         report = RunReport()
@@ -212,7 +216,7 @@ class SegmentationLogic:
             return []
         return [r for r in self.results.values()
                 if r.labels and (r.M, r.K) == (self.settings.protocols, self.settings.labels)
-                and self.scene.GetNodeByID(r.volumeID) is not None]
+                and (r.adapt > 0) == self.settings.adapt and self.scene.GetNodeByID(r.volumeID) is not None]
 
     def labels(self, volumeID: str, m: int) -> sitk.Image:
         """Label volume of protocol m (0-based) for one volume (values 1..K)."""
@@ -244,11 +248,11 @@ class SegmentationLogic:
         return result
 
     def _decode(self, model, result: VolumeResult, settings: RunSettings, progress, cancel) -> None:
-        M, K = settings.protocols, settings.labels
-        if result.labels and (result.M, result.K) == (M, K):
+        M, K, adapt = settings.protocols, settings.labels, float(getattr(model, "adapt", 0.0))
+        if result.labels and (result.M, result.K, result.adapt) == (M, K, adapt):
             return
         labels = model.decode_volume(result.encoded, M, K, progress=progress, cancel=cancel)
-        result.M, result.K, result.labels = M, K, labels
+        result.M, result.K, result.adapt, result.labels = M, K, adapt, labels
 
     def _showPreview(self, result: VolumeResult, volumeNode):
         node = self.scene.GetNodeByID(result.previewNodeID) if result.previewNodeID else None

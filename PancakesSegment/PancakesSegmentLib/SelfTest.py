@@ -53,6 +53,13 @@ class IntensityBinsModel:
         self.device = model.device
         self.input_size = model.input_size
 
+    @property
+    def adapt(self) -> float:
+        return self.model.adapt
+
+    def set_adapt(self, adapt: float) -> float:
+        return self.model.set_adapt(adapt)
+
     def decode_volume(self, encoded, protocols=8, labels=20, which=None, progress=None, cancel=None):
         real = self.model.decode_volume(encoded, protocols, labels, which, progress, cancel)
         voxels = sitk.GetArrayFromImage(encoded.original).astype(np.float64)

@@ -24,6 +24,7 @@ from .Export import exportProtocol
 from .Keep import findKeptNode, keepProtocol
 from .Parameters import (
     AXES,
+    DEFAULT_ADAPT,
     DEFAULT_AXIS,
     DEFAULT_DEVICE,
     DEFAULT_LABELS,
@@ -39,7 +40,7 @@ from .VolumeConversion import imageFromVolumeNode
 from .WidgetRun import RunMixin
 
 MODULE_NAME = "PancakesSegment"
-SETTINGS_KEYS = ("protocols", "labels", "device", "axis")
+SETTINGS_KEYS = ("protocols", "labels", "device", "axis", "adapt")
 THUMBNAIL_SIZE = 96
 
 
@@ -51,6 +52,16 @@ class PancakesSegmentParameterNode:
     labels: Annotated[int, WithinRange(1, MAX_LABELS)] = DEFAULT_LABELS
     device: str = DEFAULT_DEVICE
     axis: str = DEFAULT_AXIS
+    adapt: bool = DEFAULT_ADAPT
+
+
+def _savedSetting(key: str, value):
+    """A QSettings value (often a string) as the parameter node's type."""
+    if key in ("protocols", "labels"):
+        return int(value)
+    if key == "adapt":  # QSettings gives booleans back as "true" / "false" on most platforms
+        return str(value).lower() in ("true", "1")
+    return str(value)
 
 
 class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
@@ -140,7 +151,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
                 if value in (None, ""):
                     continue
                 try:
-                    setattr(wrapped, key, int(value) if key in ("protocols", "labels") else str(value))
+                    setattr(wrapped, key, _savedSetting(key, value))
                 except (TypeError, ValueError):
                     logging.warning("PancakesSegment: ignoring saved setting %s=%r", key, value)
         return wrapped
@@ -155,13 +166,14 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self._parameterNodeGuiTag = parameterNode.connectParametersToGui({
             "protocols": self.ui.protocolsSpinBox,
             "labels": self.ui.labelsSpinBox,
+            "adapt": self.ui.adaptCheckBox,
         })
         self._selectComboData(self.ui.deviceComboBox, parameterNode.device)
         self._selectComboData(self.ui.axisComboBox, parameterNode.axis)
 
     def _settings(self) -> RunSettings:
         p = self._parameterNode
-        return RunSettings(int(p.protocols), int(p.labels), str(p.device), str(p.axis)).validated()
+        return RunSettings(int(p.protocols), int(p.labels), str(p.device), str(p.axis), bool(p.adapt)).validated()
 
     def _saveSettings(self) -> None:
         settings = qt.QSettings()

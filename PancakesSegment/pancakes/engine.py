@@ -63,12 +63,19 @@ class Pancakes:
         self.metadata = metadata
         self.device = device
         self.input_size = int(metadata.get("input_size", 128))
-        self.adapt = check_adapt(adapt)
-        if self.adapt > 0 and not hasattr(module, "decode_logits_adapted"):
+        self.adapt = 0.0
+        self.set_adapt(adapt)
+
+    def set_adapt(self, adapt: float) -> float:
+        """Set the decode-time adaptation strength (0 = off); returns the strength in effect."""
+        value = check_adapt(adapt)
+        if value > 0 and not hasattr(self.module, "decode_logits_adapted"):
             # Model files exported before the adaptation existed still load; they decode without it.
             warnings.warn("this model file has no decode_logits_adapted (exported by an older version): "
-                          "decoding without prototype adaptation; re-export it to enable it", stacklevel=2)
-            self.adapt = 0.0
+                          "decoding without prototype adaptation; re-export it to enable it", stacklevel=3)
+            value = 0.0
+        self.adapt = value
+        return value
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, device: str = "auto",

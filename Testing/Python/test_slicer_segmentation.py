@@ -193,6 +193,25 @@ def test_changing_k_redecodes_from_the_cache(logic, volumes, encodeCalls):
     assert encodeCalls == ["A", "B", "C", "B"]
 
 
+def test_adaptation_switch_redecodes_from_the_cache(scene, volumes, encodeCalls, random_model_path):
+    """The real decoder (not intensity bins): turning the adaptation off gives other labels, without the UNet."""
+    from pancakes import Pancakes
+
+    logic = SegmentationLogic(scene)
+    logic.setModel(Pancakes.load(random_model_path, device="cpu"))
+    logic.run(volumes, SETTINGS)
+    on = [sitk.GetArrayFromImage(logic.labels(v.GetID(), 0)) for v in volumes]
+    assert logic.model.adapt == 1.0 and len(logic.finishedResults()) == 3
+    report = logic.redecode(RunSettings(M, K, "cpu", adapt=False))
+    assert len(report.finished) == 3 and encodeCalls == ["A", "B", "C"]
+    assert logic.model.adapt == 0.0 and len(logic.finishedResults()) == 3
+    off = [sitk.GetArrayFromImage(logic.labels(v.GetID(), 0)) for v in volumes]
+    assert any(not np.array_equal(a, b) for a, b in zip(on, off))
+    # Back on: the same labels as the first run.
+    logic.redecode(SETTINGS)
+    assert all(np.array_equal(a, sitk.GetArrayFromImage(logic.labels(v.GetID(), 0))) for a, v in zip(on, volumes))
+
+
 def test_bad_volumes_are_reported_while_the_others_finish(scene, logic, volumes):
     vector = slicer.vtkMRMLVectorVolumeNode()
     vector.SetName("rgb")
@@ -308,7 +327,9 @@ def test_volume_table_has_one_line_per_label_and_a_column_per_scan(logic, volume
 def test_run_settings_are_checked():
     assert RunSettings().protocols == 8 and RunSettings().labels == 20
     assert RunSettings(device="GPU").validated().device == "cuda"
-    for bad in (RunSettings(protocols=0), RunSettings(labels=256), RunSettings(device="tpu"), RunSettings(axis="oblique")):
+    assert RunSettings().adapt is True
+    for bad in (RunSettings(protocols=0), RunSettings(labels=256), RunSettings(device="tpu"), RunSettings(axis="oblique"),
+                RunSettings(adapt="yes")):
         with pytest.raises(PancakesInputError):
             bad.validated()
 

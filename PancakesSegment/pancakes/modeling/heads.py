@@ -77,18 +77,16 @@ class DotProductHead(nn.Module):
         Set Dice at S=5 and brought unused labels back (MODEL_CARD.md). Images are
         adapted independently, so results do not depend on batch size or set size.
         """
-        w = F.normalize(self.query(v), dim=1, eps=1e-6)  # [PK, hidden]
-        scale = self.log_scale.clamp(max=2.08).exp()
+        logits = self.logits_from_keys(keys, v)  # [N, PK, H, W]
+        if strength <= 0:
+            return logits
         n, c, h, wd = keys.shape
-        pk = w.shape[0]
+        pk = logits.shape[1]
         flat = keys.reshape(n, c, h * wd)
-        logits = torch.matmul(w * scale, flat)  # [N, PK, HW]
-        if strength > 0:
-            soft = torch.softmax(logits.reshape(n, pk // K, K, h * wd), dim=2).reshape(n, pk, h * wd)
-            protos = F.normalize(torch.bmm(soft, flat.transpose(1, 2)), dim=2, eps=1e-6)  # [N, PK, hidden]
-            q = F.normalize(w[None] + strength * protos, dim=2, eps=1e-6)
-            logits = torch.bmm(q * scale, flat)
-        return logits.reshape(n, pk, h, wd)
+        soft = torch.softmax(logits.reshape(n, pk // K, K, h * wd), dim=2).reshape(n, pk, h * wd)
+        protos = F.normalize(torch.bmm(soft, flat.transpose(1, 2)), dim=2, eps=1e-6)  # [N, PK, hidden]
+        q = F.normalize(F.normalize(self.query(v), dim=1, eps=1e-6)[None] + strength * protos, dim=2, eps=1e-6)
+        return torch.bmm(q * self.log_scale.clamp(max=2.08).exp(), flat).reshape(n, pk, h, wd)
 
     def forward(self, phi: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return self.logits_from_keys(self.keys(phi), v)

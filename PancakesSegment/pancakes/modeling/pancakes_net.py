@@ -51,18 +51,15 @@ class PancakesNet(nn.Module):
 
         An empty ``protocols`` list means all M protocols.
         """
-        v = self._embeddings(M, K, protocols, features.device)
-        p = v.shape[0]
-        logits = self.head.logits_from_keys(self.head.keys(features), v.reshape(p * K, v.shape[-1]))
-        n, _, h, w = logits.shape
-        return logits.reshape(n, p, K, h, w)
+        return self.decode_logits_adapted(features, M, K, protocols, 0.0)
 
     @torch.jit.export
     def decode_logits_adapted(self, features: torch.Tensor, M: int, K: int, protocols: List[int],
                               strength: float) -> torch.Tensor:
         """Like ``decode_logits`` with per-image prototype adaptation (heads.DotProductHead.adapted_logits):
         features [N, C, H, W] -> logits [N, len(protocols) or M, K, H, W]. ``strength`` 0 gives
-        ``decode_logits``'s result. Training does not use it; it is an inference-time step.
+        ``decode_logits``'s result. The engine decodes with it by default; training uses it only
+        when the config's ``adapt`` is above 0.
         """
         v = self._embeddings(M, K, protocols, features.device)
         p = v.shape[0]

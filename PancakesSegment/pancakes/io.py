@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import PancakesInputError
+from .integrity import nifti_truncated
 from .preprocessing import to_grey
 
 # Longest first, so that ".nii.gz" wins over ".gz".
@@ -222,6 +223,9 @@ def read_image(subject: Subject) -> sitk.Image:
             raise PancakesInputError(f"{subject.source}: no such file")
         if os.path.getsize(path) == 0:
             raise PancakesInputError(f"{subject.source}: file is empty (0 bytes)")
+        if nifti_truncated(path):  # ITK would zero-fill the missing voxels without a word
+            raise PancakesInputError(f"{subject.source}: file is truncated (it holds less image data than "
+                                     "its NIfTI header describes)")
         return sitk.ReadImage(path)
     except RuntimeError as exc:
         raise PancakesInputError(f"{subject.source}: {itk_reason(exc)}") from None

@@ -134,6 +134,8 @@ def make_bad_study(folder):
     bad["corrupt.nii.gz"] = "not a readable image"
     (folder / "empty.nrrd").write_bytes(b"")
     bad["empty.nrrd"] = "empty"
+    (folder / "cut.nii.gz").write_bytes((folder / "good.nii.gz").read_bytes()[:-500])
+    bad["cut.nii.gz"] = "truncated"
     rng = np.random.default_rng(5)
     frames = [sitk.GetImageFromArray(rng.integers(0, 99, (8, 8, 8)).astype(np.int16)) for _ in range(3)]
     four_d = sitk.JoinSeries(frames)

@@ -122,6 +122,19 @@ def test_read_errors_are_one_line_and_name_the_input(tmp_path):
         assert msg.startswith(f"{path}: ") and words in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("ext, cut", [(".nii", 100), (".nii.gz", 300), (".nii.gz", 40)])
+def test_truncated_nifti_is_refused_not_zero_filled(tmp_path, ext, cut):
+    """ITK reads a cut NIfTI without error, zero-filling what is missing; the batch must not segment it."""
+    whole = tmp_path / f"whole{ext}"
+    write_volume(whole)
+    assert read_image(Subject("w", str(whole), [str(whole)])).GetSize() == (32, 32, 20)
+    part = tmp_path / f"part{ext}"
+    part.write_bytes(whole.read_bytes()[:-cut])
+    with pytest.raises(PancakesInputError, match=r"truncated") as err:
+        read_image(Subject("p", str(part), [str(part)]))
+    assert str(err.value).startswith(f"{part}: ") and "\n" not in str(err.value)
+
+
 def test_2d_rgb_image_becomes_a_grey_one_slice_volume(tmp_path):
     rgb = np.zeros((12, 16, 3), np.uint8)
     rgb[..., 0] = 200  # pure red -> luminance 0.299 * 200

@@ -188,24 +188,59 @@ def segmentMask(segmentationNode, segmentId: str, volumeNode) -> np.ndarray:
     return values == segment.GetLabelValue()
 
 
-def writeSegmentMask(segmentationNode, segmentId: str, volumeNode, mask: np.ndarray) -> None:
-    """Replace a segment by ``mask`` (bool (k, j, i) on the volume's grid); others lose what it gains.
-
-    The whole segment is written (voxels equal to its current mask stay as they are):
-    replacing only an extent would drop the segment outside that extent.
-    """
-    reference = slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(volumeNode)
+def _labelmapOnVolumeGrid(reference, mask: np.ndarray):
+    """A uint8 vtkOrientedImageData holding ``mask`` (k, j, i) on ``reference``'s lattice."""
     image = slicer.vtkOrientedImageData()
     image.SetExtent(reference.GetExtent())
     matrix = vtk.vtkMatrix4x4()
     reference.GetImageToWorldMatrix(matrix)
     image.SetImageToWorldMatrix(matrix)
     image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
-    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = np.ascontiguousarray(mask, np.uint8).ravel()
+    _scalars(image)[:] = np.ascontiguousarray(mask, np.uint8).ravel()
+    return image
+
+
+def _scalars(image) -> np.ndarray:
+    """An image's voxels as a flat numpy view (VTK order: i fastest)."""
+    return numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
+
+
+def writeSegmentMask(segmentationNode, segmentId: str, volumeNode, mask: np.ndarray, axis: int,
+                     slices: Sequence[int]) -> None:
+    """Write ``mask`` (bool (k, j, i) on the volume's grid) into a segment on ``slices`` along ``axis``.
+
+    The segment keeps everything else: what lies outside the volume (a segment drawn on
+    a larger volume) and its own lattice on other slices. MODE_REPLACE replaces the
+    whole segment (an extent only limits what is read), so the new segment is composed
+    on the segment's lattice grown to hold the volume: the refined slab resampled there,
+    the current segment elsewhere. Others lose the voxels it gains (Segment Editor default).
+    """
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    resample = slicer.vtkOrientedImageDataResample
+    reference = logic.CreateOrientedImageDataFromVolumeNode(volumeNode)
+    slab = np.zeros(mask.shape, bool)
+    index = [slice(None)] * 3
+    index[axis] = slice(min(slices), max(slices) + 1)
+    slab[tuple(index)] = True
+    refinedImage, slabImage = _labelmapOnVolumeGrid(reference, mask), _labelmapOnVolumeGrid(reference, slab)
+    current = slicer.vtkOrientedImageData()
+    if logic.GetSegmentBinaryLabelmapRepresentation(segmentationNode, segmentId, current) \
+            and current.GetPointData().GetScalars() is not None:
+        label = segmentationNode.GetSegmentation().GetSegment(segmentId).GetLabelValue()
+        image = slicer.vtkOrientedImageData()  # the segment's lattice, padded to hold the volume
+        resample.ResampleOrientedImageToReferenceOrientedImage(refinedImage, current, image, False, True)
+        onLattice = {}
+        for name, source in (("current", current), ("slab", slabImage)):
+            onLattice[name] = slicer.vtkOrientedImageData()
+            resample.ResampleOrientedImageToReferenceOrientedImage(source, image, onLattice[name])
+        inSlab = _scalars(onLattice["slab"]) != 0
+        values = _scalars(image)
+        values[:] = np.where(inSlab, values != 0, _scalars(onLattice["current"]) == label)
+    else:  # an empty segment: nothing to keep
+        image = refinedImage
     segmentation = segmentationNode.GetSegmentation()
     others = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())
               if segmentation.GetNthSegmentID(i) != segmentId]
-    logic = slicer.vtkSlicerSegmentationsModuleLogic
     # No extent (whole segment), no minimum overwrite, take voxels from all other segments.
     if not logic.SetBinaryLabelmapToSegment(image, segmentationNode, segmentId, logic.MODE_REPLACE,
                                             None, False, others):
@@ -277,7 +312,7 @@ class RefineLogic:
         changed = [int(i) for i in np.flatnonzero((refined != current).any(axis=other))]
         if changed:
             self._saveForUndo(segmentationNode)
-            writeSegmentMask(segmentationNode, segmentId, volumeNode, refined)
+            writeSegmentMask(segmentationNode, segmentId, volumeNode, refined, clicks.axis, changed)
         return RefineResult(clicks.axis, clicks.index, changed, int((refined != current).sum()))
 
     def _saveForUndo(self, segmentationNode) -> None:

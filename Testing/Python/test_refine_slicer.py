@@ -246,3 +246,27 @@ def test_with_a_real_refiner_only_the_clicked_slice_changes(scene, volume, segme
     keep = np.arange(SHAPE[0]) != 2
     for sid in before:
         np.testing.assert_array_equal(after[sid][keep], before[sid][keep])
+
+
+def test_a_segment_larger_than_the_volume_keeps_what_lies_outside_it(scene, segmentation):
+    # The segmentation was made on the rotated volume; refining on a volume cropped to
+    # part of it (another slice range and rows) must change only the clicked slice, inside it.
+    source = scene.GetFirstNodeByName("rotated")
+    m = ijkToRasMatrix(source)
+    image = imageFromVolumeNode(source)[:, 3:15, 1:5]  # sitk order (i, j, k): i 0..19, j 3..14, k 1..4
+    cropped = addVolume(scene, "cropped", image)
+    before = masks(segmentation, source)
+    logic = RefineLogic(ClickStampRefiner())
+    # Cropped voxel (k 1, j 9, i 7) is (k 2, j 12, i 7) of the source: L02, taken over by L01.
+    point = (m @ np.array([7, 12, 2, 1.0]))[:3]
+    np.testing.assert_allclose(rasToArrayIndex(cropped, point), (1, 9, 7), atol=1e-9)
+    result = logic.refine(segmentation, "P01_L01", cropped, markups(scene, [point]))
+    assert result.changedSlices == [1]
+    after = masks(segmentation, source)
+    expected = dict(before)
+    expected["P01_L01"] = before["P01_L01"].copy()
+    expected["P01_L01"][2, 12, 7] = True
+    expected["P01_L02"] = before["P01_L02"].copy()
+    expected["P01_L02"][2, 12, 7] = False
+    for sid in before:
+        np.testing.assert_array_equal(after[sid], expected[sid], err_msg=sid)

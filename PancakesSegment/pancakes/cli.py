@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -81,6 +82,17 @@ def _load_model(path: Optional[Path], device: str, adapt: Optional[float] = None
     return Pancakes.load(path, device=device, adapt=adapt), path
 
 
+def _writable_output(out: Path) -> None:
+    """Create OUT and prove it writable up front: otherwise every subject would fail
+    one by one and the summaries at the end would stop with a traceback."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise PancakesInputError(f"{out}: cannot write the output folder: {exc.strerror or exc}") from None
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     from .batch import BatchOptions, file_sha256, reserved_names, run_batch
     from .engine import check_mk
@@ -97,6 +109,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         if args.output.exists() and not args.output.is_dir():
             raise PancakesInputError(f"{args.output}: output exists and is not a folder")
         model, model_path = _load_model(args.model, args.device, args.adapt)
+        _writable_output(args.output)
     except (PancakesInputError, ModelFileError) as exc:
         _error(str(exc).splitlines()[0])
         return EXIT_USAGE

@@ -201,6 +201,9 @@ def test_usage_errors_exit_2(tmp_path, capsys, random_model_path):
     assert run(capsys)[0] == 2
     (tmp_path / "file").write_text("x")
     assert run(capsys, "segment", vol, "-o", tmp_path / "file", "--model", random_model_path)[0] == 2
+    under_a_file = tmp_path / "file" / "out"
+    rc, _, err = run(capsys, "segment", vol, "-o", under_a_file, "--model", random_model_path)
+    assert rc == 2 and err.strip() == f"pancakes: {under_a_file}: cannot write the output folder: Not a directory"
     assert not out.exists()
 
 

@@ -121,6 +121,12 @@ def sliceAxisFromViews(scene, volumeNode, ras: Sequence[float]) -> Optional[int]
     return None
 
 
+def _nearestVoxel(coords):
+    """Voxel index holding continuous coordinates: halves round up, as Slicer's nearest-neighbour
+    slice display does (np.round sends 2.5 to slice 2 but 3.5 to slice 4)."""
+    return np.floor(np.asarray(coords, dtype=float) + 0.5)
+
+
 def clicksOnSlice(volumeNode, positiveRas: Sequence, negativeRas: Sequence, axis: Optional[int] = None,
                   labels: Optional[Sequence[str]] = None) -> SliceClicks:
     """RAS clicks -> SliceClicks on one slice of ``volumeNode``.
@@ -137,7 +143,7 @@ def clicksOnSlice(volumeNode, positiveRas: Sequence, negativeRas: Sequence, axis
     coords = []
     for (ras, _), name in zip(points, names):
         kji = rasToArrayIndex(volumeNode, ras)
-        if np.any(np.round(kji) < 0) or np.any(np.round(kji) >= dims):
+        if np.any(_nearestVoxel(kji) < 0) or np.any(_nearestVoxel(kji) >= dims):
             raise PancakesInputError(f"{name} at RAS ({ras[0]:.1f}, {ras[1]:.1f}, {ras[2]:.1f}) is outside "
                                      f"volume '{volumeNode.GetName()}'")
         coords.append(kji)
@@ -147,10 +153,10 @@ def clicksOnSlice(volumeNode, positiveRas: Sequence, negativeRas: Sequence, axis
         axis = int(np.flatnonzero(spread <= spread.min() + 1e-6)[0])
     if axis not in (0, 1, 2):
         raise PancakesInputError(f"axis {axis!r}: use 0 (K), 1 (J) or 2 (I)")
-    index = int(np.clip(np.round(np.median(coords[:, axis])), 0, dims[axis] - 1))
+    index = int(np.clip(_nearestVoxel(np.median(coords[:, axis])), 0, dims[axis] - 1))
     off = np.abs(coords[:, axis] - index)
     if off.max() > SLICE_TOLERANCE:
-        where = sorted({int(v) for v in np.round(coords[:, axis])})
+        where = sorted({int(v) for v in _nearestVoxel(coords[:, axis])})
         raise PancakesInputError(f"the points lie on different slices along {AXIS_NAMES[axis]} ({where}); "
                                  "place all clicks of one refinement on one slice")
     plane = [a for a in range(3) if a != axis]

@@ -270,3 +270,14 @@ def test_a_segment_larger_than_the_volume_keeps_what_lies_outside_it(scene, segm
     expected["P01_L02"][2, 12, 7] = False
     for sid in before:
         np.testing.assert_array_equal(after[sid], expected[sid], err_msg=sid)
+
+
+def test_a_click_between_two_slices_goes_to_the_one_slicer_displays(volume):
+    # Halfway between slices, Slicer's nearest-neighbour display rounds up; so must the
+    # refined slice, for even and odd slices alike (np.round sends 2.5 to 2 but 3.5 to 4).
+    for k, shown in ((2.5, 3), (3.5, 4), (-0.5, 0)):
+        clicks = clicksOnSlice(volume, [ras(volume, k, 10, 7)], [], axis=0)
+        assert clicks.index == shown, k
+    # The far face of the volume is outside whatever the parity of the slice count.
+    with pytest.raises(PancakesInputError, match="outside"):
+        clicksOnSlice(volume, [ras(volume, SHAPE[0] - 0.5, 10, 7)], [], axis=0)

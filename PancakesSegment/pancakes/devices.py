@@ -1,6 +1,9 @@
 """Choosing the torch device from a user's 'auto' | 'cpu' | 'cuda'."""
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
 import torch
 
 from .errors import PancakesInputError
@@ -34,3 +37,16 @@ def default_batch_size(device: torch.device) -> int:
     ~1.7x faster per slice than 16 (benchmarks/README.md); a GPU wants large batches.
     """
     return 32 if device.type == "cuda" else 4
+
+
+def batch_size_for(device: torch.device, batch_size: Optional[int] = None) -> int:
+    """The caller's batch size, or the device's default for None.
+
+    Zero, negative or fractional sizes are refused: a negative step made the slice
+    loops run zero times, so volumes came back all background without a word.
+    """
+    if batch_size is None:
+        return default_batch_size(device)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise PancakesInputError(f"batch_size={batch_size!r}: must be a whole number >= 1, or None for the default")
+    return int(batch_size)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .bundled import find_bundled
-from .devices import default_batch_size, resolve_device
+from .devices import batch_size_for, resolve_device
 from .errors import PancakesInputError
 from .export import load_torchscript
 from .preprocessing import Fit, from_model_output, labels_from_logits, plan_fit, prepare_images, to_model_input
@@ -103,7 +103,7 @@ class Pancakes:
 
         batch_size: images per forward pass; None picks the device's default.
         """
-        batch_size = batch_size or default_batch_size(self.device)
+        batch_size = batch_size_for(self.device, batch_size)
         prepared = prepare_images(images, names)
         fits = [plan_fit(img.shape, self.input_size, tuple(spacings[i]) if spacings else (1.0, 1.0))
                 for i, img in enumerate(prepared)]

@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from .devices import default_batch_size
+from .devices import batch_size_for
 from .errors import PancakesInputError
 from .preprocessing import Fit, finite_float, labels_from_logits, normalise, plan_fit, to_model_input
 
@@ -81,7 +81,7 @@ def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: Opt
                   progress=None, cancel=None, name: str = "volume") -> EncodedVolume:
     """Normalise the whole volume once (so slices stay comparable), then encode slices in batches."""
     oriented, _, arr, fit = _prepare(model, image, axis, name)
-    batch_size = batch_size or default_batch_size(model.device)
+    batch_size = batch_size_for(model.device, batch_size)
     batches = _encoded_batches(model, arr, fit, batch_size, progress, cancel, name)
     feats = [phi.to("cpu", torch.float16) for _, phi in batches]
     return EncodedVolume(torch.cat(feats), fit, axis, oriented, image)
@@ -162,7 +162,7 @@ def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str 
     oriented, a, arr, fit = _prepare(model, image, axis, name)
     depth = arr.shape[0]
     out = np.zeros((M, depth) + tuple(fit.shape), dtype=np.uint8)
-    step = min(batch_size or default_batch_size(model.device), _decode_step(M, K, fit))
+    step = min(batch_size_for(model.device, batch_size), _decode_step(M, K, fit))
     for start, phi in _encoded_batches(model, arr, fit, step, progress, cancel, name):
         # Through float16 like cached features, so streamed and cached decodes give the same labels
         # (the decode-time adaptation would otherwise flip a few near-tied pixels).

@@ -93,6 +93,20 @@ def test_volume_bad_inputs(random_model):
         random_model.segment_volume(_volume(), axis="oblique")
 
 
+@pytest.mark.parametrize("bad", [-1, 0, 2.5, True])
+def test_bad_batch_sizes_are_refused(random_model, bad):
+    """A negative batch size used to skip every slice: all-background volumes, or an empty encoding."""
+    from pancakes.volume import segment_volume
+
+    with pytest.raises(PancakesInputError, match="batch_size"):
+        random_model.encode([np.random.rand(16, 16)], batch_size=bad)
+    with pytest.raises(PancakesInputError, match="batch_size"):
+        random_model.encode_volume(_volume(), batch_size=bad)
+    with pytest.raises(PancakesInputError, match="batch_size"):
+        segment_volume(random_model, _volume(), 2, 3, batch_size=bad)
+    assert len(random_model.encode([np.random.rand(16, 16)] * 3, batch_size=np.int64(2)).features) == 3
+
+
 def test_volume_cancel(random_model):
     calls = []
 

@@ -352,3 +352,17 @@ def test_volume_window_matches_whole_volume_normalisation(tiny_refiner_path):
     np.testing.assert_array_equal(out[4], direct)
     with pytest.raises(PancakesInputError, match="constant"):
         refiner.refine_volume_slice(np.ones((3, 8, 8)), 0, 1, None)
+
+
+@pytest.mark.parametrize("spacing", [(np.nan, 1.0), (0.0, 1.0), (-1.0, 1.0), (np.inf, 1.0), (1.0,), 2.0, ("a", 1)])
+def test_bad_spacing_is_named_not_a_numpy_error(tiny_refiner_path, spacing):
+    # NaN used to fail inside the resize plan ("cannot convert float NaN to integer"), 0 or
+    # negative passed silently (the image squashed into one model row).
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    image = np.random.default_rng(0).random((20, 30))
+    with pytest.raises(PancakesInputError, match="spacing .*expected 2 positive finite"):
+        refiner.refine(image, None, spacing=spacing)
+    vol = np.random.default_rng(0).random((3, 20, 30))
+    vol_spacing = spacing if np.ndim(spacing) == 0 else (1.0, *spacing)
+    with pytest.raises(PancakesInputError, match="spacing .*expected 3 positive finite"):
+        refiner.refine_volume_slice(vol, 0, 1, None, spacing=vol_spacing)

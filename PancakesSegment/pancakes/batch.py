@@ -38,12 +38,11 @@ from . import __version__
 from .engine import Cancelled
 from .errors import PancakesInputError
 from .gallery import Thumbnail, load_thumbnail, make_thumbnail, save_thumbnail, write_gallery
-from .io import Loaded, Subject, load_subject
+from .io import MARKER, Loaded, Subject, load_subject
 from .label_volumes import label_counts, volume_rows, voxel_volume_mm3, write_volumes_csv
 from .segio import (FORMATS, PARTIAL, colour_table_path, output_path, write_colour_table, write_json,
                     write_nifti_labelmap, write_seg_nrrd, write_text)
 
-MARKER = ".complete.json"
 THUMBNAIL = ".thumbnail.npz"
 Report = Callable[[str], None]
 

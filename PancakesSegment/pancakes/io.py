@@ -33,6 +33,11 @@ SKIP_SUFFIXES = (".seg.nrrd",)
 # Windows cannot create these, whatever the extension.
 _RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+# What `pancakes segment` writes (batch.py). Met again while walking a study (an earlier
+# OUT inside it, or OUT = INPUT), it is output, not input: segmenting label maps and the
+# gallery as scans gives nonsense and fails on constant label maps.
+MARKER = ".complete.json"
+_SUBJECT_OUTPUT = re.compile(r"_P\d{2}(\.seg\.nrrd|\.nii\.gz)")
 MAX_NAME_BYTES = 120  # leaves room for "_P08.seg.nrrd" and temp-file suffixes within 255 bytes
 
 
@@ -139,6 +144,13 @@ def _series_label(files: Sequence[str], uid: str) -> str:
     return " ".join(p for p in parts if p) or uid.split(".")[-1]
 
 
+def _is_subject_output(folder: str, filenames: Sequence[str]) -> bool:
+    """A subject folder of an OUT: its marker, or <folder>_P01.nii.gz-style files (an unfinished one)."""
+    name = os.path.basename(os.path.abspath(folder))
+    return MARKER in filenames or any(f.startswith(name) and _SUBJECT_OUTPUT.fullmatch(f[len(name):])
+                                      for f in filenames)
+
+
 def _walk(root: str, exclude: Sequence[str]) -> List[Tuple[List[str], str, List[str], Optional[str]]]:
     """-> (name parts, source, files, series UID) for every image and series under ``root``."""
     found = []
@@ -147,6 +159,9 @@ def _walk(root: str, exclude: Sequence[str]) -> List[Tuple[List[str], str, List[
         # Hidden folders (.git, our own temp/marker files) and the output folder are not inputs.
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and os.path.realpath(os.path.join(dirpath, d)) not in excluded)
+        if _is_subject_output(dirpath, filenames):
+            dirnames[:] = []
+            continue
         rel = os.path.relpath(dirpath, root)
         parts = [] if rel == "." else rel.split(os.sep)
         series = _dicom_series(dirpath)
@@ -158,6 +173,8 @@ def _walk(root: str, exclude: Sequence[str]) -> List[Tuple[List[str], str, List[
         for f in sorted(filenames):
             path = os.path.join(dirpath, f)
             if f.startswith(".") or not is_image_file(f) or os.path.realpath(path) in in_series:
+                continue
+            if f == "gallery.png" and "volumes.csv" in filenames:  # an OUT's contact sheet
                 continue
             found.append((parts + [strip_suffix(f)], path, [path], None))
     return found

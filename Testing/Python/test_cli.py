@@ -238,6 +238,21 @@ def test_resume_skips_complete_subjects_and_redoes_the_rest(tmp_path, capsys, ra
     assert rc == 0 and "2 segmented" in err
 
 
+def test_outputs_inside_the_study_are_not_taken_as_inputs(tmp_path, capsys, random_model_path):
+    """An earlier OUT inside the study, or OUT = INPUT, used to send label maps and gallery.png back in."""
+    study = tmp_path / "in"
+    study.mkdir()
+    write_volume(study / "a.nii.gz", seed=1)
+    args = [study, "--model", random_model_path, "-M", M, "-K", K, "--format", "nifti"]
+    for out in (study / "v1", study / "v2", study, study):
+        rc, _, err = run(capsys, "segment", *args, "-o", out)
+        assert rc == 0 and "pancakes: 1 segmented;" in err, (out, err)
+    (study / "v1" / "a" / ".complete.json").unlink()  # an interrupted subject folder is output too
+    rc, _, err = run(capsys, "segment", *args, "-o", study / "v3")
+    assert rc == 0 and "pancakes: 1 segmented;" in err, err
+    assert set(markers(study / "v3")) == {str(study / "a.nii.gz")}
+
+
 def test_interrupted_write_leaves_no_partial_final_file(tmp_path, capsys, random_model_path, monkeypatch):
     study = tmp_path / "in"
     study.mkdir()

@@ -366,3 +366,12 @@ def test_bad_spacing_is_named_not_a_numpy_error(tiny_refiner_path, spacing):
     vol_spacing = spacing if np.ndim(spacing) == 0 else (1.0, *spacing)
     with pytest.raises(PancakesInputError, match="spacing .*expected 3 positive finite"):
         refiner.refine_volume_slice(vol, 0, 1, None, spacing=vol_spacing)
+
+
+@pytest.mark.parametrize("clicks, problem", [(5, "expected a list of"), ("ab", "expected a list of"),
+                                             ((3, 4), r"got a single pair \(3, 4\).*\[\(3, 4\)\]"),
+                                             (np.array([3.0, 4.0]), r"got a single pair \(3.0, 4.0\)")])
+def test_clicks_that_are_not_a_list_of_pairs_say_so(clicks, problem):
+    # An int used to raise "'int' object is not iterable"; a bare pair read as two clicks "3" and "4".
+    with pytest.raises(PancakesInputError, match="positive clicks: " + problem):
+        check_clicks(clicks, (10, 20), "positive")

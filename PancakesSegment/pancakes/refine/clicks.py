@@ -38,7 +38,17 @@ def check_clicks(clicks: Optional[Sequence[Sequence[float]]], shape: Tuple[int, 
     if clicks is None:
         return []
     out = []
-    arr = list(clicks)
+    try:
+        arr = [] if isinstance(clicks, (str, bytes)) else list(clicks)
+    except TypeError:
+        arr = None
+    if arr is None or isinstance(clicks, (str, bytes)):
+        raise PancakesInputError(f"{kind} clicks: expected a list of (row, col) pairs, got {clicks!r}")
+    if len(arr) == 2 and all(np.ndim(v) == 0 and not isinstance(v, (str, bytes)) for v in arr):
+        # A bare pair is one click missing its list; reading it as two clicks would fail on "3".
+        pair = "({}, {})".format(*arr)
+        raise PancakesInputError(f"{kind} clicks: got a single pair {pair}; pass a list of (row, col) pairs, "
+                                 f"e.g. [{pair}]")
     for i, c in enumerate(arr):
         try:
             r, q = (float(v) for v in c)

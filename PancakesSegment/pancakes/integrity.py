@@ -3,15 +3,20 @@
 ITK's NIfTI reader zero-fills the voxels a truncated ``.nii`` or ``.nii.gz``
 lacks (an interrupted download or copy) and reports no error, so the batch
 would segment half a scan as if it were whole. NRRD, MetaImage and PNG readers
-already fail on such files; this module covers NIfTI.
+already fail on such files, but ITK's MetaImage error blames a leftover errno
+("No such file or directory") about a file that exists; metaimage_reason says
+what is really wrong.
 
 Usage::
 
     if nifti_truncated("scan.nii.gz"): ...
+    reason = metaimage_reason("scan.mhd")   # None when it has nothing better to say
 """
 from __future__ import annotations
 
 import gzip
+import os
+import re
 import struct
 import zlib
 from typing import Optional
@@ -61,3 +66,25 @@ def nifti_truncated(path: str) -> bool:
         except (EOFError, zlib.error, gzip.BadGzipFile):  # the gzip stream itself ends early or breaks
             return needed is not None
     return needed is not None and have < needed
+
+
+def metaimage_reason(path: str) -> Optional[str]:
+    """Why a MetaImage (.mha/.mhd) whose header is fine yields no voxels: a missing or short data file."""
+    if not path.lower().endswith((".mha", ".mhd")):
+        return None
+    try:
+        with open(path, "rb") as f:
+            header = f.read(8192)  # a text header of key = value lines; ElementDataFile comes last
+    except OSError:
+        return None
+    match = re.search(rb"^ElementDataFile\s*=\s*(.*?)\s*$", header, re.M)
+    if match is None:
+        return None
+    data = match[1].decode("utf-8", "replace")
+    if data == "LOCAL":
+        return "image data is truncated or corrupt (the file holds less than its header describes)"
+    if data == "LIST" or "%" in data:  # slice lists and patterns: too many files to second-guess
+        return None
+    if not os.path.isfile(os.path.join(os.path.dirname(path), data)):
+        return f"the data file {data!r} named in its header is missing"
+    return f"the data file {data!r} named in its header is truncated or corrupt"

@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import PancakesInputError
-from .integrity import nifti_truncated
+from .integrity import metaimage_reason, nifti_truncated
 from .preprocessing import to_grey
 
 # Longest first, so that ".nii.gz" wins over ".gz".
@@ -245,7 +245,8 @@ def read_image(subject: Subject) -> sitk.Image:
                                      "its NIfTI header describes)")
         return sitk.ReadImage(path)
     except RuntimeError as exc:
-        raise PancakesInputError(f"{subject.source}: {itk_reason(exc)}") from None
+        better = metaimage_reason(subject.files[0]) if "File cannot be read" in str(exc) else None
+        raise PancakesInputError(f"{subject.source}: {better or itk_reason(exc)}") from None
     except OSError as exc:
         raise PancakesInputError(f"{subject.source}: cannot read: {exc.strerror or exc}") from None
 

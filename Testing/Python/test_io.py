@@ -135,6 +135,21 @@ def test_truncated_nifti_is_refused_not_zero_filled(tmp_path, ext, cut):
     assert str(err.value).startswith(f"{part}: ") and "\n" not in str(err.value)
 
 
+def test_broken_metaimage_says_what_is_missing(tmp_path):
+    """ITK blamed 'No such file or directory' on a .mha/.mhd that exists."""
+    short = tmp_path / "short.mha"
+    write_volume(short)
+    short.write_bytes(short.read_bytes()[:-500])
+    write_volume(tmp_path / "lost.mhd")
+    (tmp_path / "lost.raw").unlink()
+    cases = ((short, "image data is truncated"), (tmp_path / "lost.mhd", "'lost.raw' named in its header is missing"))
+    for path, words in cases:
+        with pytest.raises(PancakesInputError) as err:
+            read_image(Subject("x", str(path), [str(path)]))
+        msg = str(err.value)
+        assert msg.startswith(f"{path}: ") and words in msg and "No such file" not in msg, msg
+
+
 def test_2d_rgb_image_becomes_a_grey_one_slice_volume(tmp_path):
     rgb = np.zeros((12, 16, 3), np.uint8)
     rgb[..., 0] = 200  # pure red -> luminance 0.299 * 200

@@ -375,3 +375,17 @@ def test_clicks_that_are_not_a_list_of_pairs_say_so(clicks, problem):
     # An int used to raise "'int' object is not iterable"; a bare pair read as two clicks "3" and "4".
     with pytest.raises(PancakesInputError, match="positive clicks: " + problem):
         check_clicks(clicks, (10, 20), "positive")
+
+
+def test_previous_as_an_integer_mask_is_a_mask_not_logits():
+    # A 0/255 uint8 mask used to be read as logits: its background became p = 0.5.
+    from pancakes.refine.refiner import _probability
+
+    mask = np.zeros((6, 8), bool)
+    mask[2:4, 3:6] = True
+    for previous in (mask, mask.astype(np.uint8) * 255, mask.astype(np.int64) * 7):
+        np.testing.assert_array_equal(_probability(previous, mask.shape), mask.astype(np.float32))
+    with pytest.raises(PancakesInputError, match="previous: values of type <U1 are neither logits nor a mask"):
+        _probability(np.full(mask.shape, "x"), mask.shape)
+    with pytest.raises(PancakesInputError, match="previous: values of type complex"):
+        _probability(mask.astype(complex), mask.shape)

@@ -77,7 +77,8 @@ class Refiner:
         image: 2D (or RGB) array [H, W]; seed_mask: [H, W] (nonzero = inside; None = empty);
         positive / negative: (row, col) pixel positions that belong / do not belong to the
         structure; previous: the last result of this session at [H, W], as logits (any
-        float range) or a probability/mask in [0, 1]; None uses the seed. Pass all
+        float range), a float probability in [0, 1] or an integer/bool mask (nonzero = inside);
+        None uses the seed. Pass all
         clicks of the session each time, with the last logits as ``previous``.
         spacing: (row, col) pixel size, for non-square pixels.
         """
@@ -213,7 +214,12 @@ def _probability(previous: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     p = np.asarray(previous)
     if p.shape != tuple(shape):
         raise PancakesInputError(f"previous: shape {tuple(p.shape)} does not match the image's {tuple(shape)}")
-    p = finite_float(p.astype(np.float32) if p.dtype == bool else p, "previous")
+    if not (np.issubdtype(p.dtype, np.number) or p.dtype == bool) or np.iscomplexobj(p):
+        raise PancakesInputError(f"previous: values of type {p.dtype} are neither logits nor a mask")
+    if not np.issubdtype(p.dtype, np.floating):
+        # Integers are masks (0/1, 0/255, label values), never logits: as logits 0 would read p = 0.5.
+        return (p != 0).astype(np.float32)
+    p = finite_float(p, "previous")
     if p.min() >= 0.0 and p.max() <= 1.0:
         return p
     return (1.0 / (1.0 + np.exp(-np.clip(p, -30, 30)))).astype(np.float32)

@@ -389,3 +389,14 @@ def test_previous_as_an_integer_mask_is_a_mask_not_logits():
         _probability(np.full(mask.shape, "x"), mask.shape)
     with pytest.raises(PancakesInputError, match="previous: values of type complex"):
         _probability(mask.astype(complex), mask.shape)
+
+
+def test_a_seed_with_nan_is_refused_not_read_as_inside():
+    # NaN != 0, so NaN pixels of a float seed used to count silently as inside the label.
+    from pancakes.refine.refiner import _mask_like
+
+    seed = np.zeros((6, 8))
+    seed[2, 3] = np.nan
+    with pytest.raises(PancakesInputError, match="seed_mask: contains NaN or infinite values"):
+        _mask_like(seed, seed.shape, "seed_mask")
+    np.testing.assert_array_equal(_mask_like(np.full(seed.shape, 0.3), seed.shape, "s"), np.ones(seed.shape, bool))

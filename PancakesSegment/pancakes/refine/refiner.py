@@ -206,6 +206,9 @@ def _mask_like(mask: Optional[np.ndarray], shape: Tuple[int, ...], name: str) ->
         raise PancakesInputError(f"{name}: shape {tuple(m.shape)} does not match the image's {tuple(shape)}")
     if not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
         raise PancakesInputError(f"{name}: values of type {m.dtype} are not a mask")
+    if np.issubdtype(m.dtype, np.inexact) and not np.isfinite(m).all():
+        # NaN != 0 would silently count as inside: a NaN-filled probability map is no mask.
+        raise PancakesInputError(f"{name}: contains NaN or infinite values; a mask is 0 (outside) or nonzero (inside)")
     return m != 0
 
 

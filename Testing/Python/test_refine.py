@@ -400,3 +400,14 @@ def test_a_seed_with_nan_is_refused_not_read_as_inside():
     with pytest.raises(PancakesInputError, match="seed_mask: contains NaN or infinite values"):
         _mask_like(seed, seed.shape, "seed_mask")
     np.testing.assert_array_equal(_mask_like(np.full(seed.shape, 0.3), seed.shape, "s"), np.ones(seed.shape, bool))
+
+
+def test_volume_axis_must_be_an_integer_and_the_volume_not_empty():
+    # axis 1.0 used to pass the check and fail in numpy ("tuple indices must be integers");
+    # an empty volume read "slice must be an integer in 0..-1".
+    refiner = Refiner(None, {}, torch.device("cpu"))  # never reaches the model
+    vol = np.random.default_rng(0).random((3, 8, 8))
+    with pytest.raises(PancakesInputError, match=r"axis 1.0: use 0, 1 or 2"):
+        refiner.refine_volume_slice(vol, 1.0, 1, None)
+    with pytest.raises(PancakesInputError, match=r"volume_array: shape \(0, 8, 8\) holds no voxels"):
+        refiner.refine_volume_slice(np.zeros((0, 8, 8)), 0, 0, None)

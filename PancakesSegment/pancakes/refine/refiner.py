@@ -120,8 +120,12 @@ class Refiner:
         vol = np.asarray(volume_array)
         if vol.ndim != 3:
             raise PancakesInputError(f"volume_array: expected a 3D array, got shape {tuple(vol.shape)}")
-        if isinstance(axis, bool) or axis not in (0, 1, 2):
+        # 1.0 == 1 passes "in (0, 1, 2)" but cannot index; bool is an int but no axis.
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis not in (0, 1, 2):
             raise PancakesInputError(f"axis {axis!r}: use 0, 1 or 2 (array axis of volume_array)")
+        axis = int(axis)
+        if vol.size == 0:
+            raise PancakesInputError(f"volume_array: shape {tuple(vol.shape)} holds no voxels")
         depth = vol.shape[axis]
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= int(index) < depth:
             raise PancakesInputError(f"index {index!r}: slice must be an integer in 0..{depth - 1} along axis {axis}")

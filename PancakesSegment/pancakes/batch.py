@@ -94,8 +94,8 @@ def one_line(exc: BaseException, source: str) -> str:
 
 
 def _marker_expected(subject: Subject, opts: BatchOptions, model_sha256: str) -> Dict:
-    return {"source_key": subject.key, "M": opts.protocols, "K": opts.labels, "format": opts.fmt,
-            "axis": opts.axis, "model_sha256": model_sha256, "adapt": opts.adapt}
+    return {"source_key": subject.key, "source_stamp": subject.stamp(), "M": opts.protocols, "K": opts.labels,
+            "format": opts.fmt, "axis": opts.axis, "model_sha256": model_sha256, "adapt": opts.adapt}
 
 
 def read_marker(out_dir: Path, subject: Subject, opts: BatchOptions, model_sha256: str) -> Optional[Dict]:
@@ -168,6 +168,7 @@ def process_subject(model, subject: Subject, opts: BatchOptions, model_sha256: s
     sdir = opts.out_dir / subject.name
     if sdir.is_dir():
         _clear(sdir)
+    expected = _marker_expected(subject, opts, model_sha256)  # before reading: the stamp of what was read
     loaded = load_subject(subject)
     labels = segment_loaded(model, loaded, opts, subject.source, bar)
     files, counts = [], []
@@ -178,7 +179,7 @@ def process_subject(model, subject: Subject, opts: BatchOptions, model_sha256: s
         files.append(path.name)
         counts.append(label_counts(lab, K))
     save_thumbnail(sdir / THUMBNAIL, make_thumbnail(loaded.volume, labels, opts.axis, loaded.plane_axis))
-    marker = dict(_marker_expected(subject, opts, model_sha256), subject=subject.name, source=subject.source,
+    marker = dict(expected, subject=subject.name, source=subject.source,
                   files=files, size=list(loaded.volume.GetSize()), spacing=list(loaded.volume.GetSpacing()),
                   voxel_mm3=voxel_volume_mm3(loaded.volume), counts=counts, pancakes_version=__version__,
                   finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

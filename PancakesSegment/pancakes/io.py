@@ -56,6 +56,15 @@ class Subject:
         first = os.path.abspath(self.files[0]) if self.files else self.source
         return f"{first}#{self.series_uid}" if self.series_uid else first
 
+    def stamp(self) -> Optional[List[int]]:
+        """[files, bytes, newest mtime in ns] of the input, recorded in the completion marker so
+        that --resume redoes a subject whose file was replaced since; None if it cannot be read."""
+        try:
+            stats = [os.stat(f) for f in self.files]
+        except OSError:
+            return None
+        return [len(stats), sum(st.st_size for st in stats), max((st.st_mtime_ns for st in stats), default=0)]
+
 
 @dataclass
 class Loaded:

@@ -227,6 +227,12 @@ def test_resume_skips_complete_subjects_and_redoes_the_rest(tmp_path, capsys, ra
     assert stat_of(out / "a") == a_before
     assert (out / "b" / "b_P02.seg.nrrd").is_file() and (out / "b" / ".complete.json").is_file()
     assert {r["subject"] for r in read_volumes_csv(out / "volumes.csv")} == {"a", "b"}
+    # A replaced input (a corrected scan under the same name) is redone, not skipped.
+    write_volume(study / "a.nii.gz", seed=3)
+    rc, _, err = run(capsys, *args, "--resume")
+    assert rc == 0 and "1 segmented, 1 already complete" in err
+    assert stat_of(out / "a")["a_P01.seg.nrrd"] != a_before["a_P01.seg.nrrd"]
+    a_before = stat_of(out / "a")
     # Another K does not match the markers: everything is redone.
     rc, _, err = run(capsys, "segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K + 1,
                      "--resume")

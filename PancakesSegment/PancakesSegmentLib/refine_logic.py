@@ -106,8 +106,11 @@ def sliceAxisFromNormal(volumeNode, normalRas: Sequence[float]) -> int:
     return 2 - ijkAxis
 
 
-def sliceAxisFromViews(scene, volumeNode, ras: Sequence[float]) -> Optional[int]:
-    """The array axis of the first slice view (Red, Yellow, Green, others) whose plane holds ``ras``."""
+def sliceAxisFromViews(scene, volumeNode, ras: Sequence) -> Optional[int]:
+    """The array axis of the first slice view (Red, Yellow, Green, others) whose plane holds ``ras``:
+    one point or all of several (a view that crosses only the first point, e.g. after the
+    user scrolled the one they clicked in, would pick an axis the other points are off)."""
+    points = np.atleast_2d(np.asarray(ras, dtype=float))
     count = scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")
     nodes = [scene.GetNthNodeByClass(i, "vtkMRMLSliceNode") for i in range(count)]
     order = {"Red": 0, "Yellow": 1, "Green": 2}
@@ -116,7 +119,7 @@ def sliceAxisFromViews(scene, volumeNode, ras: Sequence[float]) -> Optional[int]
         sliceToRas = node.GetSliceToRAS()
         normal = np.array([sliceToRas.GetElement(r, 2) for r in range(3)])
         origin = np.array([sliceToRas.GetElement(r, 3) for r in range(3)])
-        if abs(np.dot(np.asarray(ras) - origin, normal / np.linalg.norm(normal))) <= 0.5 * spacing:
+        if np.all(np.abs((points - origin) @ (normal / np.linalg.norm(normal))) <= 0.5 * spacing):
             return sliceAxisFromNormal(volumeNode, normal)
     return None
 
@@ -298,7 +301,7 @@ class RefineLogic:
             negPos, _, negLabels = controlPointsRas(negativeNode)
             neg, labels = neg + negPos, labels + negLabels
         if axis is None and (pos or neg) and volumeNode.GetScene() is not None:
-            axis = sliceAxisFromViews(volumeNode.GetScene(), volumeNode, (pos + neg)[0])
+            axis = sliceAxisFromViews(volumeNode.GetScene(), volumeNode, pos + neg)
         clicks = clicksOnSlice(volumeNode, pos, neg, axis, labels)
         current = segmentMask(segmentationNode, segmentId, volumeNode)
         key = (segmentationNode.GetID(), segmentId, volumeNode.GetID(), clicks.axis, clicks.index)

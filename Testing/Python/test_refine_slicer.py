@@ -281,3 +281,18 @@ def test_a_click_between_two_slices_goes_to_the_one_slicer_displays(volume):
     # The far face of the volume is outside whatever the parity of the slice count.
     with pytest.raises(PancakesInputError, match="outside"):
         clicksOnSlice(volume, [ras(volume, SHAPE[0] - 0.5, 10, 7)], [], axis=0)
+
+
+def test_a_view_crossing_only_the_first_click_does_not_choose_the_axis(scene, volume, segmentation):
+    # Clicks on K = 3; a Yellow view (plane I = 7) happens to cross the first one only. Its axis
+    # used to be taken from the first point alone: the clicks then lay "on different slices along I".
+    sliceNode = slicer.vtkMRMLSliceNode()
+    sliceNode.SetLayoutName("Yellow")
+    scene.AddNode(sliceNode)
+    m = ijkToRasMatrix(volume)
+    sliceNode.SetSliceToRASByNTP(*m[:3, 0], *m[:3, 1], *ras(volume, 0, 0, 7), 0)
+    refiner = ClickStampRefiner()
+    node = markups(scene, [ras(volume, 3, 10, 7), ras(volume, 3, 14, 12)])
+    RefineLogic(refiner).refine(segmentation, "P01_L03", volume, node)
+    assert (refiner.calls[0]["axis"], refiner.calls[0]["index"]) == (0, 3)
+    assert sliceAxisFromViews(scene, volume, [ras(volume, 3, 10, 7), ras(volume, 4, 11, 7)]) == 2

@@ -22,7 +22,8 @@ from .bundled import find_bundled
 from .devices import batch_size_for, resolve_device
 from .errors import PancakesInputError
 from .export import load_torchscript
-from .preprocessing import Fit, from_model_output, labels_from_logits, plan_fit, prepare_images, to_model_input
+from .preprocessing import (Fit, check_spacings, from_model_output, labels_from_logits, plan_fit, prepare_images,
+                            to_model_input)
 
 # Strength of the per-image prototype adaptation at decode time
 # (modeling/heads.DotProductHead.adapted_logits); 0 turns it off.
@@ -105,8 +106,8 @@ class Pancakes:
         """
         batch_size = batch_size_for(self.device, batch_size)
         prepared = prepare_images(images, names)
-        fits = [plan_fit(img.shape, self.input_size, tuple(spacings[i]) if spacings else (1.0, 1.0))
-                for i, img in enumerate(prepared)]
+        sizes = check_spacings(spacings, len(prepared))
+        fits = [plan_fit(img.shape, self.input_size, sp) for img, sp in zip(prepared, sizes)]
         feats: List[torch.Tensor] = []
         for start in range(0, len(prepared), batch_size):
             chunk = range(start, min(start + batch_size, len(prepared)))

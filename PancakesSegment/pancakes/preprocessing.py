@@ -8,7 +8,7 @@ inverse on the way out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -129,6 +129,8 @@ def prepare_images(images: Sequence[np.ndarray], names: Optional[Sequence[str]] 
     """Validate and normalise a collection of 2D images -> list of float32 [H, W] in [0, 1]."""
     if isinstance(images, np.ndarray) and images.ndim == 2:
         raise PancakesInputError("images: expected a list or [N, H, W] array of 2D images, got one 2D image")
+    if names is not None and len(names) != len(images):
+        raise PancakesInputError(f"names: {len(names)} names for {len(images)} images")
     out = []
     for i, img in enumerate(images):
         name = names[i] if names is not None else f"image {i}"
@@ -136,3 +138,26 @@ def prepare_images(images: Sequence[np.ndarray], names: Optional[Sequence[str]] 
     if not out:
         raise PancakesInputError("images: the collection is empty")
     return out
+
+
+def pixel_size(values, n: int, name: str) -> Tuple[float, ...]:
+    """``n`` positive finite pixel sizes (mm) from ``values``, or PancakesInputError naming ``name``."""
+    try:
+        sizes = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        sizes = ()
+    if len(sizes) != n or not all(np.isfinite(v) and v > 0 for v in sizes):
+        raise PancakesInputError(f"{name} = {values!r}: expected {n} pixel sizes, positive and finite")
+    return sizes
+
+
+def check_spacings(spacings: Optional[Sequence[Sequence[float]]], n: int) -> List[Tuple[float, ...]]:
+    """Pixel sizes (row, col) of ``n`` images; None means 1 x 1 for all.
+
+    A size of 0 or below used to squash the image into one model row without a word.
+    """
+    if spacings is None:
+        return [(1.0, 1.0)] * n
+    if len(spacings) != n:
+        raise PancakesInputError(f"spacings: {len(spacings)} given for {n} images")
+    return [pixel_size(sp, 2, f"spacings[{i}]") for i, sp in enumerate(spacings)]

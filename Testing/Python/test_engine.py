@@ -44,6 +44,13 @@ def test_bad_arguments(random_model):
         random_model.segment([np.random.rand(16, 16)], protocols=0)
     with pytest.raises(PancakesInputError, match="labels"):
         random_model.segment([np.random.rand(16, 16)], labels=1.5)
+    two = [np.random.rand(16, 16)] * 2
+    with pytest.raises(PancakesInputError, match="names: 1 names for 2 images"):
+        random_model.encode(two, names=["a"])
+    # 0 or negative pixel sizes used to squash the image into one model row without a word.
+    for spacings in ([(1.0, 1.0)], [(0.0, 1.0)] * 2, [(1.0, -1.0)] * 2, [(np.nan, 1.0)] * 2, [(1.0,)] * 2, [2.0] * 2):
+        with pytest.raises(PancakesInputError, match="spacings"):
+            random_model.encode(two, spacings=spacings)
 
 
 def _volume(direction=(0, 1, 0, -1, 0, 0, 0, 0, 1)):

@@ -32,6 +32,8 @@ def to_grey(image: np.ndarray, name: str = "image") -> np.ndarray:
     a = np.asarray(image)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise PancakesInputError(f"{name}: pixel type {a.dtype} is not numeric")
+    if np.iscomplexobj(a):  # casting would keep the real part only, with nothing but a warning
+        raise PancakesInputError(f"{name}: complex-valued pixels ({a.dtype}) are not supported")
     if a.ndim == 3 and a.shape[-1] in (3, 4):
         a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if a.ndim != 2:

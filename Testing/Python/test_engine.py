@@ -33,6 +33,7 @@ def test_decode_from_cache_matches_segment(random_model):
     (np.full((32, 32), np.nan), "NaN"),
     (np.zeros((2, 40)), "smaller"),
     (np.zeros((4, 8, 8, 8)), "2D"),
+    (np.random.rand(16, 16) + 1j, "complex"),  # used to drop the imaginary part with only a warning
 ])
 def test_bad_images_get_clear_errors(random_model, bad, why):
     with pytest.raises(PancakesInputError, match=why):

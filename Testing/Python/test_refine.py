@@ -360,11 +360,11 @@ def test_bad_spacing_is_named_not_a_numpy_error(tiny_refiner_path, spacing):
     # negative passed silently (the image squashed into one model row).
     refiner = Refiner.load(tiny_refiner_path, device="cpu")
     image = np.random.default_rng(0).random((20, 30))
-    with pytest.raises(PancakesInputError, match="spacing .*expected 2 positive finite"):
+    with pytest.raises(PancakesInputError, match="spacing .*expected 2 pixel sizes, positive and finite"):
         refiner.refine(image, None, spacing=spacing)
     vol = np.random.default_rng(0).random((3, 20, 30))
     vol_spacing = spacing if np.ndim(spacing) == 0 else (1.0, *spacing)
-    with pytest.raises(PancakesInputError, match="spacing .*expected 3 positive finite"):
+    with pytest.raises(PancakesInputError, match="spacing .*expected 3 pixel sizes, positive and finite"):
         refiner.refine_volume_slice(vol, 0, 1, None, spacing=vol_spacing)
 
 

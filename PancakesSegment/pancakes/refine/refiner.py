@@ -25,7 +25,7 @@ from ..bundled import find_bundled
 from ..devices import resolve_device
 from ..errors import ModelFileError, PancakesInputError
 from ..export import load_torchscript
-from ..preprocessing import PERCENTILES, finite_float, from_model_output, normalise, plan_fit, to_grey, to_model_input
+from ..preprocessing import PERCENTILES, finite_float, from_model_output, normalise, pixel_size, plan_fit, to_grey, to_model_input
 from .clicks import CLICK_SIGMA, check_clicks, click_maps, to_model_coords
 
 Clicks = Optional[Sequence[Sequence[float]]]
@@ -66,7 +66,7 @@ class Refiner:
                       spacing: Tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
         """Logits float32 [H, W] of the refined mask (> 0 is inside); see :meth:`refine`."""
         grey = to_grey(image, "image")
-        sp = _check_spacing(spacing, 2)
+        sp = pixel_size(spacing, 2, "spacing")
         return self._logits(normalise(grey, "image"), seed_mask, positive, negative, previous, sp)
 
     def refine(self, image: np.ndarray, seed_mask: Optional[np.ndarray], positive: Clicks = None,
@@ -132,7 +132,7 @@ class Refiner:
         out = _mask_like(seed, vol.shape, "seed")
         lo, hi = _intensity_window(vol)
         plane = [a for a in range(3) if a != axis]
-        sp = (1.0, 1.0) if spacing is None else tuple(_check_spacing(spacing, 3)[a] for a in plane)
+        sp = (1.0, 1.0) if spacing is None else tuple(pixel_size(spacing, 3, "spacing")[a] for a in plane)
 
         def slab(a: np.ndarray, i: int) -> np.ndarray:
             return np.take(a, i, axis=axis)
@@ -181,19 +181,6 @@ def _intensity_window(vol: np.ndarray) -> Tuple[float, float]:
     if hi <= lo:
         raise PancakesInputError(f"volume_array: volume is constant (every voxel is {lo:g}); nothing to segment")
     return lo, hi
-
-
-def _check_spacing(spacing, n: int) -> Tuple[float, ...]:
-    """``n`` pixel sizes as positive finite floats: NaN, 0 or a missing axis would otherwise
-    fail deep in the resize plan, or silently squash the image into one model row."""
-    try:
-        values = tuple(float(v) for v in spacing)
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != n or not all(np.isfinite(v) and v > 0 for v in values):
-        raise PancakesInputError(f"spacing {spacing!r}: expected {n} positive finite pixel sizes "
-                                 f"({'row, col' if n == 2 else 'one per array axis'})")
-    return values
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

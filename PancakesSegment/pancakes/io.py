@@ -254,10 +254,29 @@ def read_image(subject: Subject) -> sitk.Image:
                                      "its NIfTI header describes)")
         return sitk.ReadImage(path)
     except RuntimeError as exc:
+        picture = _read_grey_alpha(subject.files[0]) if "Unknown PixelType" in str(exc) else None
+        if picture is not None:
+            return picture
         better = metaimage_reason(subject.files[0]) if "File cannot be read" in str(exc) else None
         raise PancakesInputError(f"{subject.source}: {better or itk_reason(exc)}") from None
     except OSError as exc:
         raise PancakesInputError(f"{subject.source}: cannot read: {exc.strerror or exc}") from None
+
+
+def _read_grey_alpha(path: str) -> Optional[sitk.Image]:
+    """A grey + alpha picture (PNG/TIFF 'LA', e.g. an exported slice with transparency) as its grey
+    channel, or None. ITK has no pixel type for two-channel pictures and fails with 'Unknown
+    PixelType'; the alpha channel is display transparency, not image content."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            if img.mode not in ("LA", "La"):
+                return None
+            grey = np.asarray(img.getchannel("L"))
+    except (OSError, ValueError):
+        return None
+    return sitk.GetImageFromArray(grey)
 
 
 def _is_rgb(image: sitk.Image) -> bool:

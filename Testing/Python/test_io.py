@@ -163,6 +163,18 @@ def test_2d_rgb_image_becomes_a_grey_one_slice_volume(tmp_path):
     assert np.allclose(arr[:4, :], 0.299 * 200 + 0.114 * 100, atol=1e-3)
 
 
+def test_grey_alpha_png_is_read_as_its_grey_channel(tmp_path):
+    # ITK has no pixel type for two-channel pictures: it failed with "Unknown PixelType".
+    la = np.zeros((12, 16, 2), np.uint8)
+    la[..., 0] = np.arange(16, dtype=np.uint8) * 10
+    la[..., 1] = 255
+    path = tmp_path / "slice.png"
+    Image.fromarray(la, "LA").save(path)
+    loaded = load_subject(Subject("slice", str(path), [str(path)]))
+    assert loaded.plane_axis == 0 and loaded.volume.GetSize() == (16, 12, 1)
+    assert np.array_equal(sitk.GetArrayFromImage(loaded.volume)[0], la[..., 0])
+
+
 def test_scalar_volume_rules():
     vol = sitk.Image([8, 9, 10], sitk.sitkFloat32)
     assert as_scalar_volume(vol).plane_axis is None

@@ -19,6 +19,9 @@ from .label_upsampling import upsampled_argmax
 
 MIN_SIDE = 4
 PERCENTILES = (0.5, 99.5)
+# Largest magnitude kept as is when float64 pixels are cast to float32 (max ~3.4e38), with
+# headroom for the arithmetic that follows.
+FLOAT32_SAFE = 1e30
 
 
 def to_grey(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -39,17 +42,24 @@ def to_grey(image: np.ndarray, name: str = "image") -> np.ndarray:
     if a.ndim != 2:
         raise PancakesInputError(f"{name}: expected a 2D image, got shape {tuple(a.shape)}")
     if min(a.shape) < MIN_SIDE:
-        raise PancakesInputError(f"{name}: image {a.shape[0]}x{a.shape[1]} is smaller than {MIN_SIDE} pixels")
+        raise PancakesInputError(f"{name}: image {a.shape[0]}x{a.shape[1]} has a side under {MIN_SIDE} pixels")
     return finite_float(a, name)
 
 
 def finite_float(a: np.ndarray, name: str) -> np.ndarray:
     """float32 copy of ``a`` with non-finite values set to the finite minimum."""
-    a = np.asarray(a, dtype=np.float32)
+    a = np.asarray(a)
     finite = np.isfinite(a)
+    if not finite.any():
+        raise PancakesInputError(f"{name}: contains only NaN or infinite values")
+    if a.dtype.kind == "f" and a.dtype.itemsize > 4:
+        peak = float(np.abs(a[finite]).max())
+        if peak > FLOAT32_SAFE:
+            # Finite float64 values past float32's range would turn into inf when cast;
+            # segmentation only sees percentiles, so a common scale changes nothing.
+            a = a / (peak / FLOAT32_SAFE)
+    a = np.asarray(a, dtype=np.float32)
     if not finite.all():
-        if not finite.any():
-            raise PancakesInputError(f"{name}: contains only NaN or infinite values")
         a = np.where(finite, a, a[finite].min()).astype(np.float32)
     return a
 

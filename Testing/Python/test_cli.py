@@ -147,7 +147,7 @@ def make_bad_study(folder):
     sitk.WriteImage(sitk.Image([16, 16, 16], sitk.sitkInt16) + 7, str(folder / "constant.nii.gz"))
     bad["constant.nii.gz"] = "constant"
     Image.fromarray(np.arange(9, dtype=np.uint8).reshape(3, 3)).save(folder / "tiny.png")
-    bad["tiny.png"] = "smaller than"
+    bad["tiny.png"] = "has a side under"
     sitk.WriteImage(sitk.GetImageFromArray(np.random.default_rng(4).random((3, 3, 3))), str(folder / "tiny3d.nrrd"))
     bad["tiny3d.nrrd"] = "too small"
     sitk.WriteImage(sitk.GetImageFromArray(np.full((8, 8, 8), np.nan, np.float32)), str(folder / "nan.nrrd"))

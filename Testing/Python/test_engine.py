@@ -31,13 +31,21 @@ def test_decode_from_cache_matches_segment(random_model):
 @pytest.mark.parametrize("bad, why", [
     (np.full((32, 32), 3.0), "constant"),
     (np.full((32, 32), np.nan), "NaN"),
-    (np.zeros((2, 40)), "smaller"),
+    (np.zeros((2, 40)), "has a side under 4 pixels"),
     (np.zeros((4, 8, 8, 8)), "2D"),
     (np.random.rand(16, 16) + 1j, "complex"),  # used to drop the imaginary part with only a warning
 ])
 def test_bad_images_get_clear_errors(random_model, bad, why):
     with pytest.raises(PancakesInputError, match=why):
         random_model.segment([bad])
+
+
+def test_float64_beyond_float32_range_is_segmented_like_its_rescaled_copy(random_model):
+    # Finite values past float32's range used to become inf in the cast and the image was
+    # refused as "only NaN or infinite values".
+    image = np.random.default_rng(3).random((40, 40))
+    huge = image * 1e300
+    assert np.array_equal(random_model.segment([huge]), random_model.segment([image]))
 
 
 def test_bad_arguments(random_model):

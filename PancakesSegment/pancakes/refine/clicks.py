@@ -38,11 +38,11 @@ def check_clicks(clicks: Optional[Sequence[Sequence[float]]], shape: Tuple[int, 
     if clicks is None:
         return []
     out = []
-    try:
-        arr = [] if isinstance(clicks, (str, bytes)) else list(clicks)
+    try:  # a string is iterable, but its characters are no clicks
+        arr = None if isinstance(clicks, (str, bytes)) else list(clicks)
     except TypeError:
         arr = None
-    if arr is None or isinstance(clicks, (str, bytes)):
+    if arr is None:
         raise PancakesInputError(f"{kind} clicks: expected a list of (row, col) pairs, got {clicks!r}")
     if len(arr) == 2 and all(np.ndim(v) == 0 and not isinstance(v, (str, bytes)) for v in arr):
         # A bare pair is one click missing its list; reading it as two clicks would fail on "3".

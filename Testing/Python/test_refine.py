@@ -12,7 +12,7 @@ from pancakes.refine.clicks import CLICK_SIGMA, check_clicks, click_map, next_cl
 from pancakes.refine.model import RefineNet
 from pancakes.refine.refiner import Refiner, bundled_refiner_path
 from pancakes.refine.seeds import perturbed_seed
-from pancakes.refine.train import train_iteration
+from pancakes.refine.train import train_iteration, warm_start
 
 torch.set_num_threads(1)
 TINY_SIZE = 64
@@ -192,6 +192,30 @@ def tiny_refiner_path(tmp_path_factory):
     save_torchscript(net, path, default_metadata(net, kind="refine", input_size=TINY_SIZE,
                                                  training={"trained": True, "note": "test fixture, ellipses"}))
     return path
+
+
+def test_warm_start_plays_the_drawn_number_of_clicks_and_feeds_predictions_back():
+    # Training reaches the states of later clicks through this rollout; a session drawn
+    # 0 clicks must stay at its seed, the others must carry their clicks and the
+    # network's prediction (not the seed) as "previous".
+    rng = np.random.default_rng(3)
+    batch = [_two_blob_example(rng) for _ in range(4)]
+    images, targets, seeds = (np.stack(v) for v in zip(*batch))
+    seeds[1:] = False  # empty seeds: every session has an error to click on
+    torch.manual_seed(0)
+    net = RefineNet(features=8, levels=3)
+    counts = np.array([0, 1, 3, 5])
+    pos, neg, masks, previous = warm_start(net, images, targets, seeds, counts, rng)
+    assert [len(p) + len(n) for p, n in zip(pos, neg)] == [0, 1, 3, 5]
+    assert np.array_equal(masks[0], seeds[0]) and np.array_equal(previous[0], seeds[0].astype(np.float32))
+    assert previous.dtype == np.float32 and masks.dtype == bool
+    for i in (1, 2, 3):  # an untrained net returns about its input's previous: sigmoid(+-gain), never exactly 0/1
+        assert not np.array_equal(previous[i], seeds[i].astype(np.float32))
+    # With warm clicks the iteration still trains (a finite loss, changed weights).
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    before = [p.detach().clone() for p in net.parameters()]
+    loss = train_iteration(net, opt, images, targets, seeds, 2, rng, warm_clicks=4)
+    assert np.isfinite(loss) and any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
 
 
 def _two_ellipses():

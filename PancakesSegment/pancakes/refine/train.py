@@ -8,7 +8,9 @@ shipped pancakes.pt by default) gives that image, the rest perturbed truth
 (pancakes.refine.seeds); then it runs ``--steps-per-sample`` correction steps: a
 simulated click on the current error (largest error component's centre, or a random
 error pixel), a forward pass, Dice + BCE against the target, then the prediction is
-detached and fed back as the next step's "previous" channel. Writes OUT/train.log,
+detached and fed back as the next step's "previous" channel. ``--warm-clicks W`` first
+plays 0..W clicks per sample without gradients, so training also sees the states of
+later clicks. Writes OUT/train.log,
 OUT/last.ckpt (resumable) and OUT/refine.pt (TorchScript with metadata). Copy
 refine.pt to model_weights/ only when benchmarks/bench_refine.py shows clicks help.
 """
@@ -82,20 +84,52 @@ def pancakes_pool(path: Optional[str], source: ExampleSource, log) -> Optional[P
     return PancakesSeedPool(source, model)
 
 
-def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarray, targets: np.ndarray,
-                    seeds: np.ndarray, steps: int, rng: np.random.Generator) -> float:
-    """One batch of ``steps`` click-and-refine steps; returns the mean loss."""
+def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
+               counts: np.ndarray, rng: np.random.Generator):
+    """Play ``counts[i]`` clicks of session i without gradients -> (pos, neg, masks, previous).
+
+    images float [N, S, S]; targets, seeds bool [N, S, S]; counts int [N].
+    Returns the click lists, bool masks [N, S, S] and float32 previous probabilities
+    [N, S, S] after those clicks (the seed itself where counts[i] is 0). Training
+    sessions of only ``steps`` clicks never show the network the states of clicks 4-10,
+    where the plateau is decided; this reaches them for the price of forward passes.
+    """
     n = images.shape[0]
     pos: List[list] = [[] for _ in range(n)]
     neg: List[list] = [[] for _ in range(n)]
     masks, previous = seeds.copy(), seeds.astype(np.float32)
+    device = next(net.parameters()).device
+    for t in range(int(counts.max(initial=0))):
+        active = np.flatnonzero(counts > t)
+        for i in active:
+            click = next_click(masks[i], targets[i], rng, P_RANDOM_CLICK)
+            if click is not None:
+                (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
+        with torch.no_grad():
+            x = model_input(images[active], seeds[active], [pos[i] for i in active], [neg[i] for i in active],
+                            previous[active])
+            logits = net(x.to(device))[:, 0].cpu()
+        masks[active], previous[active] = (logits > 0).numpy(), torch.sigmoid(logits).numpy()
+    return pos, neg, masks, previous
+
+
+def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarray, targets: np.ndarray,
+                    seeds: np.ndarray, steps: int, rng: np.random.Generator, warm_clicks: int = 0) -> float:
+    """One batch of ``steps`` click-and-refine steps; returns the mean loss.
+
+    With ``warm_clicks`` > 0 each session first plays 0..warm_clicks clicks (uniform)
+    without gradients (``warm_start``), so the graded steps cover later clicks too.
+    """
+    n = images.shape[0]
+    counts = rng.integers(0, warm_clicks + 1, n) if warm_clicks > 0 else np.zeros(n, int)
+    pos, neg, masks, previous = warm_start(net, images, targets, seeds, counts, rng)
     device = next(net.parameters()).device
     target_t = torch.from_numpy(targets.astype(np.float32)).to(device)
     opt.zero_grad(set_to_none=True)
     total = 0.0
     for t in range(steps):
         for i in range(n):
-            if t == 0 and rng.random() < P_NO_FIRST_CLICK:
+            if t == 0 and counts[i] == 0 and rng.random() < P_NO_FIRST_CLICK:
                 continue
             click = next_click(masks[i], targets[i], rng, P_RANDOM_CLICK)
             if click is not None:
@@ -113,9 +147,9 @@ def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarr
 
 def validate(net: RefineNet, val) -> dict:
     net.eval()
-    curves = click_curves(net, *val, n_clicks=5, device=next(net.parameters()).device)
+    curves = click_curves(net, *val, n_clicks=8, device=next(net.parameters()).device)
     net.train()
-    return {f"dice@{c}": round(float(curves[:, c].mean()), 4) for c in (0, 1, 3, 5)}
+    return {f"dice@{c}": round(float(curves[:, c].mean()), 4) for c in (0, 1, 3, 5, 8)}
 
 
 def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data: str) -> None:
@@ -128,6 +162,7 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
         architecture={"features": net.features, "levels": net.levels},
         training={"trained": True, "iterations": state["step"], "wall_seconds": round(state["elapsed"]),
                   "batch": args.batch, "steps_per_sample": args.steps_per_sample, "lr": args.lr,
+                  "warm_clicks": args.warm_clicks,
                   "data": data, "seeds": seeds_note(args),
                   "hardware": f"{platform.machine()}, {torch.get_num_threads()} thread(s), {state.get('device', 'cpu')}",
                   "init_from": state.get("init_from"),
@@ -152,6 +187,8 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps-per-sample", type=int, default=3, dest="steps_per_sample")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warm-clicks", type=int, default=0, dest="warm_clicks",
+                    help="play up to this many clicks without gradients before the graded steps (0: none)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--synthetic-only", action="store_true")
@@ -217,7 +254,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for g in opt.param_groups:  # cosine over the time budget, down to lr / 10
             g["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         batch = draw_batch(source, rng, args.batch, pool, args.pancakes_share)
-        losses.append(train_iteration(net, opt, *batch, args.steps_per_sample, rng))
+        losses.append(train_iteration(net, opt, *batch, args.steps_per_sample, rng, args.warm_clicks))
         state["step"] += 1
         state["elapsed"] = time.time() - start
         if state["step"] % 50 == 0:

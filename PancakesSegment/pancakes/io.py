@@ -164,7 +164,15 @@ def _walk(root: str, exclude: Sequence[str]) -> List[Tuple[List[str], str, List[
     """-> (name parts, source, files, series UID) for every image and series under ``root``."""
     found = []
     excluded = {os.path.realpath(e) for e in exclude}
-    for dirpath, dirnames, filenames in os.walk(root):
+    visited: Set[str] = set()
+    # Linked subject folders are common in studies (study/sub01 -> /data/raw/sub01), so links are
+    # followed; a folder reached twice (a second link, or a link back up) is walked only once.
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in visited:
+            dirnames[:] = []
+            continue
+        visited.add(real)
         # Hidden folders (.git, our own temp/marker files) and the output folder are not inputs.
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and os.path.realpath(os.path.join(dirpath, d)) not in excluded)

@@ -89,6 +89,22 @@ def test_find_subjects_walks_a_study_folder(tmp_path):
     assert find_subjects([str(empty)])[1][0][1].startswith("no image files")
 
 
+def test_symlinked_subject_folders_are_searched_once(tmp_path):
+    """Studies are often folders of links to subjects elsewhere; os.walk did not follow them,
+    so those subjects were dropped without a word (exit 0)."""
+    study, elsewhere = tmp_path / "study", tmp_path / "raw"
+    (elsewhere / "s2").mkdir(parents=True)
+    study.mkdir()
+    write_volume(study / "s1.nii.gz")
+    write_volume(elsewhere / "s2" / "t1.nii.gz")
+    os.symlink(elsewhere / "s2", study / "s2")
+    os.symlink(study, study / "loop")  # a link back up must not walk forever
+    os.symlink(elsewhere / "s2", study / "s2 again")  # the same folder twice is one subject
+    subjects, problems = find_subjects([str(study)])
+    assert problems == []
+    assert sorted(s.name for s in subjects) == ["s1", "s2_t1"]
+
+
 def test_dicom_series_are_read_with_their_geometry(tmp_path):
     src = sitk.GetImageFromArray(np.arange(6 * 10 * 12, dtype=np.int16).reshape(6, 10, 12))
     src.SetSpacing((0.7, 0.8, 3.0))

@@ -32,7 +32,8 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", "
 SKIP_SUFFIXES = (".seg.nrrd",)
 # Windows cannot create these, whatever the extension.
 _RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+# Lone surrogates stand for bytes of a file name that is not UTF-8 (os.fsdecode); they cannot be encoded.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|\ud800-\udfff]')
 # What `pancakes segment` writes (batch.py). Met again while walking a study (an earlier
 # OUT inside it, or OUT = INPUT), it is output, not input: segmenting label maps and the
 # gallery as scans gives nonsense and fails on constant label maps.
@@ -121,6 +122,25 @@ def unique_names(names: Iterable[str], reserved: Iterable[str] = ()) -> List[str
     return out
 
 
+def not_utf8(path: str) -> bool:
+    """True for a path holding bytes that are not UTF-8 (e.g. a Latin-1 name from a zip). SimpleITK
+    cannot take such a path: it aborts the whole process (SIGABRT) instead of raising."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+NOT_UTF8 = "its name is not valid UTF-8, which ITK cannot open; rename it"
+
+
+def printable(path: str) -> str:
+    """``path`` with the bytes that are not UTF-8 written as \\xNN, for messages and tables
+    (writing the raw surrogates to failures.csv or a strict stream raises UnicodeEncodeError)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") if not_utf8(path) else path
+
+
 def is_image_file(path: str) -> bool:
     low = path.lower()
     return low.endswith(IMAGE_SUFFIXES) and not low.endswith(SKIP_SUFFIXES)
@@ -160,7 +180,7 @@ def _is_subject_output(folder: str, filenames: Sequence[str]) -> bool:
                                       for f in filenames)
 
 
-def _walk(root: str, exclude: Sequence[str]) -> List[Tuple[List[str], str, List[str], Optional[str]]]:
+def _walk(root: str, exclude: Sequence[str], problems: List[Tuple[str, str]]) -> List[Tuple[List[str], str, List[str], Optional[str]]]:
     """-> (name parts, source, files, series UID) for every image and series under ``root``."""
     found = []
     excluded = {os.path.realpath(e) for e in exclude}
@@ -173,6 +193,10 @@ def _walk(root: str, exclude: Sequence[str]) -> List[Tuple[List[str], str, List[
             dirnames[:] = []
             continue
         visited.add(real)
+        if not_utf8(dirpath):  # GDCM's series search would abort the process
+            problems.append((printable(dirpath), f"folder skipped: {NOT_UTF8}"))
+            dirnames[:] = []
+            continue
         # Hidden folders (.git, our own temp/marker files) and the output folder are not inputs.
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and os.path.realpath(os.path.join(dirpath, d)) not in excluded)
@@ -212,8 +236,9 @@ def find_subjects(inputs: Sequence[str], exclude: Sequence[str] = (),
         if os.path.isfile(item):
             raw.append(([strip_suffix(os.path.basename(item))], item, [item], None))
         elif os.path.isdir(item):
-            found = _walk(item, exclude)
-            if not found:
+            before = len(problems)
+            found = _walk(item, exclude, problems)
+            if not found and len(problems) == before:
                 problems.append((item, "no image files or DICOM series found in this folder"))
             raw += found
         else:
@@ -228,7 +253,8 @@ def find_subjects(inputs: Sequence[str], exclude: Sequence[str] = (),
             unique.append(entry)
     raw = unique
     names = unique_names([safe_name("_".join(p)) for p, _, _, _ in raw], reserved)
-    return [Subject(n, src, files, uid) for n, (_, src, files, uid) in zip(names, raw)], problems
+    subjects = [Subject(n, printable(src), files, uid) for n, (_, src, files, uid) in zip(names, raw)]
+    return subjects, [(printable(item), reason) for item, reason in problems]
 
 
 def itk_reason(exc: Exception) -> str:
@@ -253,6 +279,8 @@ def read_image(subject: Subject) -> sitk.Image:
             reader.SetFileNames(subject.files)
             return reader.Execute()
         path = subject.files[0]
+        if not_utf8(path):
+            raise PancakesInputError(f"{subject.source}: {NOT_UTF8}")
         if not os.path.isfile(path):
             raise PancakesInputError(f"{subject.source}: no such file")
         if os.path.getsize(path) == 0:

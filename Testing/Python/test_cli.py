@@ -296,6 +296,30 @@ def test_interrupted_write_leaves_no_partial_final_file(tmp_path, capsys, random
     assert len(markers(out)) == 2
 
 
+def test_file_names_that_are_not_utf8_fail_alone(tmp_path, capsys, random_model_path):
+    """Names from a Latin-1 zip (b'M\xfcller.nii.gz') stopped the whole batch with a UnicodeEncodeError
+    traceback; ITK itself aborts the process (SIGABRT) when handed such a path."""
+    study = tmp_path / "in"
+    (study / "ok").mkdir(parents=True)
+    write_volume(study / "ok" / "good.nii.gz", seed=1)
+    write_volume(study / "x.nii.gz", seed=2)
+    write_volume(study / "ok" / "y.nii.gz", seed=3)
+    raw = os.fsencode(study)
+    os.rename(raw + b"/x.nii.gz", raw + b"/M\xfcller.nii.gz")
+    os.rename(raw + b"/ok", raw + b"/Gr\xf6\xdfe")  # a folder: nothing inside can be opened by ITK
+    bad_file, bad_dir = os.fsdecode(raw + b"/M\xfcller.nii.gz"), os.fsdecode(raw + b"/Gr\xf6\xdfe")
+    write_volume(study / "fine.nrrd", seed=4)
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, "segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K)
+    assert rc == 1 and "Traceback" not in err
+    assert set(markers(out)) == {str(study / "fine.nrrd")}
+    lines = [ln for ln in err.splitlines() if "UTF-8" in ln]
+    assert len(lines) == 2 and all(ln.startswith("pancakes: ") for ln in lines)
+    failures = (out / "failures.csv").read_text(encoding="utf-8").splitlines()
+    assert len(failures) == 3 and all("rename" in f for f in failures[1:])
+    assert os.path.isfile(bad_file) and os.path.isdir(bad_dir)
+
+
 def test_dicom_series_folder(tmp_path, capsys, random_model_path):
     src = sitk.GetImageFromArray(np.random.default_rng(5).integers(0, 900, (6, 24, 20)).astype(np.int16))
     src.SetSpacing((0.7, 0.8, 3.0))

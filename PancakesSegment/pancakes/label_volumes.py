@@ -37,8 +37,14 @@ def label_counts(labels: sitk.Image, K: int) -> List[int]:
 
 
 def voxel_volume_mm3(image: sitk.Image) -> float:
-    """Volume of one voxel: the product of the spacings."""
-    return float(np.prod(image.GetSpacing()))
+    """Volume of one voxel: |det| of its edge vectors, direction x diag(spacing).
+
+    That is the product of the spacings when the direction is orthonormal; a sheared grid
+    (e.g. a gantry-tilted CT kept as NRRD/MHA) has smaller voxels than the plain product says.
+    """
+    n = image.GetDimension()
+    direction = np.array(image.GetDirection(), dtype=float).reshape(n, n)
+    return float(abs(np.linalg.det(direction)) * np.prod(image.GetSpacing()))
 
 
 def volume_rows(subject: str, counts: Sequence[Sequence[int]], voxel_mm3: float, M: int, K: int) -> List[Dict]:

@@ -187,7 +187,10 @@ def _walk(root: str, exclude: Sequence[str], problems: List[Tuple[str, str]]) ->
     visited: Set[str] = set()
     # Linked subject folders are common in studies (study/sub01 -> /data/raw/sub01), so links are
     # followed; a folder reached twice (a second link, or a link back up) is walked only once.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    def unlistable(exc: OSError) -> None:  # os.walk would skip the folder without a word
+        problems.append((str(exc.filename), f"folder skipped: cannot list it: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in visited:
             dirnames[:] = []

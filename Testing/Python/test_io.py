@@ -105,6 +105,28 @@ def test_symlinked_subject_folders_are_searched_once(tmp_path):
     assert sorted(s.name for s in subjects) == ["s1", "s2_t1"]
 
 
+def test_unreadable_subfolder_is_reported_not_skipped(tmp_path, monkeypatch):
+    """os.walk drops folders it cannot list (no permission on a lab share) without a word, so their
+    subjects vanished from the batch and the run still exited 0. Root reads any folder, so the
+    refusal is simulated."""
+    study = tmp_path / "study"
+    (study / "locked").mkdir(parents=True)
+    (study / "open").mkdir()
+    write_volume(study / "locked" / "a.nii.gz")
+    write_volume(study / "open" / "b.nii.gz")
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    subjects, problems = find_subjects([str(study)])
+    assert [s.name for s in subjects] == ["open_b"]
+    assert problems == [(str(study / "locked"), "folder skipped: cannot list it: Permission denied")]
+
+
 def test_dicom_series_are_read_with_their_geometry(tmp_path):
     src = sitk.GetImageFromArray(np.arange(6 * 10 * 12, dtype=np.int16).reshape(6, 10, 12))
     src.SetSpacing((0.7, 0.8, 3.0))

@@ -96,7 +96,7 @@ def _writable_output(out: Path) -> None:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .batch import BatchOptions, file_sha256, reserved_names, run_batch
     from .engine import check_mk
-    from .io import find_subjects, sample_data_dir
+    from .io import find_subjects, occupied_names, sample_data_dir
 
     if args.batch_size is not None and args.batch_size < 1:
         _error(f"--batch-size {args.batch_size}: must be at least 1")
@@ -113,7 +113,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     except (PancakesInputError, ModelFileError) as exc:
         _error(str(exc).splitlines()[0])
         return EXIT_USAGE
-    subjects, problems = find_subjects(inputs, exclude=[str(args.output)], reserved=reserved_names(M, K))
+    reserved = reserved_names(M, K) + occupied_names(str(args.output))
+    subjects, problems = find_subjects(inputs, exclude=[str(args.output)], reserved=reserved)
     opts = BatchOptions(args.output, M, K, args.axis, args.fmt, args.resume, args.batch_size, not args.quiet)
     result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
     parts = [f"{len(result.completed)} segmented"]

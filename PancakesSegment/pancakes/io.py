@@ -180,6 +180,28 @@ def _is_subject_output(folder: str, filenames: Sequence[str]) -> bool:
                                       for f in filenames)
 
 
+def occupied_names(out_dir: str) -> List[str]:
+    """Names in OUT that a subject folder must not take: files, and folders that are not subject
+    folders of an earlier run (with OUT = INPUT, input folders; or anyone's folder). Writing a
+    subject into one mixed outputs with inputs and made later walks skip the inputs inside."""
+    taken = []
+    try:
+        entries = list(os.scandir(out_dir))
+    except OSError:
+        return taken
+    for entry in entries:
+        if entry.is_dir():
+            try:
+                files = os.listdir(entry.path)
+            except OSError:
+                files = None
+            # Empty, or holding only hidden files (temp files of an interrupted subject): free to use.
+            if files is not None and (_is_subject_output(entry.path, files) or all(f.startswith(".") for f in files)):
+                continue
+        taken.append(entry.name)
+    return taken
+
+
 def _walk(root: str, exclude: Sequence[str], problems: List[Tuple[str, str]]) -> List[Tuple[List[str], str, List[str], Optional[str]]]:
     """-> (name parts, source, files, series UID) for every image and series under ``root``."""
     found = []

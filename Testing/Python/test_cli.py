@@ -259,6 +259,27 @@ def test_outputs_inside_the_study_are_not_taken_as_inputs(tmp_path, capsys, rand
     assert set(markers(study / "v3")) == {str(study / "a.nii.gz")}
 
 
+def test_subject_folders_do_not_take_over_folders_already_in_out(tmp_path, capsys, random_model_path):
+    """With OUT = INPUT, sub01.nii.gz's outputs went into the input folder sub01/; the next run took that
+    folder for output and dropped sub01/t2.nii.gz from the batch and from volumes.csv."""
+    study = tmp_path / "in"
+    (study / "sub01").mkdir(parents=True)
+    write_volume(study / "sub01.nii.gz", seed=1)
+    write_volume(study / "sub01" / "t2.nii.gz", seed=2)
+    (study / "notes").mkdir()  # someone's folder in OUT: not a place for subject 'notes'
+    (study / "notes" / "n.txt").write_text("mine")
+    write_volume(study / "notes.nrrd", seed=3)
+    args = ["segment", study, "-o", study, "--model", random_model_path, "-M", M, "-K", K]
+    for resume in ([], ["--resume"], []):
+        rc, _, err = run(capsys, *args, *resume)
+        assert rc == 0 and "Traceback" not in err
+        assert set(markers(study)) == {str(study / "sub01.nii.gz"), str(study / "sub01" / "t2.nii.gz"),
+                                       str(study / "notes.nrrd")}, err
+        assert sorted(os.listdir(study / "sub01")) == ["t2.nii.gz"]
+        assert os.listdir(study / "notes") == ["n.txt"]
+        assert {r["subject"] for r in read_volumes_csv(study / "volumes.csv")} == {"sub01_2", "sub01_t2", "notes_2"}
+
+
 def test_interrupted_write_leaves_no_partial_final_file(tmp_path, capsys, random_model_path, monkeypatch):
     study = tmp_path / "in"
     study.mkdir()

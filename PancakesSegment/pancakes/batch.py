@@ -24,6 +24,7 @@ import csv
 import hashlib
 import io as _io
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -161,6 +162,16 @@ def segment_loaded(model, loaded: Loaded, opts: BatchOptions, name: str,
     return out
 
 
+def _remove_stale_protocols(sdir: Path, name: str, fmt: str, written: Sequence[str]) -> None:
+    """Delete <name>_Pnn files of this format left by an earlier run with more protocols: beside the
+    new P01..PM they read as protocols of this run. The other format's files are a whole other run, kept."""
+    suffix = FORMATS[fmt]
+    pattern = re.compile(re.escape(name) + r"_P\d{2}" + re.escape(suffix))
+    for path in sdir.iterdir():
+        if pattern.fullmatch(path.name) and path.name not in written:
+            path.unlink(missing_ok=True)
+
+
 def process_subject(model, subject: Subject, opts: BatchOptions, model_sha256: str,
                     bar: Optional[_SliceBar] = None) -> Dict:
     """Segment one subject and write all its outputs; the marker comes last. -> marker."""
@@ -178,6 +189,7 @@ def process_subject(model, subject: Subject, opts: BatchOptions, model_sha256: s
         writer(path, lab, M, K, m)
         files.append(path.name)
         counts.append(label_counts(lab, K))
+    _remove_stale_protocols(sdir, subject.name, opts.fmt, files)
     save_thumbnail(sdir / THUMBNAIL, make_thumbnail(loaded.volume, labels, opts.axis, loaded.plane_axis))
     marker = dict(expected, subject=subject.name, source=subject.source,
                   files=files, size=list(loaded.volume.GetSize()), spacing=list(loaded.volume.GetSpacing()),

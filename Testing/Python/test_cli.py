@@ -280,6 +280,21 @@ def test_subject_folders_do_not_take_over_folders_already_in_out(tmp_path, capsy
         assert {r["subject"] for r in read_volumes_csv(study / "volumes.csv")} == {"sub01_2", "sub01_t2", "notes_2"}
 
 
+def test_rerun_with_fewer_protocols_leaves_no_stale_protocol_files(tmp_path, capsys, random_model_path):
+    """A rerun with M=2 over an M=3 run rewrote P01-P02 and left P03 of the old run beside them,
+    as if the subject had three protocols of the new run."""
+    vol = tmp_path / "a.nii.gz"
+    write_volume(vol, seed=1)
+    out = tmp_path / "out"
+    base = ["segment", vol, "-o", out, "--model", random_model_path, "-K", K]
+    assert run(capsys, *base, "-M", 3, "--format", "nifti")[0] == 0
+    assert run(capsys, *base, "-M", 3)[0] == 0
+    assert run(capsys, *base, "-M", 2)[0] == 0
+    # The other format's files are another complete run, kept; this format has M=2 files only.
+    assert sorted(p.name for p in (out / "a").glob("a_P*")) == [
+        "a_P01.nii.gz", "a_P01.seg.nrrd", "a_P02.nii.gz", "a_P02.seg.nrrd", "a_P03.nii.gz"]
+
+
 def test_interrupted_write_leaves_no_partial_final_file(tmp_path, capsys, random_model_path, monkeypatch):
     study = tmp_path / "in"
     study.mkdir()

@@ -52,12 +52,20 @@ def segmentVoxelCounts(segmentationNode) -> Dict[str, int]:
 
 
 def voxelVolumeMm3(segmentationNode) -> float:
-    """Volume of one voxel of the segmentation's labelmaps (the reference geometry's spacing)."""
+    """Volume of one voxel of the segmentation's labelmaps: |det| of their image-to-world matrix.
+
+    That is the product of the spacings for an orthonormal grid; on a sheared one (a
+    gantry-tilted CT) voxels are smaller, and the CLI's volumes.csv
+    (pancakes.label_volumes.voxel_volume_mm3) already counts them so: both must agree.
+    """
     segmentation = segmentationNode.GetSegmentation()
     for i in range(segmentation.GetNumberOfSegments()):
         labelmap = segmentation.GetNthSegment(i).GetRepresentation(BINARY_LABELMAP)
         if labelmap is not None:
-            return float(np.prod(labelmap.GetSpacing()))
+            matrix = vtk.vtkMatrix4x4()
+            labelmap.GetImageToWorldMatrix(matrix)
+            edges = np.array([[matrix.GetElement(r, c) for c in range(3)] for r in range(3)])
+            return float(abs(np.linalg.det(edges)))
     return 0.0
 
 

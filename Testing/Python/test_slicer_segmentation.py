@@ -367,3 +367,31 @@ def test_axial_thumbnail_shows_anterior_up_and_patient_left_on_the_right(directi
     imageData = thumbnailImageData(rgb)  # bottom-up rows for Qt's conversion
     assert imageData.GetDimensions() == (8, 8, 1)
     assert imageData.GetScalarComponentAsDouble(0, 7, 0, 0) == rgb[0, 0, 0]
+
+
+def test_voxel_volume_of_a_sheared_labelmap_matches_the_cli(scene):
+    # The Slicer volume table and the CLI's volumes.csv must agree; on a sheared grid
+    # (gantry tilt) the plain product of spacings overstates every voxel.
+    from PancakesSegmentLib.Browse import voxelVolumeMm3
+    from pancakes.label_volumes import voxel_volume_mm3
+
+    tilt = np.deg2rad(20)
+    direction = np.array([[1, 0, 0], [0, 1, np.sin(tilt)], [0, 0, np.cos(tilt)]])  # unit columns, not orthogonal
+    spacing = (0.8, 0.9, 2.5)
+    labelmap = slicer.vtkOrientedImageData()
+    labelmap.SetDimensions(4, 4, 4)
+    labelmap.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(3):
+        for c in range(3):
+            matrix.SetElement(r, c, direction[r, c] * spacing[c])
+    labelmap.SetImageToWorldMatrix(matrix)
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    segment = slicer.vtkSegment()
+    segment.AddRepresentation(slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName(), labelmap)
+    node.GetSegmentation().AddSegment(segment, "s1")
+    image = sitk.Image(4, 4, 4, sitk.sitkUInt8)
+    image.SetSpacing(spacing)
+    image.SetDirection(direction.ravel().tolist())
+    assert voxelVolumeMm3(node) == pytest.approx(voxel_volume_mm3(image))
+    assert voxelVolumeMm3(node) == pytest.approx(np.prod(spacing) * np.cos(tilt))

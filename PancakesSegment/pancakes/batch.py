@@ -12,6 +12,7 @@ Layout of OUT::
     <subject>/.thumbnail.npz                middle slices for the gallery
     <subject>/.complete.json                written last: M, K, format, axis, model hash, counts
     volumes.csv, gallery.png, failures.csv  rebuilt at the end from every complete subject
+    gallery_2.png, ...                      further gallery pages of large batches
     pancakes_M8_K20_colors.txt              with --format nifti
 
 A subject is complete only once its marker exists, and every file is written
@@ -38,7 +39,7 @@ from tqdm import tqdm
 from . import __version__
 from .engine import Cancelled
 from .errors import PancakesInputError
-from .gallery import Thumbnail, load_thumbnail, make_thumbnail, save_thumbnail, write_gallery
+from .gallery import load_thumbnail, make_thumbnail, save_thumbnail, write_gallery_pages
 from .io import MARKER, Loaded, Subject, load_subject
 from .label_volumes import label_counts, volume_rows, voxel_volume_mm3, write_volumes_csv
 from .segio import (FORMATS, PARTIAL, colour_table_path, output_path, write_colour_table, write_json,
@@ -215,9 +216,7 @@ def write_summaries(opts: BatchOptions, done: Sequence[Tuple[str, Dict]], failur
     write_text(out / "failures.csv", failures_csv_text(failures))
     if opts.fmt == "nifti":
         write_colour_table(colour_table_path(out, M, K), M, K)
-    thumbs: List[Tuple[str, Thumbnail]] = [(name, load_thumbnail(out / name / THUMBNAIL)) for name, _ in done]
-    if thumbs:
-        write_gallery(out / "gallery.png", thumbs, M, K)
+    write_gallery_pages(out, [name for name, _ in done], lambda name: load_thumbnail(out / name / THUMBNAIL), M, K)
 
 
 def run_batch(model, subjects: Sequence[Subject], opts: BatchOptions, model_sha256: str,

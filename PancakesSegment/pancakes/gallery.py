@@ -6,15 +6,19 @@ Usage::
     t = make_thumbnail(volume, label_volumes, M, K, axis="axial")   # per subject, small
     save_thumbnail("out/a/.thumbnail.npz", t)                        # so --resume can redraw it
     write_gallery("out/gallery.png", [("a", t), ...], M, K)
+    write_gallery_pages("out", ["a", "b", ...], load, M, K)    # a batch: gallery.png, gallery_2.png, ...
 
 Thumbnails are stored per subject so that a resumed batch can draw the gallery
-of all its subjects without reading any image again.
+of all its subjects without reading any image again. A batch's gallery is split
+into pages of SUBJECTS_PER_PAGE subjects: one sheet of a 1,000-subject study would
+be ~2,000 x 110,000 pixels (670 MB in memory, and most viewers refuse it).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -31,6 +35,8 @@ HEADER = 18
 MARGIN = 44
 COLUMNS_PER_BLOCK = 12  # wider batches wrap into several blocks, each with its own header
 ALPHA = 0.45
+SUBJECTS_PER_PAGE = 4 * COLUMNS_PER_BLOCK  # a page of M=8 rows stays ~2,000 x 5,300 px
+GALLERY_FILE = re.compile(r"gallery(_\d+)?\.png")  # page 1 keeps the plain name scripts expect
 
 
 @dataclass
@@ -150,3 +156,29 @@ def write_gallery(path: Union[str, Path], items: Sequence[Tuple[str, Thumbnail]]
     """Render and write the contact sheet PNG atomically."""
     sheet = render_gallery(items, M, K)
     return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
+
+
+def gallery_page_name(page: int) -> str:
+    """0-based page index -> file name: gallery.png, gallery_2.png, gallery_3.png, ..."""
+    return "gallery.png" if page == 0 else f"gallery_{page + 1}.png"
+
+
+def write_gallery_pages(out_dir: Union[str, Path], names: Sequence[str], load: Callable[[str], Thumbnail],
+                        M: int, K: int, per_page: int = SUBJECTS_PER_PAGE) -> List[Path]:
+    """Contact sheets of ``names`` in pages of ``per_page`` subjects -> the pages written.
+
+    ``load(name)`` gives a subject's thumbnail; they are loaded one page at a time so
+    memory does not grow with the batch. Pages of an earlier, longer run (or its whole
+    gallery when ``names`` is empty) are removed: a stale page would show subjects that
+    volumes.csv no longer lists.
+    """
+    out_dir = Path(out_dir)
+    written = []
+    for page, start in enumerate(range(0, len(names), per_page)):
+        items = [(n, load(n)) for n in names[start : start + per_page]]
+        written.append(write_gallery(out_dir / gallery_page_name(page), items, M, K))
+    keep = {p.name for p in written}
+    for path in out_dir.iterdir():
+        if GALLERY_FILE.fullmatch(path.name) and path.name not in keep and path.is_file():
+            path.unlink(missing_ok=True)
+    return written

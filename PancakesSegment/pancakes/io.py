@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import PancakesInputError
+from .gallery import GALLERY_FILE
 from .integrity import metaimage_reason, nifti_truncated
 from .preprocessing import to_grey
 
@@ -240,7 +241,7 @@ def _walk(root: str, exclude: Sequence[str], problems: List[Tuple[str, str]]) ->
             path = os.path.join(dirpath, f)
             if f.startswith(".") or not is_image_file(f) or os.path.realpath(path) in in_series:
                 continue
-            if f == "gallery.png" and "volumes.csv" in filenames:  # an OUT's contact sheet
+            if GALLERY_FILE.fullmatch(f) and "volumes.csv" in filenames:  # an OUT's contact sheet
                 continue
             found.append((parts + [strip_suffix(f)], path, [path], None))
     return found

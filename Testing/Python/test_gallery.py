@@ -7,8 +7,8 @@ import SimpleITK as sitk
 from PIL import Image
 
 from pancakes import protocols
-from pancakes.gallery import (ALPHA, COLUMNS_PER_BLOCK, HEADER, TILE, Thumbnail, load_thumbnail, make_thumbnail,
-                              overlay, render_gallery, save_thumbnail, write_gallery)
+from pancakes.gallery import (ALPHA, COLUMNS_PER_BLOCK, HEADER, MARGIN, TILE, Thumbnail, load_thumbnail, make_thumbnail,
+                              overlay, render_gallery, save_thumbnail, write_gallery, write_gallery_pages)
 
 
 def volume_pair():
@@ -67,3 +67,28 @@ def test_gallery_layout_and_odd_names(tmp_path):
     back = load_thumbnail(tmp_path / ".thumbnail.npz")
     assert np.array_equal(back.grey, thumb.grey) and np.array_equal(back.labels, thumb.labels)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".thumbnail.npz", "gallery.png"]
+
+
+def test_large_batches_get_gallery_pages_and_stale_pages_go(tmp_path):
+    # One sheet for a 1,000-subject study would be ~110,000 px tall and held whole in memory;
+    # pages bound both. A rerun with fewer subjects (or none) must not leave pages showing
+    # subjects that volumes.csv no longer lists.
+    M, K = 2, 3
+    thumb = Thumbnail(np.zeros((8, 8), np.uint8), np.ones((M, 8, 8), np.uint8))
+    loaded = []
+
+    def load(name):
+        loaded.append(name)
+        return thumb
+
+    (tmp_path / "gallery_notes.png").write_bytes(b"mine")  # not a gallery page: kept
+    names = [f"s{i}" for i in range(5)]
+    pages = write_gallery_pages(tmp_path, names, load, M, K, per_page=2)
+    assert [p.name for p in pages] == ["gallery.png", "gallery_2.png", "gallery_3.png"]
+    assert loaded == names
+    with Image.open(pages[2]) as last:
+        assert last.width == MARGIN + 1 * (TILE + 4)  # the fifth subject alone
+    write_gallery_pages(tmp_path, names[:2], load, M, K, per_page=2)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["gallery.png", "gallery_notes.png"]
+    write_gallery_pages(tmp_path, [], load, M, K, per_page=2)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["gallery_notes.png"]

@@ -89,6 +89,18 @@ def test_find_subjects_walks_a_study_folder(tmp_path):
     assert find_subjects([str(empty)])[1][0][1].startswith("no image files")
 
 
+def test_gallery_pages_of_an_earlier_out_are_not_inputs(tmp_path):
+    # OUT = INPUT: every gallery page of the earlier run, not only gallery.png, is output.
+    study = tmp_path / "study"
+    study.mkdir()
+    write_volume(study / "a.nii.gz")
+    (study / "volumes.csv").write_text("subject\n")
+    for name in ("gallery.png", "gallery_2.png", "gallery_notes.png"):
+        Image.new("RGB", (8, 8)).save(study / name)
+    subjects, _ = find_subjects([str(study)])
+    assert sorted(s.name for s in subjects) == ["a", "gallery_notes"]
+
+
 def test_symlinked_subject_folders_are_searched_once(tmp_path):
     """Studies are often folders of links to subjects elsewhere; os.walk did not follow them,
     so those subjects were dropped without a word (exit 0)."""

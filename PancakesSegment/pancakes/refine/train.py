@@ -9,8 +9,8 @@ shipped pancakes.pt by default) gives that image, the rest perturbed truth
 simulated click on the current error (largest error component's centre, or a random
 error pixel), a forward pass, Dice + BCE against the target, then the prediction is
 detached and fed back as the next step's "previous" channel. ``--warm-clicks W`` first
-plays 0..W clicks per sample without gradients, so training also sees the states of
-later clicks. Writes OUT/train.log,
+plays 1..W clicks without gradients in a share (``--warm-share``) of the samples, so
+training also sees the states of later clicks. Writes OUT/train.log,
 OUT/last.ckpt (resumable) and OUT/refine.pt (TorchScript with metadata). Copy
 refine.pt to model_weights/ only when benchmarks/bench_refine.py shows clicks help.
 """
@@ -114,14 +114,18 @@ def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: n
 
 
 def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarray, targets: np.ndarray,
-                    seeds: np.ndarray, steps: int, rng: np.random.Generator, warm_clicks: int = 0) -> float:
+                    seeds: np.ndarray, steps: int, rng: np.random.Generator, warm_clicks: int = 0,
+                    warm_share: float = 1.0) -> float:
     """One batch of ``steps`` click-and-refine steps; returns the mean loss.
 
-    With ``warm_clicks`` > 0 each session first plays 0..warm_clicks clicks (uniform)
-    without gradients (``warm_start``), so the graded steps cover later clicks too.
+    With ``warm_clicks`` > 0, a ``warm_share`` of the sessions first play 1..warm_clicks
+    clicks (uniform) without gradients (``warm_start``), so the graded steps cover later
+    clicks too; the others start at their seed, so the first clicks keep their weight.
     """
     n = images.shape[0]
-    counts = rng.integers(0, warm_clicks + 1, n) if warm_clicks > 0 else np.zeros(n, int)
+    counts = np.zeros(n, int)
+    if warm_clicks > 0:
+        counts = np.where(rng.random(n) < warm_share, rng.integers(1, warm_clicks + 1, n), 0)
     pos, neg, masks, previous = warm_start(net, images, targets, seeds, counts, rng)
     device = next(net.parameters()).device
     target_t = torch.from_numpy(targets.astype(np.float32)).to(device)
@@ -162,7 +166,7 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
         architecture={"features": net.features, "levels": net.levels},
         training={"trained": True, "iterations": state["step"], "wall_seconds": round(state["elapsed"]),
                   "batch": args.batch, "steps_per_sample": args.steps_per_sample, "lr": args.lr,
-                  "warm_clicks": args.warm_clicks,
+                  "warm_clicks": args.warm_clicks, "warm_share": args.warm_share,
                   "data": data, "seeds": seeds_note(args),
                   "hardware": f"{platform.machine()}, {torch.get_num_threads()} thread(s), {state.get('device', 'cpu')}",
                   "init_from": state.get("init_from"),
@@ -189,6 +193,8 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warm-clicks", type=int, default=0, dest="warm_clicks",
                     help="play up to this many clicks without gradients before the graded steps (0: none)")
+    ap.add_argument("--warm-share", type=float, default=0.5, dest="warm_share",
+                    help="share of sessions that play warm clicks (the rest start at their seed)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--synthetic-only", action="store_true")
@@ -254,7 +260,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for g in opt.param_groups:  # cosine over the time budget, down to lr / 10
             g["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         batch = draw_batch(source, rng, args.batch, pool, args.pancakes_share)
-        losses.append(train_iteration(net, opt, *batch, args.steps_per_sample, rng, args.warm_clicks))
+        losses.append(train_iteration(net, opt, *batch, args.steps_per_sample, rng, args.warm_clicks,
+                                      args.warm_share))
         state["step"] += 1
         state["elapsed"] = time.time() - start
         if state["step"] % 50 == 0:

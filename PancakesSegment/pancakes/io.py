@@ -28,7 +28,9 @@ from .integrity import metaimage_reason, nifti_truncated
 from .preprocessing import to_grey
 
 # Longest first, so that ".nii.gz" wins over ".gz".
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".tiff", ".tif", ".jpeg", ".jpg")
+# ".hdr" is the header of a NIfTI/Analyze .hdr/.img pair; the .img beside it is its data, not a subject.
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr", ".png", ".tiff", ".tif", ".jpeg",
+                  ".jpg")
 # Outputs of this tool (and other segmentations) found while walking a study are not inputs.
 SKIP_SUFFIXES = (".seg.nrrd",)
 # Windows cannot create these, whatever the extension.
@@ -268,7 +270,8 @@ def find_subjects(inputs: Sequence[str], exclude: Sequence[str] = (),
                 problems.append((item, "no image files or DICOM series found in this folder"))
             raw += found
         else:
-            problems.append((item, "no such file or directory"))
+            reason = missing_reason(item)
+            problems.append((item, "no such file or directory" if reason == "no such file" else reason))
     # The same file reached twice (listed and inside a listed folder) is one subject.
     seen: Set[str] = set()
     unique = []
@@ -308,7 +311,7 @@ def read_image(subject: Subject) -> sitk.Image:
         if not_utf8(path):
             raise PancakesInputError(f"{subject.source}: {NOT_UTF8}")
         if not os.path.isfile(path):
-            raise PancakesInputError(f"{subject.source}: no such file")
+            raise PancakesInputError(f"{subject.source}: {missing_reason(path)}")
         if os.path.getsize(path) == 0:
             raise PancakesInputError(f"{subject.source}: file is empty (0 bytes)")
         if nifti_truncated(path):  # ITK would zero-fill the missing voxels without a word
@@ -339,6 +342,13 @@ def _read_grey_alpha(path: str) -> Optional[sitk.Image]:
     except (OSError, ValueError):
         return None
     return sitk.GetImageFromArray(grey)
+
+
+def missing_reason(path: str) -> str:
+    """Why ``path`` cannot be opened as a file: a broken link says where it points."""
+    if os.path.islink(path):
+        return f"broken link (it points to {os.readlink(path)}, which does not exist)"
+    return "no such file" if not os.path.isdir(path) else "a folder, not a file"
 
 
 def _is_rgb(image: sitk.Image) -> bool:

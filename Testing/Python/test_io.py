@@ -249,3 +249,26 @@ def test_sample_collection_is_small_licensed_and_readable():
     assert "BSD-3-Clause" in readme and "pyradiomics" in readme
     for p in images:
         assert load_subject(Subject(p.stem, str(p), [str(p)])).plane_axis is None
+
+
+def test_broken_links_say_so(tmp_path):
+    link = tmp_path / "scan.nii.gz"
+    link.symlink_to(tmp_path / "gone.nii.gz")
+    _, problems = find_subjects([str(link)])
+    assert problems == [(str(link), f"broken link (it points to {tmp_path / 'gone.nii.gz'}, which does not exist)")]
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "a.nii.gz").symlink_to(tmp_path / "gone.nii.gz")  # inside a walked folder: found, then refused
+    subjects, _ = find_subjects([str(study)])
+    with pytest.raises(PancakesInputError, match=r"a\.nii\.gz: broken link \(it points to .*gone\.nii\.gz"):
+        read_image(subjects[0])
+
+
+def test_nifti_hdr_img_pairs_are_found_in_study_folders(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    src = write_volume(study / "pair.hdr", shape=(4, 8, 8))
+    assert (study / "pair.img").exists()
+    subjects, problems = find_subjects([str(study)])
+    assert problems == [] and [s.name for s in subjects] == ["pair"]
+    assert np.array_equal(sitk.GetArrayFromImage(read_image(subjects[0])), sitk.GetArrayFromImage(src))

@@ -96,7 +96,7 @@ def _writable_output(out: Path) -> None:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .batch import BatchOptions, file_sha256, reserved_names, run_batch
     from .engine import check_mk
-    from .io import find_subjects, occupied_names, sample_data_dir
+    from .io import find_subjects, keep_other_results, occupied_names, sample_data_dir
 
     if args.batch_size is not None and args.batch_size < 1:
         _error(f"--batch-size {args.batch_size}: must be at least 1")
@@ -115,6 +115,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     reserved = reserved_names(M, K) + occupied_names(str(args.output))
     subjects, problems = find_subjects(inputs, exclude=[str(args.output)], reserved=reserved)
+    subjects, renamed = keep_other_results(subjects, str(args.output), reserved)
+    for source, note in renamed:
+        print(f"pancakes: {source}: {note}", file=sys.stderr)
     opts = BatchOptions(args.output, M, K, args.axis, args.fmt, args.resume, args.batch_size, not args.quiet)
     result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
     parts = [f"{len(result.completed)} segmented"]

@@ -12,6 +12,7 @@ every failure becomes a :class:`PancakesInputError` whose message is one line.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import unicodedata
@@ -203,6 +204,56 @@ def occupied_names(out_dir: str) -> List[str]:
                 continue
         taken.append(entry.name)
     return taken
+
+
+def _marker_keys(out_dir: str) -> dict:
+    """{folder name: source_key} of the finished subject folders in OUT (their completion markers)."""
+    keys = {}
+    try:
+        entries = [e for e in os.scandir(out_dir) if e.is_dir()]
+    except OSError:
+        return keys
+    for entry in entries:
+        try:
+            with open(os.path.join(entry.path, MARKER), encoding="utf-8") as f:
+                key = json.load(f).get("source_key")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(key, str):
+            keys[entry.name] = key
+    return keys
+
+
+def keep_other_results(subjects: Sequence[Subject], out_dir: str,
+                       taken: Iterable[str] = ()) -> Tuple[List[Subject], List[Tuple[str, str]]]:
+    """Rename subjects whose OUT folder holds another input's finished results -> (subjects, notes).
+
+    Two runs into one OUT with different inputs of one name (a/scan.nii, then b/scan.nii)
+    would overwrite the first's results without a word. Such a subject goes back to the
+    folder that already holds its own results (scan_2 on a rerun), or else takes the next
+    free name; ``notes`` holds one (source, message) line per rename. A folder whose
+    marker names this very input keeps its subject (reruns, --resume).
+    """
+    keys = _marker_keys(out_dir)
+    if not keys:
+        return list(subjects), []
+    own = {key: name for name, key in keys.items()}
+    try:
+        used = set(taken) | {e.name for e in os.scandir(out_dir)} | {s.name for s in subjects}
+    except OSError:
+        return list(subjects), []
+    out, notes = [], []
+    for s in subjects:
+        other = keys.get(s.name)
+        if other is None or other == s.key:
+            out.append(s)
+            continue
+        name = own.get(s.key) or unique_names([s.name], used)[0]
+        used.add(name)
+        notes.append((s.source, f"{os.path.join(out_dir, s.name)} holds the results of another input "
+                                f"({other.split('#')[0]}); writing to {name}"))
+        out.append(Subject(name, s.source, s.files, s.series_uid))
+    return out, notes
 
 
 def _walk(root: str, exclude: Sequence[str], problems: List[Tuple[str, str]]) -> List[Tuple[List[str], str, List[str], Optional[str]]]:

@@ -375,3 +375,25 @@ def test_info_prints_metadata(capsys, random_model_path):
     assert rc == 0 and "input_size:" in out and "sha256:" in out and "note: \"test fixture\"" in out
     rc, out, _ = run(capsys, "info", "--model", random_model_path, "--json")
     assert rc == 0 and json.loads(out)["training"]["note"] == "test fixture"
+
+
+def test_a_second_input_of_the_same_name_does_not_overwrite_the_first(tmp_path, capsys, random_model_path):
+    """a/scan.nii.gz, then b/scan.nii.gz into one OUT: the second run replaced the first's results without a word."""
+    for folder, seed in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        write_volume(tmp_path / folder / "scan.nii.gz", seed=seed)
+    out = tmp_path / "out"
+    common = ["-o", out, "--model", random_model_path, "-M", M, "-K", K]
+    rc, _, _ = run(capsys, "segment", tmp_path / "a" / "scan.nii.gz", *common)
+    assert rc == 0
+    before = checksums(out / "scan")
+    rc, _, err = run(capsys, "segment", tmp_path / "b" / "scan.nii.gz", *common)
+    assert rc == 0 and f"holds the results of another input ({tmp_path / 'a' / 'scan.nii.gz'}); writing to scan_2" in err
+    assert checksums(out / "scan") == before
+    found = markers(out)
+    assert found[str(tmp_path / "a" / "scan.nii.gz")][0].name == "scan"
+    assert found[str(tmp_path / "b" / "scan.nii.gz")][0].name == "scan_2"
+    # A rerun of b finds its own folder again (and --resume skips it there).
+    rc, _, err = run(capsys, "segment", tmp_path / "b" / "scan.nii.gz", *common, "--resume")
+    assert rc == 0 and "writing to scan_2" in err and "1 already complete" in err
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["scan", "scan_2"]

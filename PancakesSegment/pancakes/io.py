@@ -226,13 +226,15 @@ def _marker_keys(out_dir: str) -> dict:
 
 def keep_other_results(subjects: Sequence[Subject], out_dir: str,
                        taken: Iterable[str] = ()) -> Tuple[List[Subject], List[Tuple[str, str]]]:
-    """Rename subjects whose OUT folder holds another input's finished results -> (subjects, notes).
+    """Send each subject to the OUT folder that holds its own earlier results, and keep it out of
+    folders that hold another input's -> (subjects, notes).
 
     Two runs into one OUT with different inputs of one name (a/scan.nii, then b/scan.nii)
-    would overwrite the first's results without a word. Such a subject goes back to the
-    folder that already holds its own results (scan_2 on a rerun), or else takes the next
-    free name; ``notes`` holds one (source, message) line per rename. A folder whose
-    marker names this very input keeps its subject (reruns, --resume).
+    overwrote the first's results without a word; and a file added next to others of its
+    name (a.mha beside a.nii, a.nii.gz) renumbers them all, so --resume found none of its
+    finished subjects. A subject whose input has a finished folder goes back to it; one
+    whose name is another input's folder takes the next free name, and ``notes`` holds a
+    (source, message) line for it.
     """
     keys = _marker_keys(out_dir)
     if not keys:
@@ -242,17 +244,18 @@ def keep_other_results(subjects: Sequence[Subject], out_dir: str,
         used = set(taken) | {e.name for e in os.scandir(out_dir)} | {s.name for s in subjects}
     except OSError:
         return list(subjects), []
+    back = {i: own[s.key] for i, s in enumerate(subjects) if s.key in own}  # their own earlier folders
+    claimed = set(back.values())
     out, notes = [], []
-    for s in subjects:
-        other = keys.get(s.name)
-        if other is None or other == s.key:
-            out.append(s)
-            continue
-        name = own.get(s.key) or unique_names([s.name], used)[0]
-        used.add(name)
-        notes.append((s.source, f"{os.path.join(out_dir, s.name)} holds the results of another input "
-                                f"({other.split('#')[0]}); writing to {name}"))
-        out.append(Subject(name, s.source, s.files, s.series_uid))
+    for i, s in enumerate(subjects):
+        name = back.get(i, s.name)
+        other = keys.get(name)
+        if i not in back and (name in claimed or (other is not None and other != s.key)):
+            name = unique_names([s.name], used)[0]
+            used.add(name)
+            holder = f"the results of another input ({other.split('#')[0]})" if other else "another input's results"
+            notes.append((s.source, f"{os.path.join(out_dir, s.name)} holds {holder}; writing to {name}"))
+        out.append(s if name == s.name else Subject(name, s.source, s.files, s.series_uid))
     return out, notes
 
 

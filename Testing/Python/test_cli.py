@@ -393,7 +393,26 @@ def test_a_second_input_of_the_same_name_does_not_overwrite_the_first(tmp_path, 
     found = markers(out)
     assert found[str(tmp_path / "a" / "scan.nii.gz")][0].name == "scan"
     assert found[str(tmp_path / "b" / "scan.nii.gz")][0].name == "scan_2"
-    # A rerun of b finds its own folder again (and --resume skips it there).
+    # A rerun of b goes back to its own folder (and --resume skips it there).
     rc, _, err = run(capsys, "segment", tmp_path / "b" / "scan.nii.gz", *common, "--resume")
-    assert rc == 0 and "writing to scan_2" in err and "1 already complete" in err
+    assert rc == 0 and "1 already complete" in err
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["scan", "scan_2"]
+
+
+def test_resume_finds_subjects_renumbered_by_a_new_file_of_their_name(tmp_path, capsys, random_model_path):
+    """Adding a.mha beside a.nii and a.nii.gz renumbers a, a_2, a_3; --resume then redid all three."""
+    study = tmp_path / "in"
+    study.mkdir()
+    write_volume(study / "a.nii", seed=1)
+    write_volume(study / "a.nii.gz", seed=2)
+    out = tmp_path / "out"
+    args = ["segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K, "--resume"]
+    rc, _, err = run(capsys, *args)
+    assert rc == 0 and "2 segmented" in err
+    first = {src: d.name for src, (d, _) in markers(out).items()}
+    write_volume(study / "a.mha", seed=3)
+    rc, _, err = run(capsys, *args)
+    assert rc == 0 and "1 segmented, 2 already complete" in err, err
+    again = {src: d.name for src, (d, _) in markers(out).items()}
+    assert all(again[src] == name for src, name in first.items())
+    assert len(set(again.values())) == 3

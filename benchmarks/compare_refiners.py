@@ -1,0 +1,80 @@
+"""Paired comparison of two click refiners on the same DEV sets, seeds and simulated clicks.
+
+    python benchmarks/compare_refiners.py A.pt B.pt [--seed 0] [--sets 40]
+
+bench_refine.py scores one refiner; deciding whether to replace the shipped one needs
+the difference on the same images, with an interval. Both refiners start from the same
+seeds (the shipped protocol model's best label, as in bench_refine.py) and from empty,
+and each click goes to the centre of the largest error of that refiner's own mask.
+Prints Dice after 1, 2, 3, 5, 7 and 10 clicks, B - A with a 95 % interval (sets
+resampled whole, 2,000 draws), NoC@80 / NoC@90 and the plateau click.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench_refine import ROOT, pancakes_seeds
+from pancakes.refine.click_stats import noc, plateau_clicks
+from pancakes.refine.refiner import Refiner
+from pancakes.refine.simulate import click_curves
+
+CLICKS = (1, 2, 3, 5, 7, 10)
+
+
+def curves_for(path: str, images: np.ndarray, targets: np.ndarray, starts: dict) -> dict:
+    """{start name: Dice curves [N, 11]} of the refiner at ``path``."""
+    net = Refiner.load(path, device="cpu").module
+    return {name: np.concatenate([click_curves(net, images[i:i + 32], targets[i:i + 32], start[i:i + 32], 10)
+                                  for i in range(0, len(images), 32)])
+            for name, start in starts.items()}
+
+
+def paired_interval(d: np.ndarray, members: list, rng: np.random.Generator) -> tuple:
+    """Per-image differences [N] -> 95 % interval of their mean, sets resampled whole."""
+    boots = [d[np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])].mean()
+             for _ in range(2000)]
+    return tuple(np.percentile(boots, [2.5, 97.5]))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--pancakes", default=str(ROOT / "model_weights" / "pancakes.pt"))
+    ap.add_argument("--sets", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    from pancakes.training.real_data import dev_sets
+
+    sets = dev_sets(4, args.sets, seed=args.seed)
+    images = np.concatenate([ts.images for ts in sets]).astype(np.float32)
+    targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])
+    groups = np.array([i for i, ts in enumerate(sets) for _ in range(ts.size)])
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    seeds = pancakes_seeds(Path(args.pancakes), sets)
+    starts = {"Pancakes seed": seeds, "empty": np.zeros_like(seeds)}
+    a, b = curves_for(args.a, images, targets, starts), curves_for(args.b, images, targets, starts)
+    rng = np.random.default_rng(0)
+    print(f"A = {args.a}; B = {args.b}; DEV draw seed {args.seed}: {len(images)} images from {len(sets)} sets\n")
+    print("| start | clicks | A | B | B - A (95 % interval) |")
+    print("|---|---:|---:|---:|---|")
+    for name in starts:
+        A, B = a[name], b[name]
+        for c in CLICKS:
+            lo, hi = paired_interval(B[:, c] - A[:, c], members, rng)
+            print(f"| {name} | {c} | {A[:, c].mean():.3f} | {B[:, c].mean():.3f} | "
+                  f"{(B[:, c] - A[:, c]).mean():+.3f} ({lo:+.3f} to {hi:+.3f}) |")
+        print(f"| {name} | NoC@80 / NoC@90 | {noc(A, .8):.2f} / {noc(A, .9):.2f} | "
+              f"{noc(B, .8):.2f} / {noc(B, .9):.2f} | |")
+        print(f"| {name} | plateau (95 % of gain) | {plateau_clicks(A.mean(0))} | {plateau_clicks(B.mean(0))} | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

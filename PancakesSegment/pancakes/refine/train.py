@@ -115,7 +115,7 @@ def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: n
 
 def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarray, targets: np.ndarray,
                     seeds: np.ndarray, steps: int, rng: np.random.Generator, warm_clicks: int = 0,
-                    warm_share: float = 1.0) -> float:
+                    warm_share: float = 0.5) -> float:
     """One batch of ``steps`` click-and-refine steps; returns the mean loss.
 
     With ``warm_clicks`` > 0, a ``warm_share`` of the sessions first play 1..warm_clicks

@@ -23,7 +23,7 @@ import numpy as np
 
 from .fetch_data import DataUnavailableError, resolve_cache_dir
 from .real_bank import DatasetBank, SliceBank, TaskSet
-from .real_slicing import build_arrays, load_arrays, save_arrays
+from .bank_file import load_arrays, save_arrays
 
 __all__ = ["TRAIN_DATASETS", "DEV_DATASETS", "SPLITS", "DataUnavailableError", "SliceBank",
            "TaskSet", "load_bank", "dev_sets", "draw_sets", "bank_path", "build_bank"]
@@ -59,6 +59,7 @@ def bank_path(name: str, cache_dir: Optional[os.PathLike] = None, size: int = 12
 def build_bank(name: str, cache_dir: Optional[os.PathLike] = None, size: int = 128,
                log=print) -> Path:
     """Build (or rebuild) the slice bank of one dataset from the fetched sources."""
+    from .real_slicing import build_arrays  # needs SimpleITK: only when building
     from .real_sources import BUILDERS
 
     if name not in BUILDERS:

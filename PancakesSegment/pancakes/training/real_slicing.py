@@ -11,17 +11,15 @@ that several volumes share (atlases on a common template grid) are stored once.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 from skimage.transform import downscale_local_mean
 
+from .bank_file import BANK_FORMAT, load_arrays, save_arrays  # noqa: F401  (re-exported)
 from .real_volume import RealDataset, normalise, relabel_lut, slice_axes, unique_values
 
-BANK_FORMAT = 1
 # A label counts as present in a slice from this many pixels on: single stray pixels
 # make targets nobody could segment (the paper's synthetic sets drop labels < 20 px
 # at 128^2; real structures are rarer, so we keep smaller ones).
@@ -216,23 +214,4 @@ def build_arrays(dataset: RealDataset, size: int = 128, log: Log = lambda m: Non
         arrays[f"present_{j}"] = (np.stack(present_rows[p]) if present_rows[p]
                                   else np.zeros((0, k + 1), bool))
         arrays[f"values_{j}"] = values[p]
-    return arrays
-
-
-def save_arrays(arrays: Dict[str, np.ndarray], path: Path) -> None:
-    """Write a bank atomically (a crash never leaves a truncated .npz behind)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def load_arrays(path: Path, size: int) -> Dict[str, np.ndarray]:
-    """Read a bank; raises ValueError when it is of another format or slice size."""
-    with np.load(Path(path), allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    if int(arrays.get("format", -1)) != BANK_FORMAT or int(arrays.get("size", -1)) != size:
-        raise ValueError(f"slice bank {path} has format {arrays.get('format')} / size "
-                         f"{arrays.get('size')}, expected {BANK_FORMAT} / {size}")
     return arrays

@@ -47,6 +47,9 @@ class _Shapes:
         labelmap = disc.astype(np.int64)
         return Example(image, labelmap, disc, "shapes")
 
+    def draw_many(self, rng, n):
+        return [self.draw(rng) for _ in range(n)]
+
 
 def test_pool_seeds_are_the_best_labels_of_the_protocol_model(random_model):
     source = _Shapes()
@@ -99,3 +102,41 @@ def test_train_command_with_a_pancakes_model_records_its_seeds(tmp_path, monkeyp
                  "--batch", "2", "--steps-per-sample", "1", "--features", "8", "--levels", "3",
                  "--val-every", "1e9", "--pancakes-share", "0"]) == 0
     assert Refiner.load(off / "refine.pt", device="cpu").metadata["training"]["seeds"].startswith("perturbed")
+
+
+def test_state_file_rebuilds_the_protocol_model_for_seeds(random_model_path, tmp_path):
+    # GPU machines may run an older torch that cannot read TorchScript files scripted by
+    # ours; training then takes the protocol model's seeds from a plain state file.
+    from pancakes import Pancakes
+    from pancakes.errors import ModelFileError
+    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.modeling.pancakes_net import PancakesNet
+    from pancakes.refine.portable_weights import eager_pancakes, save_pancakes_state
+
+    torch.manual_seed(5)
+    arch = {"features": 8, "levels": 3, "emb_half": 4, "head": "dot", "hidden": 16}
+    save_torchscript(PancakesNet(**arch), tmp_path / "m.pt",
+                     default_metadata(PancakesNet(**arch), architecture=arch, training={"trained": False}))
+    save_pancakes_state(str(tmp_path / "m.pt"), str(tmp_path / "m.state"))
+    eager = eager_pancakes(str(tmp_path / "m.state"), "cpu")
+    assert not isinstance(eager.module, torch.jit.ScriptModule)
+    images = np.random.default_rng(3).random((2, 40, 52)).astype(np.float32)
+    want = Pancakes.load(tmp_path / "m.pt", device="cpu").segment(images, 3, 4)
+    assert np.array_equal(eager.segment(images, 3, 4), want)
+    with pytest.raises(ModelFileError, match="no architecture"):  # the fixture's metadata has none
+        save_pancakes_state(str(random_model_path), str(tmp_path / "r.state"))
+
+
+def test_init_weights_reads_a_refiner_file_and_a_training_checkpoint(tmp_path):
+    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.refine.model import RefineNet
+    from pancakes.refine.portable_weights import init_weights
+
+    torch.manual_seed(4)
+    net = RefineNet(features=4, levels=2)
+    save_torchscript(net, tmp_path / "r.pt", default_metadata(net, kind="refine", training={"trained": False}))
+    torch.save({"net": net.state_dict(), "opt": {}, "state": {}}, tmp_path / "last.ckpt")
+    for path in (tmp_path / "r.pt", tmp_path / "last.ckpt"):
+        got = init_weights(str(path))
+        assert set(got) == set(net.state_dict())
+        assert all(torch.equal(got[k], v) for k, v in net.state_dict().items())

@@ -66,6 +66,10 @@ class ExampleSource:
                 return augment(ex, rng)
         raise RuntimeError("no example with a target of at least MIN_PIXELS pixels in 20 draws")
 
+    def draw_many(self, rng: np.random.Generator, n: int) -> List[Example]:
+        """n examples in a row (pancakes.refine.parallel.SessionWorkers draws them in parallel)."""
+        return [self.draw(rng) for _ in range(n)]
+
     @staticmethod
     def _pick_target(image: np.ndarray, labelmap: np.ndarray, rng: np.random.Generator,
                      source: str) -> Optional[Example]:
@@ -96,6 +100,7 @@ def augment(ex: Example, rng: np.random.Generator) -> Example:
 class PancakesSeedPool:
     """Training examples with a real Pancakes seed: the best (m, k) label for their target.
 
+    ``source`` is an ExampleSource or SessionWorkers (anything with ``draw_many``);
     ``model`` is a pancakes.Pancakes engine (the shipped protocol model in training,
     a random one in tests). The model runs on the already augmented image, so seed and
     image agree. It costs about 25 ms per image on one CPU thread, so the pool is
@@ -119,7 +124,7 @@ class PancakesSeedPool:
         need = self.size - len(self.entries)
         if need <= 0:
             return
-        exs = [self.source.draw(rng) for _ in range(need)]
+        exs = self.source.draw_many(rng, need)
         maps = self.model.segment(np.stack([e.image for e in exs]), self.protocols, self.labels)
         seeds, dices = best_label_seeds(maps, np.stack([e.target for e in exs]), K=self.labels)
         self.entries += [[e, s, float(d), self.uses] for e, s, d in zip(exs, seeds, dices)]

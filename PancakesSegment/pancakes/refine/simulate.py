@@ -16,18 +16,18 @@ import numpy as np
 import torch
 
 from ..metrics import dice
-from .clicks import click_maps, next_click
+from .clicks import batch_click_maps, next_click
 from .model import RefineNet  # noqa: F401  (type of ``net``; any module with its forward works)
 
 
 def model_input(images: np.ndarray, seeds: np.ndarray, positive: Sequence[list], negative: Sequence[list],
-                previous: np.ndarray) -> torch.Tensor:
-    """Batch of model inputs: images, seeds, previous float [N, S, S]; clicks per sample -> [N, 5, S, S]."""
+                previous: np.ndarray, device=None) -> torch.Tensor:
+    """Batch of model inputs: images, seeds, previous float [N, S, S]; clicks per sample -> [N, 5, S, S] on ``device``."""
     size = images.shape[-1]
-    maps = np.stack([click_maps(p, n, size) for p, n in zip(positive, negative)])
-    x = np.concatenate([images[:, None], seeds[:, None].astype(np.float32), maps,
-                        previous[:, None].astype(np.float32)], axis=1)
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    planes = np.stack([images, seeds.astype(np.float32), previous.astype(np.float32)], axis=1)
+    planes = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)).to(device)
+    maps = batch_click_maps(positive, negative, size, device)
+    return torch.cat([planes[:, :2], maps, planes[:, 2:]], dim=1)
 
 
 def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
@@ -50,7 +50,7 @@ def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, 
             if click is not None:
                 (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
         with torch.no_grad():
-            logits = net(model_input(images, seeds, pos, neg, previous).to(device))[:, 0].cpu()
+            logits = net(model_input(images, seeds, pos, neg, previous, device))[:, 0].cpu()
         previous = torch.sigmoid(logits).numpy()
         masks = logits.numpy() > 0
         curves.append(dice(masks, targets))

@@ -31,9 +31,11 @@ import torch.nn.functional as F
 
 from ..devices import resolve_device
 from ..export import default_metadata, save_torchscript
-from .clicks import CLICK_SIGMA, next_click
+from .clicks import CLICK_SIGMA
 from .data import ExampleSource, PancakesSeedPool
 from .model import RefineNet
+from .parallel import SessionWorkers
+from .portable_weights import eager_pancakes, init_weights
 from .seeds import perturbed_seed
 from .simulate import click_curves, model_input
 
@@ -58,34 +60,41 @@ def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return soft.mean() + bce
 
 
-def draw_batch(source: ExampleSource, rng: np.random.Generator, n: int,
+def draw_batch(source, rng: np.random.Generator, n: int,
                pool: Optional[PancakesSeedPool] = None, share: float = 0.0):
     """-> images float32 [n, S, S], targets bool, seeds bool.
+
+    ``source``: an ExampleSource, or SessionWorkers drawing from one in parallel.
 
     With a ``pool``, each example's seed is a real Pancakes label with probability
     ``share`` (those examples come from the pool), otherwise perturbed truth.
     """
     n_pancakes = int(rng.binomial(n, share)) if pool is not None and share > 0 else 0
     pairs = pool.take(rng, n_pancakes) if n_pancakes else []
-    exs = [e for e, _ in pairs] + [source.draw(rng) for _ in range(n - n_pancakes)]
+    exs = [e for e, _ in pairs] + source.draw_many(rng, n - n_pancakes)
     seeds = [s for _, s in pairs] + [perturbed_seed(e.target, e.labelmap, rng) for e in exs[n_pancakes:]]
     return np.stack([e.image for e in exs]), np.stack([e.target for e in exs]), np.stack(seeds)
 
 
-def pancakes_pool(path: Optional[str], source: ExampleSource, log) -> Optional[PancakesSeedPool]:
-    """A seed pool around the protocol model at ``path`` (None: the bundled one); None if it is missing."""
+def pancakes_pool(path: Optional[str], source, log, device: str = "cpu",
+                  size: int = 32) -> Optional[PancakesSeedPool]:
+    """A seed pool around the protocol model at ``path`` (None: the bundled one; FILE.state: a
+    ``save_pancakes_state`` file); None if it is missing."""
     from ..engine import Pancakes, bundled_model_path
 
     try:
-        model = Pancakes.load(path or bundled_model_path(), device="cpu")
+        if path is not None and str(path).endswith(".state"):
+            model = eager_pancakes(path, device)
+        else:
+            model = Pancakes.load(path or bundled_model_path(), device=device)
     except Exception as exc:  # no model file: train on perturbed seeds only, and say so
         log(f"[refine] no Pancakes model for seeds ({exc}); perturbed seeds only")
         return None
-    return PancakesSeedPool(source, model)
+    return PancakesSeedPool(source, model, size=size)
 
 
 def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
-               counts: np.ndarray, rng: np.random.Generator):
+               counts: np.ndarray, rng: np.random.Generator, workers: Optional[SessionWorkers] = None):
     """Play ``counts[i]`` clicks of session i without gradients -> (pos, neg, masks, previous).
 
     images float [N, S, S]; targets, seeds bool [N, S, S]; counts int [N].
@@ -93,7 +102,9 @@ def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: n
     [N, S, S] after those clicks (the seed itself where counts[i] is 0). Training
     sessions of only ``steps`` clicks never show the network the states of clicks 4-10,
     where the plateau is decided; this reaches them for the price of forward passes.
+    ``workers`` simulate the clicks (None: in-process).
     """
+    workers = workers or SessionWorkers()
     n = images.shape[0]
     pos: List[list] = [[] for _ in range(n)]
     neg: List[list] = [[] for _ in range(n)]
@@ -101,44 +112,49 @@ def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: n
     device = next(net.parameters()).device
     for t in range(int(counts.max(initial=0))):
         active = np.flatnonzero(counts > t)
-        for i in active:
-            click = next_click(masks[i], targets[i], rng, P_RANDOM_CLICK)
-            if click is not None:
-                (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
+        _add_clicks(workers.next_clicks(masks[active], targets[active], rng, P_RANDOM_CLICK), active, pos, neg)
         with torch.no_grad():
             x = model_input(images[active], seeds[active], [pos[i] for i in active], [neg[i] for i in active],
-                            previous[active])
-            logits = net(x.to(device))[:, 0].cpu()
+                            previous[active], device)
+            logits = net(x)[:, 0].cpu()
         masks[active], previous[active] = (logits > 0).numpy(), torch.sigmoid(logits).numpy()
     return pos, neg, masks, previous
 
 
+def _add_clicks(clicks: list, sessions: np.ndarray, pos: List[list], neg: List[list]) -> None:
+    """Append each session's new click (row, col, positive) or None to its positive or negative list."""
+    for i, click in zip(sessions, clicks):
+        if click is not None:
+            (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
+
+
 def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarray, targets: np.ndarray,
                     seeds: np.ndarray, steps: int, rng: np.random.Generator, warm_clicks: int = 0,
-                    warm_share: float = 0.5) -> float:
+                    warm_share: float = 0.5, workers: Optional[SessionWorkers] = None) -> float:
     """One batch of ``steps`` click-and-refine steps; returns the mean loss.
 
     With ``warm_clicks`` > 0, a ``warm_share`` of the sessions first play 1..warm_clicks
     clicks (uniform) without gradients (``warm_start``), so the graded steps cover later
     clicks too; the others start at their seed, so the first clicks keep their weight.
+    ``workers`` simulate the clicks (None: in-process).
     """
+    workers = workers or SessionWorkers()
     n = images.shape[0]
     counts = np.zeros(n, int)
     if warm_clicks > 0:
         counts = np.where(rng.random(n) < warm_share, rng.integers(1, warm_clicks + 1, n), 0)
-    pos, neg, masks, previous = warm_start(net, images, targets, seeds, counts, rng)
+    pos, neg, masks, previous = warm_start(net, images, targets, seeds, counts, rng, workers)
     device = next(net.parameters()).device
     target_t = torch.from_numpy(targets.astype(np.float32)).to(device)
     opt.zero_grad(set_to_none=True)
     total = 0.0
     for t in range(steps):
-        for i in range(n):
-            if t == 0 and counts[i] == 0 and rng.random() < P_NO_FIRST_CLICK:
-                continue
-            click = next_click(masks[i], targets[i], rng, P_RANDOM_CLICK)
-            if click is not None:
-                (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
-        logits = net(model_input(images, seeds, pos, neg, previous).to(device))[:, 0]
+        clicking = np.arange(n)
+        if t == 0:  # some sessions' first step has no click, as propagated slices have none
+            clicking = clicking[(counts > 0) | (rng.random(n) >= P_NO_FIRST_CLICK)]
+        _add_clicks(workers.next_clicks(masks[clicking], targets[clicking], rng, P_RANDOM_CLICK), clicking,
+                    pos, neg)
+        logits = net(model_input(images, seeds, pos, neg, previous, device))[:, 0]
         loss = dice_bce(logits, target_t) / steps
         loss.backward()  # per step: steps are detached from each other, so graphs need not pile up
         total += float(loss.detach())
@@ -168,7 +184,8 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
                   "batch": args.batch, "steps_per_sample": args.steps_per_sample, "lr": args.lr,
                   "warm_clicks": args.warm_clicks, "warm_share": args.warm_share,
                   "data": data, "seeds": seeds_note(args),
-                  "hardware": f"{platform.machine()}, {torch.get_num_threads()} thread(s), {state.get('device', 'cpu')}",
+                  "hardware": (f"{platform.machine()}, {torch.get_num_threads()} thread(s), {args.workers} worker(s), "
+                               f"{state.get('device', 'cpu')}"),
                   "init_from": state.get("init_from"),
                   "validation_train_sources": val_scores, "exported": time.strftime("%Y-%m-%d %H:%M:%S")})
     save_torchscript(net, path, meta)  # moves net to the CPU: export is the last thing a run does
@@ -196,15 +213,20 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--warm-share", type=float, default=0.5, dest="warm_share",
                     help="share of sessions that play warm clicks (the rest start at their seed)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes that draw examples and simulate clicks (0: in-process); for GPU runs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--synthetic-only", action="store_true")
     ap.add_argument("--templates", type=int, default=32, help="synthetic templates (the shared cache holds 32)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    ap.add_argument("--init", help="start from the weights of a refiner TorchScript file (e.g. model_weights/refine.pt)")
+    ap.add_argument("--init", help="start from the weights of a refiner TorchScript file (e.g. model_weights/refine.pt) "
+                                   "or of a run's last.ckpt")
     ap.add_argument("--max-iterations", type=int, default=None, dest="max_iterations")
     ap.add_argument("--pancakes-share", type=float, default=P_PANCAKES_SEED, dest="pancakes_share",
                     help="share of seeds that are the best label of the protocol model (0: perturbed truth only)")
-    ap.add_argument("--pancakes", default=None, help="protocol model for those seeds (default: the bundled pancakes.pt)")
+    ap.add_argument("--pancakes", default=None,
+                    help="protocol model for those seeds (default: the bundled pancakes.pt), or a FILE.state written "
+                         "by save_pancakes_state for a torch that cannot read the TorchScript file")
     ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
     return ap.parse_args(argv)
 
@@ -224,13 +246,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     source = ExampleSource.default(args.synthetic_only, args.templates, log=lambda m: log(msg=m))
     data = "synthetic" + ("" if source.real is None else " + real TRAIN bank (" + ", ".join(source.real.datasets) + ")")
+    # Fork the workers before any CUDA work (they only run numpy and CPU torch).
+    workers = SessionWorkers(source, args.workers)
+    try:
+        return _train(args, out, log, source, workers, data)
+    finally:
+        workers.close()
+
+
+def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers, data: str) -> int:
     torch.manual_seed(args.seed)
     device = resolve_device(args.device)
     net = RefineNet(args.features, args.levels)
     state = {"step": 0, "elapsed": 0.0, "device": str(device), "init_from": None}
     if args.init:
-        # A scripted RefineNet keeps the eager module's parameter names.
-        net.load_state_dict(torch.jit.load(args.init, map_location="cpu").state_dict())
+        net.load_state_dict(init_weights(args.init))
         state["init_from"] = str(args.init)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -242,7 +272,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         state = {**saved["state"], "device": str(device)}
         log(msg=f"resumed at iteration {state['step']}, {state['elapsed']:.0f} s")
     rng = np.random.default_rng(args.seed + state["step"])
-    pool = pancakes_pool(args.pancakes, source, lambda m: log(msg=m)) if args.pancakes_share > 0 else None
+    pool = None
+    if args.pancakes_share > 0:  # seeds in batches of about the training batch, on the training device
+        pool = pancakes_pool(args.pancakes, workers, lambda m: log(msg=m), str(device), max(32, 2 * args.batch))
     if pool is None:
         args.pancakes_share = 0.0
     # Validation (training sources only) mixes seeds like training, from its own pool.
@@ -259,9 +291,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         warm = min(1.0, (state["step"] + 1) / 100)
         for g in opt.param_groups:  # cosine over the time budget, down to lr / 10
             g["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        batch = draw_batch(source, rng, args.batch, pool, args.pancakes_share)
+        batch = draw_batch(workers, rng, args.batch, pool, args.pancakes_share)
         losses.append(train_iteration(net, opt, *batch, args.steps_per_sample, rng, args.warm_clicks,
-                                      args.warm_share))
+                                      args.warm_share, workers))
         state["step"] += 1
         state["elapsed"] = time.time() - start
         if state["step"] % 50 == 0:

@@ -24,6 +24,7 @@ import SimpleITK as sitk
 
 from .errors import PancakesInputError
 from .gallery import GALLERY_FILE
+from .geometry_checks import geometry_reason, nrrd_spacing_reason
 from .integrity import metaimage_reason, nifti_truncated
 from .preprocessing import to_grey
 
@@ -284,7 +285,11 @@ def read_image(subject: Subject) -> sitk.Image:
         if subject.series_uid is not None:
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(subject.files)
-            return reader.Execute()
+            image = reader.Execute()
+            reason = geometry_reason(image)
+            if reason:
+                raise PancakesInputError(f"{subject.source}: {reason}")
+            return image
         path = subject.files[0]
         if not_utf8(path):
             raise PancakesInputError(f"{subject.source}: {NOT_UTF8}")
@@ -295,7 +300,11 @@ def read_image(subject: Subject) -> sitk.Image:
         if nifti_truncated(path):  # ITK would zero-fill the missing voxels without a word
             raise PancakesInputError(f"{subject.source}: file is truncated (it holds less image data than "
                                      "its NIfTI header describes)")
-        return sitk.ReadImage(path)
+        image = sitk.ReadImage(path)
+        reason = nrrd_spacing_reason(path, image) or geometry_reason(image)
+        if reason:
+            raise PancakesInputError(f"{subject.source}: {reason}")
+        return image
     except RuntimeError as exc:
         picture = _read_grey_alpha(subject.files[0]) if "Unknown PixelType" in str(exc) else None
         if picture is not None:

@@ -80,3 +80,23 @@ def test_workers_reject_bad_arguments():
         SessionWorkers(_Discs(), workers=-1)
     with pytest.raises(RuntimeError, match="without a source"):
         SessionWorkers().draw_many(np.random.default_rng(0), 1)
+
+
+def test_train_command_runs_with_worker_processes_and_inits_from_its_checkpoint(tmp_path, monkeypatch):
+    # The GPU recipe (scripts/train_refine_gpu.sh) trains with --workers and continues
+    # from a run's last.ckpt, because the GPU's older torch cannot read our TorchScript.
+    from pancakes.refine.refiner import Refiner
+    from pancakes.refine.train import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    common = ["--synthetic-only", "--templates", "1", "--batch", "3", "--steps-per-sample", "1",
+              "--features", "4", "--levels", "2", "--val-every", "1e9", "--warm-clicks", "2"]
+    run = tmp_path / "run"
+    assert main(["--out", str(run), "--max-iterations", "2", "--workers", "1", *common]) == 0
+    meta = Refiner.load(run / "refine.pt", device="cpu").metadata["training"]
+    assert meta["iterations"] == 2 and "1 worker(s)" in meta["hardware"]
+    other = tmp_path / "other"
+    assert main(["--out", str(other), "--max-iterations", "0", "--init", str(run / "last.ckpt"), *common]) == 0
+    a = Refiner.load(run / "refine.pt", device="cpu").module.state_dict()
+    b = Refiner.load(other / "refine.pt", device="cpu").module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -88,6 +88,6 @@ def nrrd_spacing_reason(path: str, image: sitk.Image) -> Optional[str]:
         if not math.isfinite(want):
             return (f"the header's voxel spacing along axis {axis} is {want:g}, not a usable number "
                     f"(ITK would silently use {got:g} mm)")
-        if not math.isclose(want, got, rel_tol=1e-6):
+        if not math.isclose(abs(want), got, rel_tol=1e-6):  # a negative spacing flips the direction instead
             return f"the header's voxel spacing along axis {axis} ({want:g}) was read as {got:g} mm"
     return None

@@ -42,6 +42,7 @@ def test_nrrd_spacing_that_itk_replaces_or_cannot_use_is_refused(tmp_path, field
 @pytest.mark.parametrize("fields, spacing", [
     (LPS + "space directions: (0,0.5,0) (-0.7,0,0) (0,0,3)", (0.5, 0.7, 3.0)),
     ("spacings: 0.25 0.25 1.5", (0.25, 0.25, 1.5)),
+    ("spacings: -2 1 1", (2.0, 1.0, 1.0)),  # ITK flips the direction instead
     ("", (1.0, 1.0, 1.0)),  # no spacing stated: 1 mm is the format's default, not a substitution
 ])
 def test_valid_nrrd_geometry_reads_as_its_header_says(tmp_path, fields, spacing):

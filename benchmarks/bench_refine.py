@@ -108,7 +108,8 @@ def main(argv=None) -> int:
     curves = {}
     for name, start in ((seed_name, seeds), ("empty mask", np.zeros_like(seeds))):
         curves[name] = np.concatenate([click_curves(refiner.module, images[i:i + 32], targets[i:i + 32],
-                                                    start[i:i + 32], args.clicks)
+                                                    start[i:i + 32], args.clicks,
+                                                    seed_prior=refiner.seed_prior)
                                        for i in range(0, len(images), 32)])
     training = refiner.metadata.get("training", {})
     print(f"## Click refinement on DEV sets: {len(images)} images from {len(sets)} sets "

@@ -28,8 +28,9 @@ CLICKS = (1, 2, 3, 5, 7, 10)
 
 def curves_for(path: str, images: np.ndarray, targets: np.ndarray, starts: dict) -> dict:
     """{start name: Dice curves [N, 11]} of the refiner at ``path``."""
-    net = Refiner.load(path, device="cpu").module
-    return {name: np.concatenate([click_curves(net, images[i:i + 32], targets[i:i + 32], start[i:i + 32], 10)
+    refiner = Refiner.load(path, device="cpu")
+    return {name: np.concatenate([click_curves(refiner.module, images[i:i + 32], targets[i:i + 32], start[i:i + 32],
+                                               10, seed_prior=refiner.seed_prior)
                                   for i in range(0, len(images), 32)])
             for name, start in starts.items()}
 

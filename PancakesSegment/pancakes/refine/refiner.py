@@ -28,6 +28,7 @@ from ..export import load_torchscript
 from ..preprocessing import (PERCENTILES, finite_float, from_model_output, normalise, pixel_size, plan_fit, to_grey,
                              to_model_input)
 from .clicks import CLICK_SIGMA, check_clicks, click_maps, to_model_coords
+from .simulate import seed_probability
 
 Clicks = Optional[Sequence[Sequence[float]]]
 MODEL_FILE = "refine.pt"
@@ -50,6 +51,8 @@ class Refiner:
         self.device = device
         self.input_size = int(metadata.get("input_size", 128))
         self.click_sigma = float(metadata.get("click_sigma_px", CLICK_SIGMA))
+        # What the previous channel holds before the first click (refiners before run 7: 1.0).
+        self.seed_prior = float(metadata.get("seed_prior", 1.0))
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, device: str = "auto") -> "Refiner":
@@ -89,7 +92,7 @@ class Refiner:
                 previous: Optional[np.ndarray], spacing) -> np.ndarray:
         shape = norm.shape
         seed = _mask_like(seed_mask, shape, "seed_mask")
-        prob = seed.astype(np.float32) if previous is None else _probability(previous, shape)
+        prob = seed_probability(seed, self.seed_prior) if previous is None else _probability(previous, shape)
         pos = check_clicks(positive, shape, "positive")
         neg = check_clicks(negative, shape, "negative")
         fit = plan_fit(shape, self.input_size, tuple(float(s) for s in spacing))

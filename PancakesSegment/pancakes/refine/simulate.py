@@ -20,6 +20,19 @@ from .clicks import batch_click_maps, next_click
 from .model import RefineNet  # noqa: F401  (type of ``net``; any module with its forward works)
 
 
+def seed_probability(seeds: np.ndarray, prior: float = 1.0) -> np.ndarray:
+    """The previous-prediction channel before the first step: bool seeds [..., S, S] -> float32.
+
+    Seed pixels get probability ``prior``, the others 1 - prior. A prior below 1 tells the
+    network that the seed is another model's guess, less sure than its own later output:
+    Pancakes seeds carry several wrong components, and a prior of 1 made them look certain.
+    """
+    if not 0.5 <= prior <= 1.0:
+        raise ValueError(f"seed prior {prior!r}: expected a probability in [0.5, 1]")
+    s = np.asarray(seeds, bool)
+    return np.where(s, np.float32(prior), np.float32(1.0 - prior))
+
+
 def model_input(images: np.ndarray, seeds: np.ndarray, positive: Sequence[list], negative: Sequence[list],
                 previous: np.ndarray, device=None) -> torch.Tensor:
     """Batch of model inputs: images, seeds, previous float [N, S, S]; clicks per sample -> [N, 5, S, S] on ``device``."""
@@ -31,16 +44,18 @@ def model_input(images: np.ndarray, seeds: np.ndarray, positive: Sequence[list],
 
 
 def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
-                 n_clicks: int = 10, device: torch.device = torch.device("cpu")) -> np.ndarray:
+                 n_clicks: int = 10, device: torch.device = torch.device("cpu"),
+                 seed_prior: float = 1.0) -> np.ndarray:
     """Dice after 0..n_clicks simulated clicks for a batch of sessions.
 
     images float [N, S, S] in [0, 1]; targets, seeds bool [N, S, S] -> float64 [N, n_clicks + 1].
     Column 0 is the seed's own Dice. A session whose mask is already perfect gets no new
-    click (the network still runs on the clicks it has).
+    click (the network still runs on the clicks it has). ``seed_prior``: the refiner's
+    metadata value (see seed_probability).
     """
     n = images.shape[0]
     masks = seeds.astype(bool).copy()
-    previous = seeds.astype(np.float32)
+    previous = seed_probability(seeds, seed_prior)
     pos: List[list] = [[] for _ in range(n)]
     neg: List[list] = [[] for _ in range(n)]
     curves = [dice(masks, targets)]

@@ -37,7 +37,7 @@ from .model import RefineNet
 from .parallel import SessionWorkers
 from .portable_weights import eager_pancakes, init_weights
 from .seeds import perturbed_seed
-from .simulate import click_curves, model_input
+from .simulate import click_curves, model_input, seed_probability
 
 P_NO_FIRST_CLICK = 0.1  # some steps without clicks: propagation to a neighbour slice has none
 P_RANDOM_CLICK = 0.3
@@ -94,12 +94,13 @@ def pancakes_pool(path: Optional[str], source, log, device: str = "cpu",
 
 
 def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
-               counts: np.ndarray, rng: np.random.Generator, workers: Optional[SessionWorkers] = None):
+               counts: np.ndarray, rng: np.random.Generator, workers: Optional[SessionWorkers] = None,
+               seed_prior: float = 1.0):
     """Play ``counts[i]`` clicks of session i without gradients -> (pos, neg, masks, previous).
 
     images float [N, S, S]; targets, seeds bool [N, S, S]; counts int [N].
     Returns the click lists, bool masks [N, S, S] and float32 previous probabilities
-    [N, S, S] after those clicks (the seed itself where counts[i] is 0). Training
+    [N, S, S] after those clicks (seed_probability(seed, seed_prior) where counts[i] is 0). Training
     sessions of only ``steps`` clicks never show the network the states of clicks 4-10,
     where the plateau is decided; this reaches them for the price of forward passes.
     ``workers`` simulate the clicks (None: in-process).
@@ -108,7 +109,7 @@ def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: n
     n = images.shape[0]
     pos: List[list] = [[] for _ in range(n)]
     neg: List[list] = [[] for _ in range(n)]
-    masks, previous = seeds.copy(), seeds.astype(np.float32)
+    masks, previous = seeds.copy(), seed_probability(seeds, seed_prior)
     device = next(net.parameters()).device
     for t in range(int(counts.max(initial=0))):
         active = np.flatnonzero(counts > t)
@@ -130,20 +131,21 @@ def _add_clicks(clicks: list, sessions: np.ndarray, pos: List[list], neg: List[l
 
 def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarray, targets: np.ndarray,
                     seeds: np.ndarray, steps: int, rng: np.random.Generator, warm_clicks: int = 0,
-                    warm_share: float = 0.5, workers: Optional[SessionWorkers] = None) -> float:
+                    warm_share: float = 0.5, workers: Optional[SessionWorkers] = None,
+                    seed_prior: float = 1.0) -> float:
     """One batch of ``steps`` click-and-refine steps; returns the mean loss.
 
     With ``warm_clicks`` > 0, a ``warm_share`` of the sessions first play 1..warm_clicks
     clicks (uniform) without gradients (``warm_start``), so the graded steps cover later
     clicks too; the others start at their seed, so the first clicks keep their weight.
-    ``workers`` simulate the clicks (None: in-process).
+    ``workers`` simulate the clicks (None: in-process); ``seed_prior`` as in seed_probability.
     """
     workers = workers or SessionWorkers()
     n = images.shape[0]
     counts = np.zeros(n, int)
     if warm_clicks > 0:
         counts = np.where(rng.random(n) < warm_share, rng.integers(1, warm_clicks + 1, n), 0)
-    pos, neg, masks, previous = warm_start(net, images, targets, seeds, counts, rng, workers)
+    pos, neg, masks, previous = warm_start(net, images, targets, seeds, counts, rng, workers, seed_prior)
     device = next(net.parameters()).device
     target_t = torch.from_numpy(targets.astype(np.float32)).to(device)
     opt.zero_grad(set_to_none=True)
@@ -165,9 +167,9 @@ def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarr
     return total
 
 
-def validate(net: RefineNet, val) -> dict:
+def validate(net: RefineNet, val, seed_prior: float = 1.0) -> dict:
     net.eval()
-    curves = click_curves(net, *val, n_clicks=8, device=next(net.parameters()).device)
+    curves = click_curves(net, *val, n_clicks=8, device=next(net.parameters()).device, seed_prior=seed_prior)
     net.train()
     return {f"dice@{c}": round(float(curves[:, c].mean()), 4) for c in (0, 1, 3, 5, 8)}
 
@@ -176,7 +178,8 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
     meta = default_metadata(
         net, kind="refine", input_channels=5,
         channels=["image", "seed mask", "positive clicks", "negative clicks", "previous probability"],
-        click_sigma_px=CLICK_SIGMA, click_encoding="Gaussian blob per click, peak 1, max over clicks, in model pixels",
+        click_sigma_px=CLICK_SIGMA, seed_prior=args.seed_prior,
+        click_encoding="Gaussian blob per click, peak 1, max over clicks, in model pixels",
         forward="forward(x: Tensor[N,5,128,128]) -> Tensor[N,1,128,128] logits",
         head="1x1 conv + gain*(2*previous-1) skip",
         architecture={"features": net.features, "levels": net.levels},
@@ -212,6 +215,9 @@ def parse(argv: Sequence[str]):
                     help="play up to this many clicks without gradients before the graded steps (0: none)")
     ap.add_argument("--warm-share", type=float, default=0.5, dest="warm_share",
                     help="share of sessions that play warm clicks (the rest start at their seed)")
+    ap.add_argument("--seed-prior", type=float, default=1.0, dest="seed_prior",
+                    help="probability the previous channel gives seed pixels before the first click (1 - it "
+                         "elsewhere); below 1 marks the seed as a guess. Saved in the model's metadata")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workers", type=int, default=0,
                     help="processes that draw examples and simulate clicks (0: in-process); for GPU runs")
@@ -228,7 +234,10 @@ def parse(argv: Sequence[str]):
                     help="protocol model for those seeds (default: the bundled pancakes.pt), or a FILE.state written "
                          "by save_pancakes_state for a torch that cannot read the TorchScript file")
     ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if not 0.5 <= args.seed_prior <= 1.0:
+        ap.error(f"--seed-prior {args.seed_prior}: expected a probability in [0.5, 1]")
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -283,7 +292,7 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
     val = draw_batch(source, np.random.default_rng(VAL_SEED), VAL_EXAMPLES, val_pool, args.pancakes_share)
     budget = args.minutes * 60
     start, last_val, last_ckpt = time.time() - state["elapsed"], time.time(), time.time()
-    scores = validate(net, val)
+    scores = validate(net, val, args.seed_prior)
     log(step=state["step"], val=scores, data=data, params=sum(p.numel() for p in net.parameters()))
     losses: List[float] = []
     while state["elapsed"] < budget and (args.max_iterations is None or state["step"] < args.max_iterations):
@@ -293,7 +302,7 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
             g["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         batch = draw_batch(workers, rng, args.batch, pool, args.pancakes_share)
         losses.append(train_iteration(net, opt, *batch, args.steps_per_sample, rng, args.warm_clicks,
-                                      args.warm_share, workers))
+                                      args.warm_share, workers, args.seed_prior))
         state["step"] += 1
         state["elapsed"] = time.time() - start
         if state["step"] % 50 == 0:
@@ -304,11 +313,11 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt)
             last_ckpt = time.time()
         if time.time() - last_val > args.val_every:
-            scores = validate(net, val)
+            scores = validate(net, val, args.seed_prior)
             log(step=state["step"], val=scores)
             last_val = time.time()
     torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt)
-    scores = validate(net, val)
+    scores = validate(net, val, args.seed_prior)
     log(step=state["step"], val=scores, done=True)
     export(net, out / "refine.pt", state, args, scores, data)
     log(msg=f"exported {out / 'refine.pt'}")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pancakes.refine.click_stats import bootstrap_click_stats, noc, plateau_clicks
+from pancakes.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
 
 
 def test_plateau_is_the_first_click_reaching_95_percent_of_the_gain():
@@ -38,3 +38,26 @@ def test_mixed_sets_give_wide_intervals_and_a_partial_share():
     lo, hi = iv["plateau seeded"]
     assert lo < hi
     assert 0.0 < iv["half the clicks"][0] < 1.0
+
+
+def test_clicks_to_reach_is_the_first_click_at_the_level_or_none():
+    empty = np.array([0.0, 0.6, 0.8, 0.85, 0.86, 0.86])
+    seeded = np.array([0.4, 0.7, 0.84, 0.86, 0.9, 0.9])
+    level = empty[plateau_clicks(empty)]  # 0.85 at click 3
+    assert clicks_to_reach(seeded, level) == 3
+    assert clicks_to_reach(seeded, 0.7) == 1
+    assert clicks_to_reach(seeded, 0.95) is None
+
+
+def test_reaching_the_empty_plateau_is_scored_apart_from_the_seeded_curves_own_plateau():
+    # From the seed: level with the empty plateau after one click, then still climbing, so
+    # its own plateau (95 % of its larger gain) comes late; the paper's form counts the click.
+    empty = np.tile(np.array([0.0, 0.5, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]), (6, 1))
+    seeded = np.tile(np.linspace(0.4, 1.0, 11), (6, 1))
+    seeded[:, 1] = 0.8
+    iv = bootstrap_click_stats(seeded, empty, groups=np.repeat(np.arange(3), 2), n_boot=100)
+    assert iv["seeded reaches empty plateau"] == (1.0, 1.0)
+    assert iv["half the clicks (reach)"] == (1.0, 1.0)
+    assert iv["half the clicks"] == (0.0, 0.0)
+    never = bootstrap_click_stats(np.full((6, 11), 0.5), empty, groups=np.repeat(np.arange(3), 2), n_boot=50)
+    assert never["seeded reaches empty plateau"] == (11.0, 11.0) and never["half the clicks (reach)"] == (0.0, 0.0)

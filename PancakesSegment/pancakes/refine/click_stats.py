@@ -8,7 +8,7 @@ scores both starts on the same draw.
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,6 +17,17 @@ def plateau_clicks(curve: np.ndarray, frac: float = 0.95) -> int:
     """curve [C + 1] mean Dice -> first click count reaching ``frac`` of its final gain over its start."""
     goal = curve[0] + frac * (curve.max() - curve[0])
     return int(np.flatnonzero(curve >= goal - 1e-12)[0])
+
+
+def clicks_to_reach(curve: np.ndarray, level: float) -> Optional[int]:
+    """curve [C + 1] mean Dice -> first click count at which it reaches ``level`` (None: never).
+
+    The paper's form of the half-the-clicks claim: from the Pancakes seed, the clicks
+    needed to "reach the same results" as the empty start at its plateau, i.e.
+    clicks_to_reach(seeded, empty[plateau_clicks(empty)]).
+    """
+    hit = np.flatnonzero(curve >= level - 1e-12)
+    return int(hit[0]) if hit.size else None
 
 
 def noc(curves: np.ndarray, level: float) -> float:
@@ -33,14 +44,17 @@ def bootstrap_click_stats(seeded: np.ndarray, empty: np.ndarray, groups: Sequenc
     seeded, empty: [N, C + 1] Dice curves of the same N images from the two starts;
     groups: [N] set id of each image (sets are resampled whole).
     Returns intervals for "plateau seeded", "plateau empty", "first click gain seeded" (Dice
-    points) and, as (share, share), "half the clicks": the share of draws in which the seeded
-    plateau comes at no more than half the empty one.
+    points), "seeded reaches empty plateau" (clicks_to_reach; never counts as C + 1) and, as
+    (share, share), "half the clicks": the share of draws in which the seeded plateau comes
+    at no more than half the empty one, and "half the clicks (reach)": the same for the
+    clicks the seeded start needs to reach the empty plateau's Dice.
     """
     groups = np.asarray(groups)
     ids = np.unique(groups)
     members = [np.flatnonzero(groups == g) for g in ids]
     rng = np.random.default_rng(seed)
-    stats = {"plateau seeded": [], "plateau empty": [], "first click gain seeded": [], "half": []}
+    stats = {"plateau seeded": [], "plateau empty": [], "first click gain seeded": [],
+             "seeded reaches empty plateau": [], "half": [], "half (reach)": []}
     for _ in range(n_boot):
         idx = np.concatenate([members[i] for i in rng.integers(0, len(ids), len(ids))])
         a, b = seeded[idx].mean(0), empty[idx].mean(0)
@@ -49,9 +63,14 @@ def bootstrap_click_stats(seeded: np.ndarray, empty: np.ndarray, groups: Sequenc
         stats["plateau empty"].append(pb)
         stats["first click gain seeded"].append(100 * (a[1] - a[0]))
         stats["half"].append(pa <= pb / 2)
+        reach = clicks_to_reach(a, b[pb])
+        reach = len(a) if reach is None else reach
+        stats["seeded reaches empty plateau"].append(reach)
+        stats["half (reach)"].append(reach <= pb / 2)
     tail = (1 - level) / 2 * 100
     out = {k: tuple(float(x) for x in np.percentile(v, [tail, 100 - tail]))
-           for k, v in stats.items() if k != "half"}
-    share = float(np.mean(stats["half"]))
-    out["half the clicks"] = (share, share)
+           for k, v in stats.items() if not k.startswith("half")}
+    for key, name in (("half", "half the clicks"), ("half (reach)", "half the clicks (reach)")):
+        share = float(np.mean(stats[key]))
+        out[name] = (share, share)
     return out

@@ -313,9 +313,12 @@ class RefineLogic:
         index = [slice(None)] * 3
         index[clicks.axis] = clicks.index
         seed[tuple(index)] = seedSlice
+        # While the slice is still its seed, nothing has been predicted yet: previous=None
+        # lets the refiner feed the seed as it was trained to (its metadata's seed prior).
+        previous = None if np.array_equal(currentSlice, seedSlice) else currentSlice.astype(np.float32)
         refined = self.refiner.refine_volume_slice(
             voxelArray(volumeNode), clicks.axis, clicks.index, seed, clicks.positive, clicks.negative,
-            previous=currentSlice.astype(np.float32), propagate=propagate, spacing=_volumeSpacing(volumeNode))
+            previous=previous, propagate=propagate, spacing=_volumeSpacing(volumeNode))
         refined = np.asarray(refined, bool)
         other = tuple(a for a in range(3) if a != clicks.axis)
         changed = [int(i) for i in np.flatnonzero((refined != current).any(axis=other))]

@@ -194,6 +194,8 @@ def test_undo_restores_every_segment_and_the_session_keeps_its_seed(scene, volum
     first.AddControlPoint([float(v) for v in ras(volume, 3, 16, 8)], "F-2")
     logic.refine(segmentation, "P01_L01", volume, first)
     second = refiner.calls[1]
+    # The first step has no result yet: the refiner is left to feed the seed (its seed prior).
+    assert refiner.calls[0]["previous"] is None
     # The seed is the mask the session started from; the last result is "previous".
     np.testing.assert_array_equal(second["seed"][3], before["P01_L01"][3])
     assert second["previous"][14, 7] == 1.0

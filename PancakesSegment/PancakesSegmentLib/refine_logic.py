@@ -270,6 +270,9 @@ class RefineLogic:
         self._refiner = refiner
         self._device = device
         self._seeds: Dict[tuple, np.ndarray] = {}  # session seed per (segmentation, segment, volume, axis, slice)
+        # Per slice key: (logits, the mask they gave) of the last refine, fed back as "previous"
+        # while the segment still shows that mask (the refiner was trained on its probabilities).
+        self._lastLogits: Dict[tuple, Tuple[np.ndarray, np.ndarray]] = {}
         # Undo uses vtkSegmentationHistory, the class behind the Segment Editor's own undo:
         # whole-segmentation states, since a refined segment also takes voxels from others.
         self._histories: Dict[str, "slicer.vtkSegmentationHistory"] = {}
@@ -313,19 +316,32 @@ class RefineLogic:
         index = [slice(None)] * 3
         index[clicks.axis] = clicks.index
         seed[tuple(index)] = seedSlice
-        # While the slice is still its seed, nothing has been predicted yet: previous=None
-        # lets the refiner feed the seed as it was trained to (its metadata's seed prior).
-        previous = None if np.array_equal(currentSlice, seedSlice) else currentSlice.astype(np.float32)
-        refined = self.refiner.refine_volume_slice(
+        refined, logits = self.refiner.refine_volume_slice(
             voxelArray(volumeNode), clicks.axis, clicks.index, seed, clicks.positive, clicks.negative,
-            previous=previous, propagate=propagate, spacing=_volumeSpacing(volumeNode))
+            previous=self._previous(key, currentSlice, seedSlice), propagate=propagate,
+            spacing=_volumeSpacing(volumeNode), with_logits=True)
         refined = np.asarray(refined, bool)
+        self._lastLogits[key] = (logits, np.take(refined, clicks.index, axis=clicks.axis).copy())
         other = tuple(a for a in range(3) if a != clicks.axis)
         changed = [int(i) for i in np.flatnonzero((refined != current).any(axis=other))]
         if changed:
             self._saveForUndo(segmentationNode)
             writeSegmentMask(segmentationNode, segmentId, volumeNode, refined, clicks.axis, changed)
         return RefineResult(clicks.axis, clicks.index, changed, int((refined != current).sum()))
+
+    def _previous(self, key: tuple, currentSlice: np.ndarray, seedSlice: np.ndarray) -> Optional[np.ndarray]:
+        """What the refiner gets as its previous prediction for this slice [rows, cols].
+
+        The last refine's logits while the segment still shows their mask; None while the
+        slice is still its seed (the refiner then feeds the seed as trained: its seed prior);
+        otherwise (undo, a manual edit) the segment as it is now.
+        """
+        last = self._lastLogits.get(key)
+        if last is not None and np.array_equal(currentSlice, last[1]):
+            return last[0]
+        if np.array_equal(currentSlice, seedSlice):
+            return None
+        return currentSlice.astype(np.float32)
 
     def _saveForUndo(self, segmentationNode) -> None:
         if self.beforeChange is not None:
@@ -364,6 +380,7 @@ class RefineLogic:
     def finish(self) -> None:
         """End the session: forget seeds and undo steps (the segment keeps its current state)."""
         self._seeds.clear()
+        self._lastLogits.clear()
         for history in self._histories.values():
             history.SetSegmentation(None)  # stops observing the segmentation
         self._histories.clear()

@@ -307,6 +307,11 @@ def test_volume_slice_refinement_changes_only_that_slice(tiny_refiner_path):
     changed = np.flatnonzero((out != seed).any(axis=(1, 2)))
     assert changed.tolist() == [6]
     assert out[6][mask[6] & ~seed[6]].mean() > 0.5
+    # with_logits: the clicked slice's logits, which feed the next click as "previous".
+    again, logits = refiner.refine_volume_slice(vol, 0, 6, seed, positive=[(32, 40)], negative=[],
+                                                with_logits=True)
+    assert np.array_equal(again, out) and logits.shape == (64, 64) and logits.dtype == np.float32
+    assert np.array_equal(logits > 0, out[6]) and (np.abs(logits) != 1.0).any()  # logits, not a mask
 
 
 def test_volume_other_axes_and_spacing(tiny_refiner_path):

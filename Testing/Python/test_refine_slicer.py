@@ -21,6 +21,7 @@ from PancakesSegmentLib.refine_logic import (  # noqa: E402
     rasToArrayIndex,
     segmentMask,
     sliceAxisFromViews,
+    writeSegmentMask,
 )
 from PancakesSegmentLib.Segments import createSegmentationNode, fillSegmentation  # noqa: E402
 from PancakesSegmentLib.SelfTest import addVolume, rotatedDirection, syntheticImage  # noqa: E402
@@ -38,10 +39,18 @@ class ClickStampRefiner:
     def __init__(self) -> None:
         self.calls = []
 
+    LOGIT = 4.5  # the slice logits it returns: +LOGIT inside its result, -LOGIT outside
+
     def refine_volume_slice(self, volume, axis, index, seed, positive, negative, previous=None,
-                            propagate=False, spacing=None):
+                            propagate=False, spacing=None, with_logits=False):
         self.calls.append(dict(axis=axis, index=index, seed=seed.copy(), positive=list(positive),
                                negative=list(negative), previous=previous, spacing=spacing))
+        out = self._stamp(axis, index, seed, positive, negative)
+        logits = np.where(np.take(out, index, axis=axis), self.LOGIT, -self.LOGIT).astype(np.float32)
+        return (out, logits) if with_logits else out
+
+    @staticmethod
+    def _stamp(axis, index, seed, positive, negative):
         out = seed.copy()
         for clicks, value in ((positive, True), (negative, False)):
             for r, c in clicks:
@@ -196,9 +205,9 @@ def test_undo_restores_every_segment_and_the_session_keeps_its_seed(scene, volum
     second = refiner.calls[1]
     # The first step has no result yet: the refiner is left to feed the seed (its seed prior).
     assert refiner.calls[0]["previous"] is None
-    # The seed is the mask the session started from; the last result is "previous".
+    # The seed is the mask the session started from; the last result's logits are "previous".
     np.testing.assert_array_equal(second["seed"][3], before["P01_L01"][3])
-    assert second["previous"][14, 7] == 1.0
+    assert second["previous"][14, 7] == ClickStampRefiner.LOGIT
     refined = masks(segmentation, volume)
     assert logic.undo() and logic.undo() and not logic.undo()
     after = masks(segmentation, volume)
@@ -298,3 +307,19 @@ def test_a_view_crossing_only_the_first_click_does_not_choose_the_axis(scene, vo
     RefineLogic(refiner).refine(segmentation, "P01_L03", volume, node)
     assert (refiner.calls[0]["axis"], refiner.calls[0]["index"]) == (0, 3)
     assert sliceAxisFromViews(scene, volume, [ras(volume, 3, 10, 7), ras(volume, 4, 11, 7)]) == 2
+
+
+def test_previous_is_the_segment_itself_once_edited_by_hand(scene, volume, segmentation):
+    refiner = ClickStampRefiner()
+    logic = RefineLogic(refiner)
+    node = markups(scene, [ras(volume, 3, 14, 7)])
+    logic.refine(segmentation, "P01_L01", volume, node)
+    edited = masks(segmentation, volume)["P01_L01"]
+    edited[3, 2, 2] = ~edited[3, 2, 2]  # a manual edit of the refined slice
+    writeSegmentMask(segmentation, "P01_L01", volume, edited, 0, [3])
+    node.AddControlPoint([float(v) for v in ras(volume, 3, 16, 8)], "F-2")
+    logic.refine(segmentation, "P01_L01", volume, node)
+    previous = refiner.calls[1]["previous"]
+    # The stored logits describe a mask the segment no longer shows: the edit wins.
+    assert previous.dtype == np.float32 and set(np.unique(previous)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(previous, edited[3].astype(np.float32))

@@ -109,7 +109,7 @@ class Refiner:
     def refine_volume_slice(self, volume_array: np.ndarray, axis: int, index: int, seed: Optional[np.ndarray],
                             positive: Clicks = None, negative: Clicks = None,
                             previous: Optional[np.ndarray] = None, propagate: bool = False,
-                            spacing: Optional[Sequence[float]] = None) -> np.ndarray:
+                            spacing: Optional[Sequence[float]] = None, with_logits: bool = False):
         """Refine the slice ``index`` along array ``axis`` of a volume -> bool mask like the volume.
 
         volume_array: [D0, D1, D2]; seed: the current 3D mask [D0, D1, D2] (None = empty);
@@ -120,6 +120,9 @@ class Refiner:
         without clicks seeded with the refined slice next to it, until the label vanishes
         or jumps (Dice with the neighbour below MIN_NEIGHBOUR_DICE); those slices keep
         their seed. spacing: voxel size per array axis (for non-square slice pixels).
+        with_logits: return (mask, logits float32 [rows, cols] of the clicked slice), the
+        logits to pass as ``previous`` at the next click of this slice: the refiner was
+        trained on its own probabilities there, and a thresholded mask loses ~0.01 Dice.
         """
         vol = np.asarray(volume_array)
         if vol.ndim != 3:
@@ -154,7 +157,8 @@ class Refiner:
             out[tuple(index_tuple)] = mask
 
         index = int(index)
-        refined = self._logits(image(index), slab(out, index), positive, negative, previous, sp) > 0
+        logits = self._logits(image(index), slab(out, index), positive, negative, previous, sp)
+        refined = logits > 0
         put(index, refined)
         if propagate:
             for step in (1, -1):
@@ -165,7 +169,7 @@ class Refiner:
                         break
                     put(i, mask)
                     neighbour, i = mask, i + step
-        return out
+        return (out, logits) if with_logits else out
 
 
 def _intensity_window(vol: np.ndarray) -> Tuple[float, float]:

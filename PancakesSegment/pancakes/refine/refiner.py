@@ -8,6 +8,9 @@ Usage::
     logits = refiner.refine_logits(image, seed, positive=[(40, 52)])             # feed back as previous=
     volume_mask = refiner.refine_volume_slice(volume, axis=0, index=12, seed=mask3d,
                                               positive=[(40, 52)], negative=[], propagate=True)
+    window = refiner.volume_window(volume)                    # once per volume
+    logits = refiner.refine_slice_of_volume(volume, 0, 12, mask3d[12], positive=[(40, 52)],
+                                            window=window)    # one slice: [rows, cols]
 
 Images of any size are fitted into the 128 x 128 model input like the engine does
 (longer physical side fills it, the other padded), clicks are mapped into that frame,
@@ -106,6 +109,56 @@ class Refiner:
         return from_model_output(logits.float().cpu(), fit)[0, 0].numpy()
 
     # ---- volumes -----------------------------------------------------------
+    @staticmethod
+    def volume_window(volume_array: np.ndarray) -> Tuple[float, float]:
+        """(low, high) intensities of a volume [D0, D1, D2] mapped to 0 and 1: as
+        preprocessing.normalise, from a strided sample of at most ~2M voxels so that large
+        volumes stay cheap. One window serves every slice, so neighbouring slices look alike;
+        an interactive caller computes it once per volume and passes it as ``window`` to
+        :meth:`refine_slice_of_volume` (the sample alone costs more than refining a slice)."""
+        vol = np.asarray(volume_array)
+        _check_voxel_type(vol)
+        if vol.size == 0:
+            raise PancakesInputError(f"volume_array: shape {tuple(vol.shape)} holds no voxels")
+        flat = vol.reshape(-1)
+        sample = flat if flat.size <= 2_000_000 else flat[:: flat.size // 1_000_000]
+        sample = sample.astype(np.float32)
+        sample = sample[np.isfinite(sample)]
+        if sample.size == 0:
+            raise PancakesInputError("volume_array: contains only NaN or infinite values")
+        lo, hi = (float(v) for v in np.percentile(sample, PERCENTILES))
+        if hi <= lo:
+            lo, hi = float(sample.min()), float(sample.max())
+        if hi <= lo:
+            raise PancakesInputError(f"volume_array: volume is constant (every voxel is {lo:g}); nothing to segment")
+        return lo, hi
+
+    def refine_slice_of_volume(self, volume_array: np.ndarray, axis: int, index: int,
+                               seed_slice: Optional[np.ndarray], positive: Clicks = None, negative: Clicks = None,
+                               previous: Optional[np.ndarray] = None, spacing: Optional[Sequence[float]] = None,
+                               window: Optional[Tuple[float, float]] = None) -> np.ndarray:
+        """Logits float32 [rows, cols] of slice ``index`` along array ``axis`` of a volume (> 0 is inside).
+
+        Reads only that slice of ``volume_array`` [D0, D1, D2] (a view of a large volume is
+        never copied); rows and columns are the two other array axes in order. seed_slice:
+        the slice's seed mask [rows, cols] (None = empty); clicks are (row, col) in the slice;
+        previous: last logits of this slice [rows, cols]; spacing: voxel size per array axis
+        (D0, D1, D2); window: (low, high) from :meth:`volume_window` of this volume, computed
+        here when None. :meth:`refine_volume_slice` refines its clicked slice with this method,
+        so both give the same logits.
+        """
+        vol, axis, index = _check_volume_slice(volume_array, axis, index)
+        plane = [a for a in range(3) if a != axis]
+        seed = _mask_like(seed_slice, tuple(vol.shape[a] for a in plane), "seed_slice")
+        lo, hi = self.volume_window(vol) if window is None else _check_window(window)
+        sp = (1.0, 1.0) if spacing is None else tuple(pixel_size(spacing, 3, "spacing")[a] for a in plane)
+        # One window for the whole volume, applied to this slice only: neighbouring slices
+        # look alike, and a large volume is never copied as float.
+        s = np.take(vol, index, axis=axis).astype(np.float32)
+        s[~np.isfinite(s)] = lo
+        image = np.clip((s - lo) / (hi - lo), 0.0, 1.0)
+        return self._logits(image, seed, positive, negative, previous, sp)
+
     def refine_volume_slice(self, volume_array: np.ndarray, axis: int, index: int, seed: Optional[np.ndarray],
                             positive: Clicks = None, negative: Clicks = None,
                             previous: Optional[np.ndarray] = None, propagate: bool = False,
@@ -123,48 +176,28 @@ class Refiner:
         with_logits: return (mask, logits float32 [rows, cols] of the clicked slice), the
         logits to pass as ``previous`` at the next click of this slice: the refiner was
         trained on its own probabilities there, and a thresholded mask loses ~0.01 Dice.
+        Each slice goes through :meth:`refine_slice_of_volume`, which refines one slice
+        without the 3D seed (what an interactive caller uses).
         """
-        vol = np.asarray(volume_array)
-        if vol.ndim != 3:
-            raise PancakesInputError(f"volume_array: expected a 3D array, got shape {tuple(vol.shape)}")
-        # 1.0 == 1 passes "in (0, 1, 2)" but cannot index; bool is an int but no axis.
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis not in (0, 1, 2):
-            raise PancakesInputError(f"axis {axis!r}: use 0, 1 or 2 (array axis of volume_array)")
-        axis = int(axis)
-        if vol.size == 0:
-            raise PancakesInputError(f"volume_array: shape {tuple(vol.shape)} holds no voxels")
-        depth = vol.shape[axis]
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= int(index) < depth:
-            raise PancakesInputError(f"index {index!r}: slice must be an integer in 0..{depth - 1} along axis {axis}")
+        vol, axis, index = _check_volume_slice(volume_array, axis, index)
         out = _mask_like(seed, vol.shape, "seed")
-        lo, hi = _intensity_window(vol)
-        plane = [a for a in range(3) if a != axis]
-        sp = (1.0, 1.0) if spacing is None else tuple(pixel_size(spacing, 3, "spacing")[a] for a in plane)
-
-        def slab(a: np.ndarray, i: int) -> np.ndarray:
-            return np.take(a, i, axis=axis)
-
-        def image(i: int) -> np.ndarray:
-            # One window for the whole volume, applied slice by slice: neighbouring slices
-            # look alike, and a large volume is never copied as float.
-            s = slab(vol, i).astype(np.float32)
-            s[~np.isfinite(s)] = lo
-            return np.clip((s - lo) / (hi - lo), 0.0, 1.0)
+        window = self.volume_window(vol)
+        depth = vol.shape[axis]
 
         def put(i: int, mask: np.ndarray) -> None:
             index_tuple = [slice(None)] * 3
             index_tuple[axis] = i
             out[tuple(index_tuple)] = mask
 
-        index = int(index)
-        logits = self._logits(image(index), slab(out, index), positive, negative, previous, sp)
+        logits = self.refine_slice_of_volume(vol, axis, index, np.take(out, index, axis=axis), positive, negative,
+                                             previous, spacing, window)
         refined = logits > 0
         put(index, refined)
         if propagate:
             for step in (1, -1):
                 neighbour, i = refined, index + step
                 while 0 <= i < depth and neighbour.any():
-                    mask = self._logits(image(i), neighbour, None, None, None, sp) > 0
+                    mask = self.refine_slice_of_volume(vol, axis, i, neighbour, None, None, None, spacing, window) > 0
                     if not mask.any() or _dice(mask, neighbour) < MIN_NEIGHBOUR_DICE:
                         break
                     put(i, mask)
@@ -172,22 +205,37 @@ class Refiner:
         return (out, logits) if with_logits else out
 
 
-def _intensity_window(vol: np.ndarray) -> Tuple[float, float]:
-    """(low, high) intensities of a volume mapped to 0 and 1: as preprocessing.normalise, from a
-    strided sample of at most ~2M voxels so that large volumes stay cheap."""
+def _check_voxel_type(vol: np.ndarray) -> None:
     if not (np.issubdtype(vol.dtype, np.number) or vol.dtype == bool):
         raise PancakesInputError(f"volume_array: voxel type {vol.dtype} is not numeric")
-    flat = vol.reshape(-1)
-    sample = flat if flat.size <= 2_000_000 else flat[:: flat.size // 1_000_000]
-    sample = sample.astype(np.float32)
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
-        raise PancakesInputError("volume_array: contains only NaN or infinite values")
-    lo, hi = (float(v) for v in np.percentile(sample, PERCENTILES))
-    if hi <= lo:
-        lo, hi = float(sample.min()), float(sample.max())
-    if hi <= lo:
-        raise PancakesInputError(f"volume_array: volume is constant (every voxel is {lo:g}); nothing to segment")
+
+
+def _check_volume_slice(volume_array: np.ndarray, axis: int, index: int) -> Tuple[np.ndarray, int, int]:
+    """A 3D numeric volume and an (axis, index) of one of its slices -> (array, axis, index) as ints."""
+    vol = np.asarray(volume_array)
+    if vol.ndim != 3:
+        raise PancakesInputError(f"volume_array: expected a 3D array, got shape {tuple(vol.shape)}")
+    # 1.0 == 1 passes "in (0, 1, 2)" but cannot index; bool is an int but no axis.
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis not in (0, 1, 2):
+        raise PancakesInputError(f"axis {axis!r}: use 0, 1 or 2 (array axis of volume_array)")
+    axis = int(axis)
+    if vol.size == 0:
+        raise PancakesInputError(f"volume_array: shape {tuple(vol.shape)} holds no voxels")
+    depth = vol.shape[axis]
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= int(index) < depth:
+        raise PancakesInputError(f"index {index!r}: slice must be an integer in 0..{depth - 1} along axis {axis}")
+    _check_voxel_type(vol)
+    return vol, axis, int(index)
+
+
+def _check_window(window) -> Tuple[float, float]:
+    """(low, high) as two finite floats with low < high, or a PancakesInputError naming the problem."""
+    try:
+        lo, hi = (float(v) for v in window)
+    except (TypeError, ValueError):
+        raise PancakesInputError(f"window {window!r}: expected (low, high), as Refiner.volume_window gives") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise PancakesInputError(f"window {window!r}: expected finite (low, high) with low < high")
     return lo, hi
 
 

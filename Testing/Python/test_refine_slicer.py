@@ -20,8 +20,10 @@ from PancakesSegmentLib.refine_logic import (  # noqa: E402
     isNegativePoint,
     rasToArrayIndex,
     segmentMask,
+    segmentSlab,
     sliceAxisFromViews,
     writeSegmentMask,
+    writeSegmentSlab,
 )
 from PancakesSegmentLib.Segments import createSegmentationNode, fillSegmentation  # noqa: E402
 from PancakesSegmentLib.SelfTest import addVolume, rotatedDirection, syntheticImage  # noqa: E402
@@ -38,13 +40,29 @@ class ClickStampRefiner:
 
     def __init__(self) -> None:
         self.calls = []
+        self.windows = []  # the volumes volume_window was asked about
 
     LOGIT = 4.5  # the slice logits it returns: +LOGIT inside its result, -LOGIT outside
 
+    def volume_window(self, volume):
+        self.windows.append(np.array(volume, copy=True))
+        return float(np.nanmin(volume)), float(np.nanmax(volume))
+
+    def refine_slice_of_volume(self, volume, axis, index, seed_slice, positive, negative, previous=None,
+                               spacing=None, window=None):
+        """The clicked slice's logits [rows, cols] (its seed stamped with the clicks)."""
+        self.calls.append(dict(axis=axis, index=index, seed=np.array(seed_slice, copy=True),
+                               positive=list(positive), negative=list(negative), previous=previous,
+                               spacing=spacing, window=window))
+        seed = np.expand_dims(np.asarray(seed_slice, bool), axis)
+        out = self._stamp(axis, 0, seed, positive, negative)
+        return np.where(np.take(out, 0, axis=axis), self.LOGIT, -self.LOGIT).astype(np.float32)
+
     def refine_volume_slice(self, volume, axis, index, seed, positive, negative, previous=None,
                             propagate=False, spacing=None, with_logits=False):
-        self.calls.append(dict(axis=axis, index=index, seed=seed.copy(), positive=list(positive),
-                               negative=list(negative), previous=previous, spacing=spacing))
+        self.calls.append(dict(axis=axis, index=index, seed=np.take(seed, index, axis=axis).copy(),
+                               positive=list(positive), negative=list(negative), previous=previous,
+                               spacing=spacing, propagate=propagate))
         out = self._stamp(axis, index, seed, positive, negative)
         logits = np.where(np.take(out, index, axis=axis), self.LOGIT, -self.LOGIT).astype(np.float32)
         return (out, logits) if with_logits else out
@@ -84,6 +102,19 @@ def segmentation(scene, volume):
     node = createSegmentationNode(scene, volume, "seg")
     fillSegmentation(node, volume, image, 4, 3, 0)
     return node
+
+
+@pytest.fixture
+def tiny_refiner(tmp_path):
+    """A real Refiner with a small untrained network (its logits depend on every input)."""
+    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.refine import Refiner
+    from pancakes.refine.model import RefineNet
+
+    torch.manual_seed(0)
+    net = RefineNet(features=8, levels=3)
+    path = save_torchscript(net, tmp_path / "r.pt", default_metadata(net, kind="refine", training={"trained": False}))
+    return Refiner.load(path, device="cpu")
 
 
 def ras(volume, k, j, i):
@@ -206,7 +237,7 @@ def test_undo_restores_every_segment_and_the_session_keeps_its_seed(scene, volum
     # The first step has no result yet: the refiner is left to feed the seed (its seed prior).
     assert refiner.calls[0]["previous"] is None
     # The seed is the mask the session started from; the last result's logits are "previous".
-    np.testing.assert_array_equal(second["seed"][3], before["P01_L01"][3])
+    np.testing.assert_array_equal(second["seed"], before["P01_L01"][3])
     assert second["previous"][14, 7] == ClickStampRefiner.LOGIT
     refined = masks(segmentation, volume)
     assert logic.undo() and logic.undo() and not logic.undo()
@@ -241,16 +272,9 @@ def test_undo_history_is_the_segment_editors_and_a_manual_edit_drops_redo(scene,
     assert not logic2.canUndo()
 
 
-def test_with_a_real_refiner_only_the_clicked_slice_changes(scene, volume, segmentation, tmp_path):
-    from pancakes.export import default_metadata, save_torchscript
-    from pancakes.refine import Refiner
-    from pancakes.refine.model import RefineNet
-
-    torch.manual_seed(0)
-    net = RefineNet(features=8, levels=3)
-    path = save_torchscript(net, tmp_path / "r.pt", default_metadata(net, kind="refine", training={"trained": False}))
+def test_with_a_real_refiner_only_the_clicked_slice_changes(scene, volume, segmentation, tiny_refiner):
     before = masks(segmentation, volume)
-    logic = RefineLogic(Refiner.load(path, device="cpu"))
+    logic = RefineLogic(tiny_refiner)
     result = logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 2, 8, 7)]))
     assert (result.axis, result.index) == (0, 2)
     after = masks(segmentation, volume)
@@ -323,3 +347,261 @@ def test_previous_is_the_segment_itself_once_edited_by_hand(scene, volume, segme
     # The stored logits describe a mask the segment no longer shows: the edit wins.
     assert previous.dtype == np.float32 and set(np.unique(previous)) <= {0.0, 1.0}
     np.testing.assert_array_equal(previous, edited[3].astype(np.float32))
+
+
+# ---- slice-only updates: the slab write and the slice-level refiner ------------------
+class PatternRefiner(ClickStampRefiner):
+    """Test double whose result on a slice is a fixed pseudo-random third of its pixels, whatever
+    the seed and clicks: one update then gains and loses many voxels at once."""
+
+    def refine_slice_of_volume(self, volume, axis, index, seed_slice, positive, negative, previous=None,
+                               spacing=None, window=None):
+        super().refine_slice_of_volume(volume, axis, index, seed_slice, positive, negative, previous, spacing, window)
+        return np.where(self.pattern(np.shape(seed_slice)), self.LOGIT, -self.LOGIT).astype(np.float32)
+
+    @staticmethod
+    def pattern(shape):
+        return np.random.default_rng(sum(shape)).random(shape) < 0.35
+
+
+def labelmapOn(volume, mask):
+    """A uint8 vtkOrientedImageData holding ``mask`` (k, j, i) on the volume's grid."""
+    from vtk.util import numpy_support
+    import vtk
+
+    image = slicer.vtkOrientedImageData()
+    image.SetExtent(volume.GetImageData().GetExtent())
+    matrix = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(matrix)
+    image.SetImageToWorldMatrix(matrix)
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = mask.astype(np.uint8).ravel()
+    return image
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_one_slice_of_a_segment_larger_than_the_volume_changes_that_slice_only(scene, segmentation, axis):
+    # The segment lies on the rotated volume's lattice; refining on a crop of it must write the
+    # crop's slice there exactly, leave the segment beyond the crop and on every other slice as
+    # it was, and take from L02 exactly the voxels L01 gains there.
+    source = scene.GetFirstNodeByName("rotated")
+    cropped = addVolume(scene, "cropped", imageFromVolumeNode(source)[:, 3:15, 1:5])
+    offset = (1, 3, 0)  # source (k, j, i) = cropped (k, j, i) + offset
+    point = (2, 10, 7)  # in the crop: source (3, 13, 7), in L02
+    before = masks(segmentation, source)
+    refiner = PatternRefiner()
+    result = RefineLogic(refiner).refine(segmentation, "P01_L01", cropped,
+                                         markups(scene, [ras(cropped, *point)]), axis=axis)
+    assert (result.axis, result.index, result.changedSlices) == (axis, point[axis], [point[axis]])
+    call = refiner.calls[0]
+    region = [slice(o, o + n) for o, n in zip(offset, (4, 12, 20))]
+    region[axis] = offset[axis] + point[axis]
+    np.testing.assert_array_equal(call["seed"], before["P01_L01"][tuple(region)])  # the slice as read
+    refined = before["P01_L01"].copy()
+    refined[tuple(region)] = PatternRefiner.pattern(call["seed"].shape)
+    gained = refined & ~before["P01_L01"]
+    assert (gained & before["P01_L02"]).any()
+    assert (before["P01_L01"] & ~refined).any() or axis == 1  # source row 13 holds no L01 to lose
+    expected = {sid: mask & ~gained for sid, mask in before.items()}
+    expected["P01_L01"] = refined
+    after = masks(segmentation, source)
+    for sid in before:
+        np.testing.assert_array_equal(after[sid], expected[sid], err_msg=sid)
+    assert result.voxelsChanged == int((refined != before["P01_L01"]).sum())
+
+
+def nearestVoxels(volume, other):
+    """For each voxel of ``volume``'s grid, the (k, j, i) of the voxel of ``other`` that VTK's
+    nearest-neighbour resampling of the whole of ``other`` gives it (-1 outside ``other``):
+    what the whole-volume path wrote there, ties (half-way points) included."""
+    from vtk.util import numpy_support
+    import vtk
+
+    shape = sitk.GetArrayFromImage(imageFromVolumeNode(other)).shape
+    reference = slicer.vtkOrientedImageData()
+    reference.SetExtent(volume.GetImageData().GetExtent())
+    matrix = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(matrix)
+    reference.SetImageToWorldMatrix(matrix)
+    nearest = []
+    for axis in range(3):
+        index = slicer.vtkOrientedImageData()
+        index.SetExtent(other.GetImageData().GetExtent())
+        other.GetIJKToRASMatrix(matrix)
+        index.SetImageToWorldMatrix(matrix)
+        index.AllocateScalars(vtk.VTK_UNSIGNED_SHORT, 1)
+        numpy_support.vtk_to_numpy(index.GetPointData().GetScalars())[:] = (np.indices(shape)[axis] + 1).ravel()
+        out = slicer.vtkOrientedImageData()
+        slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(index, reference, out)
+        nearest.append(numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(SHAPE).astype(int) - 1)
+    return np.array(nearest)
+
+
+def otherLattice(volume, kind):
+    """``volume`` resampled onto a tilted grid of other spacing, or onto one twice as coarse along K
+    and J, whose slices fall half-way between the volume's: the ties of nearest-neighbour resampling."""
+    source = imageFromVolumeNode(volume)
+    if kind == "tilted":
+        grid = sitk.Image([14, 20, 8], sitk.sitkFloat32)
+        grid.SetSpacing((1.1, 0.9, 1.9))
+        grid.SetOrigin(tuple(np.array(source.GetOrigin()) + (1.5, -2.0, 0.7)))
+        tilt = np.array(sitk.VersorTransform((0.3, 0.5, 0.8), 0.35).GetMatrix()).reshape(3, 3)
+        grid.SetDirection(tuple((tilt @ np.array(source.GetDirection()).reshape(3, 3)).ravel()))
+    else:
+        grid = sitk.Image([20, 12, 3], sitk.sitkFloat32)
+        grid.SetSpacing((1.2, 1.4, 6.0))
+        grid.SetOrigin(source.GetOrigin())
+        grid.SetDirection(source.GetDirection())
+    return addVolume(scene=volume.GetScene(), name=kind, image=sitk.Resample(source, grid))
+
+
+@pytest.mark.parametrize("kind, axis, index", [("tilted", 0, 3), ("tilted", 1, 10), ("tilted", 2, 5),
+                                               ("coarse", 0, 1), ("coarse", 1, 7)])
+def test_a_segment_on_another_lattice_changes_where_the_slice_is_the_nearest_voxel(scene, volume, segmentation,
+                                                                                    kind, axis, index):
+    # Refined on a volume of another grid, each voxel of the segment's own lattice takes the
+    # refined value of its nearest voxel of that volume when that voxel is on the slice, as
+    # writing through the whole volume did; ties go where whole-volume resampling sends them.
+    other = otherLattice(volume, kind)
+    before = masks(segmentation, volume)
+    refiner = PatternRefiner()
+    point = [1, 5, 7]
+    point[axis] = index
+    result = RefineLogic(refiner).refine(segmentation, "P01_L02", other, markups(scene, [ras(other, *point)]),
+                                         axis=axis)
+    assert (result.axis, result.index) == (axis, index)
+    pattern = PatternRefiner.pattern(refiner.calls[0]["seed"].shape)
+    nearest = nearestVoxels(volume, other)
+    plane = [a for a in range(3) if a != axis]
+    onSlice = (nearest[axis] == index) & np.all(nearest >= 0, axis=0)
+    expected = before["P01_L02"].copy()
+    expected[onSlice] = pattern[nearest[plane[0]][onSlice], nearest[plane[1]][onSlice]]
+    gained = expected & ~before["P01_L02"]
+    assert onSlice.sum() > 50 and gained.any()
+    after = masks(segmentation, volume)
+    np.testing.assert_array_equal(after["P01_L02"], expected)
+    np.testing.assert_array_equal(after["P01_L01"], before["P01_L01"] & ~gained)
+
+
+def test_an_overlapping_segment_of_another_layer_loses_only_the_voxels_gained(scene, volume, segmentation):
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    seg = segmentation.GetSegmentation()
+    overlap = np.zeros(SHAPE, bool)
+    overlap[:, 2:9, 2:14] = True  # over L01 (rows 5..11, cols 4..9) on every slice
+    # Written without overwriting: L03 keeps the overlap and moves to a layer of its own.
+    assert logic.SetBinaryLabelmapToSegment(labelmapOn(volume, overlap), segmentation, "P01_L03", logic.MODE_REPLACE)
+    assert seg.GetNumberOfLayers() == 2
+    before = masks(segmentation, volume)
+    assert (before["P01_L01"] & before["P01_L03"]).any()
+    RefineLogic(PatternRefiner()).refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 3, 6, 5)]))
+    refined = before["P01_L01"].copy()
+    refined[3] = PatternRefiner.pattern(SHAPE[1:])
+    gained = refined & ~before["P01_L01"]
+    assert (gained & before["P01_L03"]).any() and (gained & before["P01_L02"]).any()
+    after = masks(segmentation, volume)
+    np.testing.assert_array_equal(after["P01_L01"], refined)
+    np.testing.assert_array_equal(after["P01_L02"], before["P01_L02"] & ~gained)
+    # What L01 already held stays shared with L03; only the voxels it gained leave L03.
+    np.testing.assert_array_equal(after["P01_L03"], before["P01_L03"] & ~gained)
+    assert seg.GetNumberOfLayers() == 2
+
+
+def test_a_new_empty_segmentation_gets_exactly_the_refined_slices(scene, volume):
+    # Segments added empty have no voxels and no lattice yet: the first write gives them the volume's.
+    node = createSegmentationNode(scene, volume, "new")
+    for sid in ("A", "B"):
+        node.GetSegmentation().AddEmptySegment(sid, sid, [1.0, 0.5, 0.0])
+    logic = RefineLogic(PatternRefiner())
+    logic.refine(node, "A", volume, markups(scene, [ras(volume, 2, 10, 6)]), axis=1)
+    a = np.zeros(SHAPE, bool)
+    a[:, 10] = PatternRefiner.pattern((SHAPE[0], SHAPE[2]))
+    np.testing.assert_array_equal(masks(node, volume)["A"], a)
+    logic.refine(node, "B", volume, markups(scene, [ras(volume, 2, 10, 6)]), axis=0)
+    b = np.zeros(SHAPE, bool)
+    b[2] = PatternRefiner.pattern(SHAPE[1:])
+    after = masks(node, volume)
+    np.testing.assert_array_equal(after["B"], b)
+    np.testing.assert_array_equal(after["A"], a & ~b)
+    assert logic.undo() and not masks(node, volume)["B"].any()
+
+
+def test_propagation_writes_every_changed_slice(scene, volume, segmentation):
+    # propagate=True refines the whole 3D seed; the slab of changed slices is written at once.
+    class Spreading(ClickStampRefiner):
+        def refine_volume_slice(self, volume, axis, index, seed, positive, negative, previous=None,
+                                propagate=False, spacing=None, with_logits=False):
+            out, logits = super().refine_volume_slice(volume, axis, index, seed, positive, negative, previous,
+                                                      propagate, spacing, True)
+            out[1:5, 2:4, 14:17] = True  # the neighbours it reached
+            return out, logits
+
+    before = masks(segmentation, volume)
+    refiner = Spreading()
+    result = RefineLogic(refiner).refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]),
+                                         propagate=True)
+    assert refiner.calls[0]["propagate"] and result.changedSlices == [1, 2, 3, 4]
+    expected = before["P01_L02"].copy()
+    expected[1:5, 2:4, 14:17] = True
+    expected[3, 6, 5] = True
+    after = masks(segmentation, volume)
+    np.testing.assert_array_equal(after["P01_L02"], expected)
+    np.testing.assert_array_equal(after["P01_L01"], before["P01_L01"] & ~expected)
+
+
+@pytest.mark.parametrize("axis, index", [(0, 3), (1, 17), (2, 0)])
+def test_the_slice_level_refiner_gives_the_logits_of_refine_volume_slice(tiny_refiner, volume, axis, index):
+    voxels = sitk.GetArrayFromImage(imageFromVolumeNode(volume))
+    seed = np.zeros(SHAPE, bool)
+    seed[:, 5:12, 4:10] = True
+    plane = [SHAPE[a] for a in range(3) if a != axis]
+    clicks = dict(positive=[(1, 2)], negative=[(plane[0] - 2, plane[1] - 1)])
+    spacing = (3.0, 0.7, 1.2)
+    previous = np.random.default_rng(1).normal(0, 3, plane).astype(np.float32)
+    out, logits = tiny_refiner.refine_volume_slice(voxels, axis, index, seed, previous=previous, spacing=spacing,
+                                                   with_logits=True, **clicks)
+    window = tiny_refiner.volume_window(voxels)
+    for given in (window, None):
+        direct = tiny_refiner.refine_slice_of_volume(voxels, axis, index, np.take(seed, index, axis), previous=previous,
+                                                     spacing=spacing, window=given, **clicks)
+        assert direct.dtype == np.float32 and direct.shape == tuple(plane)
+        np.testing.assert_array_equal(direct, logits)
+    np.testing.assert_array_equal(np.take(out, index, axis), logits > 0)
+    with pytest.raises(PancakesInputError, match=r"window \(5.0, 5.0\): expected finite \(low, high\) with low < high"):
+        tiny_refiner.refine_slice_of_volume(voxels, axis, index, None, window=(5.0, 5.0))
+    with pytest.raises(PancakesInputError, match=r"seed_slice: shape \(2, 2\) does not match"):
+        tiny_refiner.refine_slice_of_volume(voxels, axis, index, np.zeros((2, 2)), window=window)
+
+
+def test_the_window_is_computed_once_per_volume_and_again_when_its_voxels_change(scene, volume, segmentation):
+    from vtk.util import numpy_support
+
+    refiner = ClickStampRefiner()
+    logic = RefineLogic(refiner)
+    node = markups(scene, [ras(volume, 3, 14, 7)])
+    logic.refine(segmentation, "P01_L01", volume, node)
+    node.AddControlPoint([float(v) for v in ras(volume, 3, 16, 8)], "F-2")
+    logic.refine(segmentation, "P01_L01", volume, node)
+    assert len(refiner.windows) == 1  # the second click reuses the volume's window
+    np.testing.assert_array_equal(refiner.windows[0], sitk.GetArrayFromImage(imageFromVolumeNode(volume)))
+    first = refiner.calls[0]["window"]
+    assert refiner.calls[1]["window"] == first
+    # Edit the voxels in place and say so (slicer.util.arrayFromVolumeModified): the MTime moves on.
+    imageData = volume.GetImageData()
+    numpy_support.vtk_to_numpy(imageData.GetPointData().GetScalars())[:] *= 2
+    imageData.Modified()
+    node.AddControlPoint([float(v) for v in ras(volume, 3, 17, 8)], "F-3")
+    logic.refine(segmentation, "P01_L01", volume, node)
+    assert len(refiner.windows) == 2
+    assert refiner.calls[2]["window"] == pytest.approx((2 * first[0], 2 * first[1]))
+
+
+def test_slab_reads_and_writes_that_do_not_fit_the_volume_say_so(volume, segmentation):
+    with pytest.raises(PancakesInputError, match=r"a slab of shape \(1, 24, 19\) from slice 2 along axis 0 does "
+                                                 r"not fit volume 'rotated' of shape \(6, 24, 20\)"):
+        writeSegmentSlab(segmentation, "P01_L01", volume, np.zeros((1, 24, 19), bool), 0, 2)
+    with pytest.raises(PancakesInputError, match="from slice 5 along axis 0 does not fit"):
+        writeSegmentSlab(segmentation, "P01_L01", volume, np.zeros((2, 24, 20), bool), 0, 5)
+    with pytest.raises(PancakesInputError, match=r"slices 3..6 along axis 0 are not in volume 'rotated'"):
+        segmentSlab(segmentation, "P01_L01", volume, 0, 3, 7)
+    np.testing.assert_array_equal(segmentSlab(segmentation, "P01_L01", volume, 1, 3, 7),
+                                  segmentMask(segmentation, "P01_L01", volume)[:, 3:7])

@@ -85,8 +85,21 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         """What the next clicks refine; a new target ends the current session."""
         if (segmentationNode, segmentId, volumeNode) != self._target:
             self.onDone()
+            if volumeNode is not None:
+                self._prepare(volumeNode)
         self._target = (segmentationNode, segmentId, volumeNode)
         self._updateEnabled()
+
+    def _prepare(self, volumeNode) -> None:
+        """Load the model and warm it up now, so that the first click is as quick as the next."""
+        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+        try:
+            self.logic.prepare(volumeNode)
+            self.statusLabel.text = ""
+        except (PancakesInputError, ModelFileError) as error:
+            self.statusLabel.text = str(error)  # e.g. a constant volume: said now, not at the first click
+        finally:
+            qt.QApplication.restoreOverrideCursor()
 
     def _markupsNode(self, kind: str):
         node = self._markups.get(kind)

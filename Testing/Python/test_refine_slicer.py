@@ -605,3 +605,26 @@ def test_slab_reads_and_writes_that_do_not_fit_the_volume_say_so(volume, segment
         segmentSlab(segmentation, "P01_L01", volume, 0, 3, 7)
     np.testing.assert_array_equal(segmentSlab(segmentation, "P01_L01", volume, 1, 3, 7),
                                   segmentMask(segmentation, "P01_L01", volume)[:, 3:7])
+
+
+def test_prepare_pays_the_one_off_costs_before_the_first_click(scene, volume, segmentation):
+    refiner = ClickStampRefiner()
+    logic = RefineLogic(refiner)
+    logic.prepare(volume)
+    assert len(refiner.windows) == 1 and len(refiner.calls) == 2  # the window, and the network warmed up
+    assert all(not c["positive"] and not c["negative"] and not c["seed"].any() for c in refiner.calls)
+    logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 3, 14, 7)]))
+    assert len(refiner.windows) == 1  # the first click reuses the window
+    assert refiner.calls[-1]["window"] is not None and refiner.calls[-1]["previous"] is None
+
+
+def test_prepare_names_a_volume_that_cannot_be_refined(scene, tmp_path):
+    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.refine import Refiner
+    from pancakes.refine.model import RefineNet
+
+    net = RefineNet(features=8, levels=3)
+    path = save_torchscript(net, tmp_path / "r.pt", default_metadata(net, kind="refine", training={"trained": False}))
+    flat = sitk.GetImageFromArray(np.full(SHAPE, 7.0, np.float32))
+    with pytest.raises(PancakesInputError, match="constant"):
+        RefineLogic(Refiner.load(path, device="cpu")).prepare(addVolume(scene, "flat", flat))

@@ -225,14 +225,20 @@ def test_bad_clicks_are_reported(scene, volume, segmentation):
         logic.refine(segmentation, "nope", volume, markups(scene, [ras(volume, 1, 5, 3)]))
 
 
+def _two_clicks_on_slice_3(scene, volume, segmentation, logic):
+    """Two positive points on slice 3 of segment P01_L01, refined one after the other -> the markups node."""
+    node = markups(scene, [ras(volume, 3, 14, 7)])
+    logic.refine(segmentation, "P01_L01", volume, node)
+    node.AddControlPoint([float(v) for v in ras(volume, 3, 16, 8)], "F-2")
+    logic.refine(segmentation, "P01_L01", volume, node)
+    return node
+
+
 def test_undo_restores_every_segment_and_the_session_keeps_its_seed(scene, volume, segmentation):
     before = masks(segmentation, volume)
     refiner = ClickStampRefiner()
     logic = RefineLogic(refiner)
-    first = markups(scene, [ras(volume, 3, 14, 7)])
-    logic.refine(segmentation, "P01_L01", volume, first)
-    first.AddControlPoint([float(v) for v in ras(volume, 3, 16, 8)], "F-2")
-    logic.refine(segmentation, "P01_L01", volume, first)
+    _two_clicks_on_slice_3(scene, volume, segmentation, logic)
     second = refiner.calls[1]
     # The first step has no result yet: the refiner is left to feed the seed (its seed prior).
     assert refiner.calls[0]["previous"] is None
@@ -577,10 +583,7 @@ def test_the_window_is_computed_once_per_volume_and_again_when_its_voxels_change
 
     refiner = ClickStampRefiner()
     logic = RefineLogic(refiner)
-    node = markups(scene, [ras(volume, 3, 14, 7)])
-    logic.refine(segmentation, "P01_L01", volume, node)
-    node.AddControlPoint([float(v) for v in ras(volume, 3, 16, 8)], "F-2")
-    logic.refine(segmentation, "P01_L01", volume, node)
+    node = _two_clicks_on_slice_3(scene, volume, segmentation, logic)
     assert len(refiner.windows) == 1  # the second click reuses the volume's window
     np.testing.assert_array_equal(refiner.windows[0], sitk.GetArrayFromImage(imageFromVolumeNode(volume)))
     first = refiner.calls[0]["window"]

@@ -54,7 +54,7 @@ class Refiner:
         self.device = device
         self.input_size = int(metadata.get("input_size", 128))
         self.click_sigma = float(metadata.get("click_sigma_px", CLICK_SIGMA))
-        # What the previous channel holds before the first click (refiners before run 7: 1.0).
+        # What the previous channel holds before the first click (1.0, the seed as certain, for files without it).
         self.seed_prior = float(metadata.get("seed_prior", 1.0))
 
     @classmethod

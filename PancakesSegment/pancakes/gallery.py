@@ -58,8 +58,11 @@ def _middle_slices(volume: sitk.Image, labels: Sequence[sitk.Image], axis: str,
     a = AXES[axis]
 
     def take(img: sitk.Image) -> np.ndarray:
-        arr = sitk.GetArrayViewFromImage(sitk.DICOMOrient(img, "LPS"))  # [z, y, x], z towards superior
-        sl = np.take(arr, arr.shape[a] // 2, axis=a)
+        # The oriented image must stay referenced while its view is read: a view of a temporary
+        # points into freed memory (a segfault on volumes over ~32 MB, wrong pixels below).
+        oriented = sitk.DICOMOrient(img, "LPS")
+        arr = sitk.GetArrayViewFromImage(oriented)  # [z, y, x], z towards superior
+        sl = np.take(arr, arr.shape[a] // 2, axis=a)  # a copy, so it outlives ``oriented``
         # Coronal and sagittal slices have z as rows: flip so that superior is up.
         return sl[::-1] if a != 0 else sl
 

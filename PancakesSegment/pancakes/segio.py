@@ -95,7 +95,10 @@ def ijk_to_lps(image: sitk.Image) -> np.ndarray:
 
 
 def _label_values(labels: sitk.Image, M: int, K: int, m: int) -> np.ndarray:
-    """[k, j, i] voxels holding protocols.label_value for engine labels 1..K (0 stays 0)."""
+    """[k, j, i] voxels holding protocols.label_value for engine labels 1..K (0 stays 0).
+
+    May be a view into ``labels``' buffer (no copy of a CT-sized volume): the caller
+    must keep ``labels`` referenced while it uses the result."""
     if labels.GetDimension() != 3 or labels.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError("labels must be a scalar 3D image")
     arr = sitk.GetArrayViewFromImage(labels)

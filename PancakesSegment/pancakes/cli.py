@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Slicer segmentation per protocol, or NIfTI labelmap + colour table (default seg.nrrd)")
     seg.add_argument("--resume", action="store_true", help="skip inputs already complete in OUT with the same "
                      "M, K, format, axis and model")
+    seg.add_argument("--retry-crashed", action="store_true", help="segment again the inputs that an earlier "
+                     "run died in (a native crash or out of memory); without it they are listed in "
+                     "failures.csv and skipped")
     seg.add_argument("--model", type=Path, metavar="PATH", help="model file (default: the bundled model)")
     seg.add_argument("--sample", action="store_true", help="also segment the bundled sample collection")
     seg.add_argument("--batch-size", type=int, default=None, metavar="N",
@@ -119,7 +122,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     subjects, renamed = keep_other_results(subjects, str(args.output), reserved)
     for source, note in renamed:
         print(f"pancakes: {source}: {note}", file=sys.stderr)
-    opts = BatchOptions(args.output, M, K, args.axis, args.fmt, args.resume, args.batch_size, not args.quiet)
+    opts = BatchOptions(args.output, M, K, args.axis, args.fmt, args.resume, args.batch_size, not args.quiet,
+                        retry_crashed=args.retry_crashed)
     result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
     parts = [f"{len(result.completed)} segmented"]
     if result.skipped:

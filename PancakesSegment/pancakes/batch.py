@@ -38,7 +38,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, protocols
 from .engine import Cancelled
 from .errors import PancakesInputError
 from .gallery import load_thumbnail, make_thumbnail, save_thumbnail, write_gallery_pages
@@ -100,7 +100,8 @@ def one_line(exc: BaseException, source: str) -> str:
 
 def _marker_expected(subject: Subject, opts: BatchOptions, model_sha256: str) -> Dict:
     return {"source_key": subject.key, "source_stamp": subject.stamp(), "M": opts.protocols, "K": opts.labels,
-            "format": opts.fmt, "axis": opts.axis, "model_sha256": model_sha256, "adapt": opts.adapt}
+            "format": opts.fmt, "axis": opts.axis, "model_sha256": model_sha256, "adapt": opts.adapt,
+            "label_scheme": protocols.SCHEME}
 
 
 def read_marker(out_dir: Path, subject: Subject, opts: BatchOptions, model_sha256: str) -> Optional[Dict]:

@@ -15,6 +15,8 @@ be ~2,000 x 110,000 pixels (670 MB in memory, and most viewers refuse it).
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,10 +114,23 @@ def overlay(thumb: Thumbnail, M: int, K: int, m: int) -> np.ndarray:
     return (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)
 
 
+def _dejavu_path() -> Optional[str]:
+    """matplotlib's copy of DejaVu Sans, found without importing matplotlib (a slow import)."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def _font() -> ImageFont.ImageFont:
+    """DejaVu Sans: Pillow's own default font has Latin letters only, so 'scan \u00fc 1' drew a
+    missing-glyph box; DejaVu covers accented Latin, Greek, Cyrillic, Arabic and Hebrew (not CJK)."""
+    path = _dejavu_path()
     try:
-        return ImageFont.load_default(size=11)
-    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.truetype(path, 11) if path else ImageFont.load_default(size=11)
+    except (OSError, ImportError):  # no FreeType in this Pillow: the fixed bitmap font
         return ImageFont.load_default()
 
 

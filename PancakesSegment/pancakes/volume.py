@@ -18,6 +18,7 @@ import torch
 from .devices import batch_size_for
 from .errors import PancakesInputError
 from .preprocessing import Fit, finite_float, labels_from_logits, normalise, plan_fit, to_model_input
+from .slice_source import NormalisedSlices, streamable
 
 AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in (z, y, x) LPS order
 # Model-size logits held at once while decoding: 4 slices at M=8, K=20, small enough
@@ -66,13 +67,16 @@ def slice_geometry(oriented: sitk.Image, axis: str) -> Tuple[int, Tuple[int, int
 
 
 def _prepare(model, image: sitk.Image, axis: str, name: str) -> Tuple[sitk.Image, int, np.ndarray, Fit]:
-    """Check, orient to LPS and normalise once -> (oriented, array axis, slices [D, rows, cols], fit)."""
+    """Check, orient to LPS and normalise once -> (oriented, array axis, slices [D, rows, cols], fit).
+    The slices are an array, or for integer volumes a NormalisedSlices that makes each batch on demand."""
     check_volume(image, name)
     oriented = sitk.DICOMOrient(image, "LPS")
     a, shape, spacing = slice_geometry(oriented, axis)
     if min(shape) < 4:
         raise PancakesInputError(f"{name}: slices of {shape[0]}x{shape[1]} voxels along {axis} are too small")
     # Normalising the whole volume at once keeps slices comparable with each other.
+    if streamable(oriented):  # integer voxels: normalised batch by batch (slice_source.py)
+        return oriented, a, NormalisedSlices(oriented, a, name), plan_fit(shape, model.input_size, spacing)
     view = sitk.GetArrayViewFromImage(oriented)  # ``oriented`` is returned with it, so it outlives the view
     values = finite_float(view, name)
     # Normalised in place when finite_float made a copy (any non-float32 input): one float32 volume, not two.

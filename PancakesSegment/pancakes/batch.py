@@ -200,19 +200,26 @@ def _segment_and_write(model, subject: Subject, opts: BatchOptions, expected: Di
     sdir = opts.out_dir / subject.name
     loaded = load_subject(subject)
     labels = segment_loaded(model, loaded, opts, subject.source, bar)
+    # The thumbnail (a middle slice) and the geometry first, so that the input volume can go before the
+    # label volumes are written, and each label volume as soon as it is: the peak memory of a CT stays
+    # at input + labels, not input + labels + the writers' copies.
+    save_thumbnail(sdir / THUMBNAIL, make_thumbnail(loaded.volume, labels, opts.axis, loaded.plane_axis))
+    volume = loaded.volume
+    geometry = dict(size=list(volume.GetSize()), spacing=list(volume.GetSpacing()), voxel_mm3=voxel_volume_mm3(volume))
+    del loaded, volume
     files, counts = [], []
-    for m, lab in enumerate(labels):
+    writer = write_seg_nrrd if opts.fmt == "seg.nrrd" else write_nifti_labelmap
+    for m in range(M):
+        lab = labels[m]
+        labels[m] = None
         path = output_path(opts.out_dir, subject.name, m, opts.fmt)
-        writer = write_seg_nrrd if opts.fmt == "seg.nrrd" else write_nifti_labelmap
         writer(path, lab, M, K, m)
         files.append(path.name)
         counts.append(label_counts(lab, K))
+        del lab
     _remove_stale_protocols(sdir, subject.name, opts.fmt, files)
-    save_thumbnail(sdir / THUMBNAIL, make_thumbnail(loaded.volume, labels, opts.axis, loaded.plane_axis))
-    marker = dict(expected, subject=subject.name, source=subject.source,
-                  files=files, size=list(loaded.volume.GetSize()), spacing=list(loaded.volume.GetSpacing()),
-                  voxel_mm3=voxel_volume_mm3(loaded.volume), counts=counts, pancakes_version=__version__,
-                  finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    marker = dict(expected, subject=subject.name, source=subject.source, files=files, **geometry,
+                  counts=counts, pancakes_version=__version__, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json(sdir / MARKER, marker)
     return marker
 

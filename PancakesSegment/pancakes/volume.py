@@ -133,7 +133,8 @@ def _to_images(out: List[np.ndarray], a: int, oriented: sitk.Image, original: si
     while out:
         img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(out.pop(0), 0, a)))
         img.CopyInformation(oriented)
-        back = sitk.DICOMOrient(img, orientation)
+        # Already in LPS order (most CTs): the same voxels, so no reoriented copy of each label volume.
+        back = img if orientation == "LPS" else sitk.DICOMOrient(img, orientation)
         if back.GetSize() != original.GetSize():
             raise RuntimeError("re-orientation changed the volume size; this is a bug")
         back.CopyInformation(original)

@@ -25,7 +25,7 @@ import torch
 
 from pancakes import Pancakes
 from pancakes.engine import bundled_model_path
-from pancakes.export import default_metadata, save_torchscript
+from pancakes.model_file import default_metadata, save_torchscript
 from pancakes.modeling import PancakesNet
 
 

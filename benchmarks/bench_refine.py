@@ -1,14 +1,14 @@
 """Click refinement benchmark on the DEV sets: mean Dice after 0..10 simulated clicks.
 
     python benchmarks/bench_refine.py [--refiner model_weights/refine.pt] [--pancakes model_weights/pancakes.pt]
-                                      [--sets 40] [--set-size 4] [--clicks 10] [--png benchmarks/refine_curve.png]
+                                      [--sets 40] [--set-size 4] [--clicks 10] [--png benchmarks/results/refine_curve.png]
 
 Every DEV image (pancakes.training.real_data.dev_sets; never trained on) with its set's
 target label is refined in two sessions, each clicking the centre of the largest
 error component, one click at a time, feeding the previous prediction back:
   1. from the best Pancakes label of that image (the (m, k) of highest Dice at M=8,
      K=20) when a Pancakes model file exists; otherwise from a perturbed ground truth
-     (pancakes.refine.seeds, fixed seed), labelled as such in the output;
+     (pancakes.training.refine.seeds, fixed seed), labelled as such in the output;
   2. from an empty mask.
 Prints Markdown tables (overall and per dev dataset) and writes the curves as a PNG.
 """
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pancakes.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
+from pancakes.training.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
 from pancakes.refine.clicks import next_click
 from pancakes.refine.refiner import Refiner
-from pancakes.refine.seeds import best_label_seeds, perturbed_seed
-from pancakes.refine.simulate import click_curves
+from pancakes.training.refine.seeds import best_label_seeds, perturbed_seed
+from pancakes.training.refine.simulate import click_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     ap.add_argument("--set-size", type=int, default=4, dest="set_size")
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--png", default=str(ROOT / "benchmarks" / "refine_curve.png"))
+    ap.add_argument("--png", default=str(ROOT / "benchmarks" / "results" / "refine_curve.png"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     from pancakes.training.real_data import dev_sets

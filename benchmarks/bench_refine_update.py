@@ -66,7 +66,7 @@ def time_updates(scene, volume, segmentation, labels, clicks: int, repeats: int,
     With a ``prepared`` list, RefineLogic.prepare runs first (as the panel does when a segment
     is picked) and its milliseconds are appended there."""
     import slicer
-    from PancakesSegmentLib.refine_logic import RefineLogic
+    from PancakesSegmentLib.RefineLogic import RefineLogic
     from PancakesSegmentLib.VolumeConversion import ijkToRasMatrix
     from pancakes import Refiner
 
@@ -103,7 +103,7 @@ def _whole_volume_logic(refiner):
     import slicer
     import vtk
     from vtk.util import numpy_support
-    from PancakesSegmentLib import refine_logic as rl
+    from PancakesSegmentLib import RefineLogic as rl
     from PancakesSegmentLib.VolumeConversion import voxelArray
 
     logic = slicer.vtkSlicerSegmentationsModuleLogic

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from bench_refine import ROOT, pancakes_seeds
-from pancakes.refine.click_stats import noc, plateau_clicks
+from pancakes.training.refine.click_stats import noc, plateau_clicks
 from pancakes.refine.refiner import Refiner
-from pancakes.refine.simulate import click_curves
+from pancakes.training.refine.simulate import click_curves
 
 CLICKS = (1, 2, 3, 5, 7, 10)
 

@@ -6,7 +6,7 @@
 #
 # The GPU machines' torch (2.11) cannot read TorchScript files scripted by torch 2.13,
 # so the protocol model and the starting refiner travel as plain state files
-# (pancakes.refine.portable_weights). Only the TRAIN split's banks travel.
+# (pancakes.training.refine.portable_weights). Only the TRAIN split's banks travel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 init=${1:-model_weights/refine.pt}
@@ -20,7 +20,7 @@ done
 cp "$synth"/v1_seed0_t80_*.npy "$dst/cache/pancakes/synthetic/"  # the generator's 32 templates (seed 0)
 python3 - "$init" "$dst" <<'PY'
 import sys, torch
-from pancakes.refine.portable_weights import init_weights, save_pancakes_state
+from pancakes.training.refine.portable_weights import init_weights, save_pancakes_state
 init, dst = sys.argv[1], sys.argv[2]
 save_pancakes_state("model_weights/pancakes.pt", f"{dst}/pancakes.state")
 torch.save({"net": init_weights(init)}, f"{dst}/init.ckpt")

@@ -47,8 +47,8 @@ def writeSegmentation(segmentationNode, path) -> Path:
 
 def exportSegmentations(segmentationNodes, subjects: List[str], folder) -> ExportReport:
     """Pancakes segmentations with their subject names -> .seg.nrrd files and volumes.csv."""
-    # Imported here: pancakes.io needs torch, and the module must load without it (to offer installing it).
-    from pancakes.io import safe_name, unique_names
+    # Imported here: pancakes.inputs needs torch, and the module must load without it (to offer installing it).
+    from pancakes.inputs import safe_name, unique_names
 
     folder = Path(folder)
     report = ExportReport()

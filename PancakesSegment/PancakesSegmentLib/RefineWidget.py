@@ -1,6 +1,6 @@
 """The click-refinement section of the panel (Qt, thin): place points, see the segment change.
 
-All work is done by refine_logic.RefineLogic; this file only places markups, calls
+All work is done by RefineLogic.RefineLogic; this file only places markups, calls
 the logic when a point is placed, and shows errors. The module's widget embeds it
 and tells it what to refine::
 
@@ -18,7 +18,7 @@ from slicer.util import VTKObservationMixin
 
 from pancakes.errors import ModelFileError, PancakesInputError
 
-from .refine_logic import RefineLogic
+from .RefineLogic import RefineLogic
 
 POINT_LISTS = (("positive", "Pancakes +", (0.2, 0.9, 0.2)), ("negative", "Pancakes \u2212", (0.95, 0.2, 0.2)))
 

@@ -35,7 +35,7 @@ def makeRandomModel(path) -> Path:
     """Save a small untrained Pancakes TorchScript model to ``path``."""
     import torch
 
-    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.model_file import default_metadata, save_torchscript
     from pancakes.modeling import PancakesNet
 
     torch.manual_seed(0)

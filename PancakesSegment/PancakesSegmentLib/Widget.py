@@ -1,8 +1,8 @@
-"""The PancakesSegment panel (Qt, with WidgetRun.py and refine_widget.py; the rest of the module has no Qt).
+"""The PancakesSegment panel (Qt, with WidgetRun.py and RefineWidget.py; the rest of the module has no Qt).
 
 It turns clicks into calls of the MRML logic (SegmentationLogic, Keep, Export,
 Browse); running, with its progress bar and Cancel, is in WidgetRun.RunMixin,
-and the "Refine label" section embeds refine_widget.RefinePanel.
+and the "Refine label" section embeds RefineWidget.RefinePanel.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from .Parameters import (
     MAX_PROTOCOLS,
     RunSettings,
 )
-from .refine_widget import RefinePanel
+from .RefineWidget import RefinePanel
 from .SegmentationLogic import SegmentationLogic
 from .Segments import SOURCE_VOLUME
 from .VolumeConversion import imageFromVolumeNode

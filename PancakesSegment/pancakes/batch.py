@@ -41,9 +41,9 @@ from tqdm import tqdm
 from . import __version__, protocols
 from .engine import Cancelled
 from .errors import PancakesInputError
-from .gallery import load_thumbnail, make_thumbnail, save_thumbnail, write_gallery_pages
 from .in_progress import CRASHED, crashed_before, mark_ended, mark_started
-from .io import MARKER, Loaded, Subject, load_subject
+from .inputs import MARKER, Loaded, Subject, load_subject
+from .render import load_thumbnail, make_thumbnail, save_thumbnail, write_gallery_pages
 from .label_volumes import label_counts, volume_rows, voxel_volume_mm3, write_volumes_csv
 from .segio import (FORMATS, PARTIAL, colour_table_path, output_path, write_colour_table, write_json,
                     write_nifti_labelmap, write_seg_nrrd, write_text)

@@ -102,7 +102,7 @@ def _writable_output(out: Path) -> None:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .batch import BatchOptions, file_sha256, reserved_names, run_batch
     from .engine import check_mk
-    from .io import find_subjects, sample_data_dir
+    from .inputs import find_subjects, sample_data_dir
     from .out_names import keep_other_results, occupied_names
 
     if args.batch_size is not None and args.batch_size < 1:

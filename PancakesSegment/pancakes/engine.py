@@ -21,7 +21,7 @@ import torch
 from .bundled import find_bundled
 from .devices import batch_size_for, resolve_device
 from .errors import PancakesInputError
-from .export import load_torchscript
+from .model_file import load_torchscript
 from .preprocessing import (Fit, check_spacings, from_model_output, labels_from_logits, plan_fit, prepare_images,
                             to_model_input)
 

@@ -25,7 +25,7 @@ import SimpleITK as sitk
 from .data_size_checks import claimed_size_reason
 from .dicom_checks import dicom_reason
 from .errors import PancakesInputError
-from .gallery import GALLERY_FILE
+from .render import GALLERY_FILE
 from .geometry_checks import geometry_reason, nrrd_spacing_reason
 from .integrity import metaimage_reason, nifti_truncated
 from .preprocessing import to_grey

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Iterable, List, Sequence, Tuple
 
-from .io import MARKER, Subject, _is_subject_output, unique_names
+from .inputs import MARKER, Subject, _is_subject_output, unique_names
 
 
 def occupied_names(out_dir: str) -> List[str]:

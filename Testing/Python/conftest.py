@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pancakes.export import default_metadata, save_torchscript
+from pancakes.model_file import default_metadata, save_torchscript
 from pancakes.modeling import PancakesNet
 
 

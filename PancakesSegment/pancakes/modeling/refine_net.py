@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..modeling.unet import UNet
+from .unet import UNet
 
 IN_CHANNELS = 5
 PREVIOUS_CHANNEL = 4

@@ -1,4 +1,4 @@
-"""Clicks: encoding them as maps for the network, and simulating them for training and benchmarks.
+"""Clicks and seeds as the refiner's input maps, and simulated clicks for training and benchmarks.
 
 A click is a (row, col) position in pixel coordinates of the image it was made on
 (floats allowed; pixel centres are integers). The network sees two maps, one for
@@ -161,3 +161,16 @@ def next_click(pred: np.ndarray, target: np.ndarray, rng: Optional[np.random.Gen
     _, component, positive = best
     r, c = _centre_of(component)
     return r, c, positive
+
+
+def seed_probability(seeds: np.ndarray, prior: float = 1.0) -> np.ndarray:
+    """The previous-prediction channel before the first step: bool seeds [..., S, S] -> float32.
+
+    Seed pixels get probability ``prior``, the others 1 - prior. A prior below 1 tells the
+    network that the seed is another model's guess, less sure than its own later output:
+    Pancakes seeds carry several wrong components, and a prior of 1 made them look certain.
+    """
+    if not 0.5 <= prior <= 1.0:
+        raise ValueError(f"seed prior {prior!r}: expected a probability in [0.5, 1]")
+    s = np.asarray(seeds, bool)
+    return np.where(s, np.float32(prior), np.float32(1.0 - prior))

@@ -27,11 +27,10 @@ import torch
 from ..bundled import find_bundled
 from ..devices import resolve_device
 from ..errors import ModelFileError, PancakesInputError
-from ..export import load_torchscript
+from ..model_file import load_torchscript
 from ..preprocessing import (PERCENTILES, finite_float, from_model_output, normalise, pixel_size, plan_fit, to_grey,
                              to_model_input)
-from .clicks import CLICK_SIGMA, check_clicks, click_maps, to_model_coords
-from .simulate import seed_probability
+from .clicks import CLICK_SIGMA, check_clicks, click_maps, seed_probability, to_model_coords
 
 Clicks = Optional[Sequence[Sequence[float]]]
 MODEL_FILE = "refine.pt"

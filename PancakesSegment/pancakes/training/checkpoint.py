@@ -8,7 +8,7 @@ from typing import Any, Dict
 
 import torch
 
-from ..export import load_torchscript
+from ..model_file import load_torchscript
 from ..modeling import PancakesNet
 
 

@@ -3,7 +3,7 @@
     pancakes-eval [--model model_weights/pancakes.pt] [--sets 40] [--S 1 2 3 5] [--compare runs/r8/pancakes.pt]
 
 prints, in one run, Set Dice at each S on the held-out development sets for the
-model at M=8, K=20, the baselines of pancakes.baselines, the faithful-head model
+model at M=8, K=20, the baselines of pancakes.evaluation.baselines, the faithful-head model
 if one is given, and the trivial one-label answer; with label usage per method,
 so that a collapse (one label over everything) shows at a glance.
 """
@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import torch
 
-from ..metrics import label_usage, per_image_scores, set_dice
+from ..evaluation.metrics import label_usage, per_image_scores, set_dice
 from .intervals import format_intervals
 from .taskset import TaskSet
 
@@ -178,9 +178,9 @@ def load_rows(paths: Sequence[str], draw: dict) -> List[dict]:
 
 
 def main(argv: Sequence[str] = None) -> int:
-    from ..baselines import BASELINES, trivial
+    from ..evaluation.baselines import BASELINES, trivial
     from ..errors import ModelFileError, PancakesInputError
-    from ..export import load_torchscript
+    from ..model_file import load_torchscript
     from .real_data import DataUnavailableError, dev_sets
 
     ap = argparse.ArgumentParser(prog="pancakes-eval", description=__doc__.split("\n\n")[0])

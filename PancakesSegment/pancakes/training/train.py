@@ -20,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from ..export import default_metadata, save_torchscript
+from ..model_file import default_metadata, save_torchscript
 from .config import TrainConfig
 
 

@@ -10,12 +10,12 @@ import pytest
 import SimpleITK as sitk
 import slicerio
 from PIL import Image
-from test_io import write_dicom_series, write_volume
+from study_files import write_dicom_series, write_volume
 
 from pancakes import protocols
 from pancakes.cli import main
-from pancakes.gallery import HEADER, MARGIN, TILE
-from pancakes.io import sample_data_dir
+from pancakes.render import HEADER, MARGIN, TILE
+from pancakes.inputs import sample_data_dir
 from pancakes.label_volumes import read_volumes_csv
 from pancakes.segio import ijk_to_lps, read_colour_table, read_segment_names
 

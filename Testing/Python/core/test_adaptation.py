@@ -11,7 +11,7 @@ from torch import nn
 
 from pancakes import Pancakes
 from pancakes.errors import PancakesInputError
-from pancakes.export import load_torchscript
+from pancakes.model_file import load_torchscript
 from pancakes.modeling import PancakesNet
 from pancakes.modeling.heads import DotProductHead
 from pancakes.preprocessing import labels_from_logits

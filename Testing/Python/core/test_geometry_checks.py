@@ -7,7 +7,7 @@ import SimpleITK as sitk
 
 from pancakes.errors import PancakesInputError
 from pancakes.geometry_checks import geometry_reason
-from pancakes.io import Subject, read_image
+from pancakes.inputs import Subject, read_image
 
 SIZES = (6, 5, 4)
 

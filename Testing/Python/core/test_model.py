@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from pancakes.export import default_metadata, load_torchscript, save_torchscript
+from pancakes.model_file import default_metadata, load_torchscript, save_torchscript
 from pancakes.modeling import FaithfulHead, PancakesNet, protocol_embedding
 from pancakes.modeling.embedding import embedding_dim, position
 

@@ -7,7 +7,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 from pancakes import protocols
-from pancakes.gallery import (ALPHA, COLUMNS_PER_BLOCK, HEADER, MARGIN, TILE, Thumbnail, load_thumbnail, make_thumbnail,
+from pancakes.render import (ALPHA, COLUMNS_PER_BLOCK, HEADER, MARGIN, TILE, Thumbnail, load_thumbnail, make_thumbnail,
                               overlay, render_gallery, save_thumbnail, write_gallery, write_gallery_pages)
 
 

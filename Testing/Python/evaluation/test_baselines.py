@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pancakes import baselines, metrics
+from pancakes.evaluation import baselines, metrics
 
 
 def _images(S: int = 2, size: int = 48) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pancakes import metrics
+from pancakes.evaluation import metrics
 
 
 def _square(shape=(32, 32), top=8, left=8, size=10) -> np.ndarray:

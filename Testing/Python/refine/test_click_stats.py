@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pancakes.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
+from pancakes.training.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
 
 
 def test_plateau_is_the_first_click_reaching_95_percent_of_the_gain():

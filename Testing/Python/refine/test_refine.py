@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from pancakes.errors import ModelFileError, PancakesInputError
-from pancakes.export import default_metadata, load_torchscript, save_torchscript
+from pancakes.model_file import default_metadata, load_torchscript, save_torchscript
 from pancakes.preprocessing import plan_fit, to_model_input
 from pancakes.refine.clicks import CLICK_SIGMA, check_clicks, click_map, next_click, to_model_coords
-from pancakes.refine.model import RefineNet
+from pancakes.modeling.refine_net import RefineNet
 from pancakes.refine.refiner import Refiner, bundled_refiner_path
-from pancakes.refine.seeds import perturbed_seed
-from pancakes.refine.train import train_iteration, warm_start
+from pancakes.training.refine.seeds import perturbed_seed
+from pancakes.training.refine.train import train_iteration, warm_start
 
 torch.set_num_threads(1)
 TINY_SIZE = 64
@@ -180,7 +180,7 @@ def _two_blob_example(rng: np.random.Generator):
 def tiny_refiner_path(tmp_path_factory):
     """A refiner trained here for under a minute on two-blob images: enough to learn
     'a positive click adds the blob it is on'."""
-    # Seed 1: with the click simulation's per-session child seeds (pancakes.refine.parallel),
+    # Seed 1: with the click simulation's per-session child seeds (pancakes.training.refine.parallel),
     # seed 0's model had not learnt by 400 iterations to keep to its seed (it filled 85 % of
     # the unclicked blob); seeds 1 and 2 had (15 % and 8 %), and both learnt the click.
     torch.manual_seed(1)
@@ -350,7 +350,7 @@ def test_volume_bad_inputs(tiny_refiner_path):
 
 # ---- the training command ------------------------------------------------------------
 def test_train_command_exports_resumes_and_inits(tmp_path, monkeypatch):
-    from pancakes.refine.train import main
+    from pancakes.training.refine.train import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # one fresh synthetic template
     common = ["--synthetic-only", "--templates", "1", "--batch", "2", "--steps-per-sample", "1",

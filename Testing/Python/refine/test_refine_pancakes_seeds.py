@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from pancakes.metrics import dice
-from pancakes.refine.data import Example, PancakesSeedPool
+from pancakes.evaluation.metrics import dice
+from pancakes.training.refine.data import Example, PancakesSeedPool
 from pancakes.refine.refiner import Refiner
-from pancakes.refine.seeds import best_label_seeds
-from pancakes.refine.train import P_PANCAKES_SEED, draw_batch, parse
+from pancakes.training.refine.seeds import best_label_seeds
+from pancakes.training.refine.train import P_PANCAKES_SEED, draw_batch, parse
 
 torch.set_num_threads(1)
 
@@ -88,7 +88,7 @@ def test_training_mixes_pancakes_seeds_by_default():
 
 
 def test_train_command_with_a_pancakes_model_records_its_seeds(tmp_path, monkeypatch, random_model_path):
-    from pancakes.refine.train import main
+    from pancakes.training.refine.train import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # one fresh synthetic template
     run = tmp_path / "run"
@@ -109,9 +109,9 @@ def test_state_file_rebuilds_the_protocol_model_for_seeds(random_model_path, tmp
     # ours; training then takes the protocol model's seeds from a plain state file.
     from pancakes import Pancakes
     from pancakes.errors import ModelFileError
-    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.model_file import default_metadata, save_torchscript
     from pancakes.modeling.pancakes_net import PancakesNet
-    from pancakes.refine.portable_weights import eager_pancakes, save_pancakes_state
+    from pancakes.training.refine.portable_weights import eager_pancakes, save_pancakes_state
 
     torch.manual_seed(5)
     arch = {"features": 8, "levels": 3, "emb_half": 4, "head": "dot", "hidden": 16}
@@ -128,9 +128,9 @@ def test_state_file_rebuilds_the_protocol_model_for_seeds(random_model_path, tmp
 
 
 def test_init_weights_reads_a_refiner_file_and_a_training_checkpoint(tmp_path):
-    from pancakes.export import default_metadata, save_torchscript
-    from pancakes.refine.model import RefineNet
-    from pancakes.refine.portable_weights import init_weights
+    from pancakes.model_file import default_metadata, save_torchscript
+    from pancakes.modeling.refine_net import RefineNet
+    from pancakes.training.refine.portable_weights import init_weights
 
     torch.manual_seed(4)
     net = RefineNet(features=4, levels=2)

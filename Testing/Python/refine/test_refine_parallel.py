@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from pancakes.refine.clicks import batch_click_maps, click_maps, next_click
-from pancakes.refine.data import Example
-from pancakes.refine.parallel import SessionWorkers
-from pancakes.refine.simulate import model_input
+from pancakes.training.refine.data import Example
+from pancakes.training.refine.parallel import SessionWorkers
+from pancakes.training.refine.simulate import model_input
 
 
 def test_batched_click_maps_equal_the_per_sample_maps_the_refiner_uses():
@@ -86,7 +86,7 @@ def test_train_command_runs_with_worker_processes_and_inits_from_its_checkpoint(
     # The GPU recipe (scripts/train_refine_gpu.sh) trains with --workers and continues
     # from a run's last.ckpt, because the GPU's older torch cannot read our TorchScript.
     from pancakes.refine.refiner import Refiner
-    from pancakes.refine.train import main
+    from pancakes.training.refine.train import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     common = ["--synthetic-only", "--templates", "1", "--batch", "3", "--steps-per-sample", "1",

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from pancakes.export import default_metadata, save_torchscript
+from pancakes.model_file import default_metadata, save_torchscript
 from pancakes.refine.refiner import Refiner
-from pancakes.refine.simulate import click_curves, seed_probability
-from pancakes.refine.train import warm_start
+from pancakes.training.refine.simulate import click_curves, seed_probability
+from pancakes.training.refine.train import warm_start
 
 torch.set_num_threads(1)
 SIZE = 32
@@ -93,7 +93,7 @@ def test_training_and_benchmark_sessions_start_from_the_prior():
 
 
 def test_train_command_saves_the_prior_and_refuses_a_bad_one(tmp_path, monkeypatch):
-    from pancakes.refine.train import main
+    from pancakes.training.refine.train import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     common = ["--synthetic-only", "--templates", "1", "--batch", "2", "--steps-per-sample", "1",

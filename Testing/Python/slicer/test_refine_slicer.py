@@ -13,8 +13,8 @@ if not hasattr(slicer, "vtkMRMLScene"):
 import SimpleITK as sitk  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "PancakesSegment"))
-from PancakesSegmentLib.refine_logic import (  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "PancakesSegment"))
+from PancakesSegmentLib.RefineLogic import (  # noqa: E402
     RefineLogic,
     clicksOnSlice,
     isNegativePoint,
@@ -107,9 +107,9 @@ def segmentation(scene, volume):
 @pytest.fixture
 def tiny_refiner(tmp_path):
     """A real Refiner with a small untrained network (its logits depend on every input)."""
-    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.model_file import default_metadata, save_torchscript
     from pancakes.refine import Refiner
-    from pancakes.refine.model import RefineNet
+    from pancakes.modeling.refine_net import RefineNet
 
     torch.manual_seed(0)
     net = RefineNet(features=8, levels=3)
@@ -622,9 +622,9 @@ def test_prepare_pays_the_one_off_costs_before_the_first_click(scene, volume, se
 
 
 def test_prepare_names_a_volume_that_cannot_be_refined(scene, tmp_path):
-    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.model_file import default_metadata, save_torchscript
     from pancakes.refine import Refiner
-    from pancakes.refine.model import RefineNet
+    from pancakes.modeling.refine_net import RefineNet
 
     net = RefineNet(features=8, levels=3)
     path = save_torchscript(net, tmp_path / "r.pt", default_metadata(net, kind="refine", training={"trained": False}))

@@ -14,7 +14,7 @@ if not hasattr(slicer, "vtkMRMLScene"):
 import SimpleITK as sitk  # noqa: E402
 import vtk  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "PancakesSegment"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "PancakesSegment"))
 import pancakes.volume  # noqa: E402
 from pancakes import protocols  # noqa: E402
 from PancakesSegmentLib.Browse import (  # noqa: E402

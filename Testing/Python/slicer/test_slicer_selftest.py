@@ -10,7 +10,7 @@ slicer = pytest.importorskip("slicer")
 if not hasattr(slicer, "vtkMRMLScene"):
     pytest.skip("slicer-core (MRML in plain Python) is not installed", allow_module_level=True)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "PancakesSegment"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "PancakesSegment"))
 from PancakesSegmentLib.SelfTest import runScenario  # noqa: E402
 
 

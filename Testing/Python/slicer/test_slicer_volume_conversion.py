@@ -14,7 +14,7 @@ import SimpleITK as sitk  # noqa: E402
 import vtk  # noqa: E402
 from vtk.util import numpy_support  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "PancakesSegment"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "PancakesSegment"))
 from PancakesSegmentLib.Collection import loadVolumeFile  # noqa: E402
 from PancakesSegmentLib.SelfTest import rotatedDirection  # noqa: E402
 from PancakesSegmentLib.VolumeConversion import (  # noqa: E402

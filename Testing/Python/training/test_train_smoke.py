@@ -70,7 +70,7 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_init_from_a_model_file_continues_its_weights(tmp_path):
-    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.model_file import default_metadata, save_torchscript
 
     first = Trainer(tiny_config(), tmp_path / "a", square_sets, augment=None, log=lambda m: None)
     first.train_step()

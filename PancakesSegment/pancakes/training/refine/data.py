@@ -41,8 +41,8 @@ class ExampleSource:
     @classmethod
     def default(cls, synthetic_only: bool = False, n_templates: int = 32, log=print) -> "ExampleSource":
         """The synthetic generator on the shared template cache, plus the real TRAIN bank if present."""
-        from ..training.synthetic import SyntheticGenerator
-        from ..training.synthetic_bank import default_cache_dir
+        from ..synthetic import SyntheticGenerator
+        from ..synthetic_bank import default_cache_dir
 
         gen = SyntheticGenerator(size=128, n_templates=n_templates, seed=0, cache_dir=default_cache_dir())
         real = None
@@ -67,7 +67,7 @@ class ExampleSource:
         raise RuntimeError("no example with a target of at least MIN_PIXELS pixels in 20 draws")
 
     def draw_many(self, rng: np.random.Generator, n: int) -> List[Example]:
-        """n examples in a row (pancakes.refine.parallel.SessionWorkers draws them in parallel)."""
+        """n examples in a row (pancakes.training.refine.parallel.SessionWorkers draws them in parallel)."""
         return [self.draw(rng) for _ in range(n)]
 
     @staticmethod

@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .clicks import next_click
+from ...refine.clicks import next_click
 
 # The source the forked workers draw from: set before the pool forks, inherited by it.
 _WORKER_SOURCE = None
@@ -63,7 +63,7 @@ class SessionWorkers:
         return self._pool.map(fn, items, chunksize=max(1, math.ceil(len(items) / (2 * self.workers))))
 
     def draw_many(self, rng: np.random.Generator, n: int) -> list:
-        """n examples (pancakes.refine.data.Example) from the source."""
+        """n examples (pancakes.training.refine.data.Example) from the source."""
         if self.source is None:
             raise RuntimeError("SessionWorkers was made without a source to draw from")
         seeds = rng.integers(0, 2 ** 63, n)

@@ -6,19 +6,19 @@ older torch may not read it: the GPU machines' torch 2.11 stops at an op that to
 for its seeds from a state file (``save_pancakes_state`` here, ``eager_pancakes``
 there) and starts refiners from a run's last.ckpt (``init_weights``).
 
-    python -c "from pancakes.refine.portable_weights import save_pancakes_state; \
+    python -c "from pancakes.training.refine.portable_weights import save_pancakes_state; \
                save_pancakes_state('model_weights/pancakes.pt', 'pancakes.state')"
-    python -m pancakes.refine.train --pancakes pancakes.state --init runs/x/last.ckpt ...
+    python -m pancakes.training.refine.train --pancakes pancakes.state --init runs/x/last.ckpt ...
 """
 from __future__ import annotations
 
 import torch
 
-from ..devices import resolve_device
-from ..engine import Pancakes
-from ..errors import ModelFileError
-from ..export import load_torchscript
-from ..modeling.pancakes_net import PancakesNet
+from ...devices import resolve_device
+from ...engine import Pancakes
+from ...errors import ModelFileError
+from ...model_file import load_torchscript
+from ...modeling.pancakes_net import PancakesNet
 
 
 def save_pancakes_state(model_path: str, out: str) -> None:

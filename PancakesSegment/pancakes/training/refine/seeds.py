@@ -7,7 +7,7 @@ mask from the target (and the other labels of its label map).
 
 Perturbed truth alone is too kind: real Pancakes labels (``best_label_seeds``) are
 often far worse (best-label Dice about 0.3 on the dev sets) with large regions of
-neighbouring tissue, so training mixes in those too (pancakes.refine.data.PancakesSeedPool).
+neighbouring tissue, so training mixes in those too (pancakes.training.refine.data.PancakesSeedPool).
 
 Example::
 
@@ -21,7 +21,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
-from ..metrics import per_image_scores
+from ...evaluation.metrics import per_image_scores
 
 P_EMPTY = 0.1
 P_OTHER_LABEL = 0.1
@@ -112,7 +112,7 @@ def best_label_seeds(label_maps: np.ndarray, targets: np.ndarray,
     """The Pancakes label each image's user would pick: the (m, k) of highest Dice.
 
     label_maps int [N, M, H, W] of labels 1..K (Pancakes.segment); targets bool [N, H, W];
-    K as in pancakes.metrics.per_image_scores. Returns seeds bool [N, H, W] (label k + 1
+    K as in pancakes.evaluation.metrics.per_image_scores. Returns seeds bool [N, H, W] (label k + 1
     of protocol m) and their Dice float64 [N]. Ties go to the first (m, k). Training and
     benchmarks/bench_refine.py both pick seeds with it.
     """

@@ -15,22 +15,9 @@ from typing import List, Sequence
 import numpy as np
 import torch
 
-from ..metrics import dice
-from .clicks import batch_click_maps, next_click
-from .model import RefineNet  # noqa: F401  (type of ``net``; any module with its forward works)
-
-
-def seed_probability(seeds: np.ndarray, prior: float = 1.0) -> np.ndarray:
-    """The previous-prediction channel before the first step: bool seeds [..., S, S] -> float32.
-
-    Seed pixels get probability ``prior``, the others 1 - prior. A prior below 1 tells the
-    network that the seed is another model's guess, less sure than its own later output:
-    Pancakes seeds carry several wrong components, and a prior of 1 made them look certain.
-    """
-    if not 0.5 <= prior <= 1.0:
-        raise ValueError(f"seed prior {prior!r}: expected a probability in [0.5, 1]")
-    s = np.asarray(seeds, bool)
-    return np.where(s, np.float32(prior), np.float32(1.0 - prior))
+from ...evaluation.metrics import dice
+from ...refine.clicks import batch_click_maps, next_click, seed_probability  # noqa: F401  (re-exported)
+from ...modeling.refine_net import RefineNet  # noqa: F401  (type of ``net``; any module with its forward works)
 
 
 def model_input(images: np.ndarray, seeds: np.ndarray, positive: Sequence[list], negative: Sequence[list],

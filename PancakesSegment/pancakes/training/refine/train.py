@@ -1,11 +1,11 @@
 """Train the click refiner and export it as TorchScript.
 
-    python -m pancakes.refine.train --out runs/refine [--minutes 25] [--resume]
+    python -m pancakes.training.refine.train --out runs/refine [--minutes 25] [--resume]
 
 Each iteration draws a batch of (image, target) examples with a seed for each: about
 ``--pancakes-share`` of them the best label the protocol model (``--pancakes``, the
 shipped pancakes.pt by default) gives that image, the rest perturbed truth
-(pancakes.refine.seeds); then it runs ``--steps-per-sample`` correction steps: a
+(pancakes.training.refine.seeds); then it runs ``--steps-per-sample`` correction steps: a
 simulated click on the current error (largest error component's centre, or a random
 error pixel), a forward pass, Dice + BCE against the target, then the prediction is
 detached and fed back as the next step's "previous" channel. ``--warm-clicks W`` first
@@ -29,11 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..devices import resolve_device
-from ..export import default_metadata, save_torchscript
-from .clicks import CLICK_SIGMA
+from ...devices import resolve_device
+from ...model_file import default_metadata, save_torchscript
+from ...refine.clicks import CLICK_SIGMA
 from .data import ExampleSource, PancakesSeedPool
-from .model import RefineNet
+from ...modeling.refine_net import RefineNet
 from .parallel import SessionWorkers
 from .portable_weights import eager_pancakes, init_weights
 from .seeds import perturbed_seed
@@ -80,7 +80,7 @@ def pancakes_pool(path: Optional[str], source, log, device: str = "cpu",
                   size: int = 32) -> Optional[PancakesSeedPool]:
     """A seed pool around the protocol model at ``path`` (None: the bundled one; FILE.state: a
     ``save_pancakes_state`` file); None if it is missing."""
-    from ..engine import Pancakes, bundled_model_path
+    from ...engine import Pancakes, bundled_model_path
 
     try:
         if path is not None and str(path).endswith(".state"):
@@ -196,13 +196,13 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
 
 def seeds_note(args) -> str:
     if args.pancakes_share <= 0:
-        return "perturbed ground truth (pancakes.refine.seeds)"
+        return "perturbed ground truth (pancakes.training.refine.seeds)"
     return (f"{args.pancakes_share:.0%} best Pancakes label for the target (M=8, K=20, "
-            f"{args.pancakes or 'bundled pancakes.pt'}), the rest perturbed ground truth (pancakes.refine.seeds)")
+            f"{args.pancakes or 'bundled pancakes.pt'}), the rest perturbed ground truth (pancakes.training.refine.seeds)")
 
 
 def parse(argv: Sequence[str]):
-    ap = argparse.ArgumentParser(prog="python -m pancakes.refine.train", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m pancakes.training.refine.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=25.0, help="total wall-clock budget, resumed runs included")
     ap.add_argument("--resume", action="store_true")

@@ -19,6 +19,7 @@ from typing import List
 
 import slicer
 
+from pancakes.contract import output_path
 from pancakes.label_volumes import write_volumes_csv
 
 from .Browse import segmentationVolumeRows
@@ -54,7 +55,7 @@ def exportSegmentations(segmentationNodes, subjects: List[str], folder) -> Expor
     report = ExportReport()
     for node, subject in zip(segmentationNodes, unique_names([safe_name(s) for s in subjects])):
         m = segmentationInfo(node)["m"]
-        report.files.append(writeSegmentation(node, folder / subject / f"{subject}_P{m + 1:02d}.seg.nrrd"))
+        report.files.append(writeSegmentation(node, output_path(folder, subject, m, "seg.nrrd")))
         report.rows += segmentationVolumeRows(node, subject)
     report.volumesCsv = Path(write_volumes_csv(folder / "volumes.csv", report.rows))
     return report

@@ -1,7 +1,10 @@
-"""Run settings shared by the logic and the widget, with their defaults and limits.
+"""Run settings shared by the logic and the widget: M, K, device, axis, adaptation.
 
-The widget keeps these in its parameter node (and QSettings, across restarts);
-the logic receives a plain ``RunSettings`` so it never depends on either.
+Limits, defaults and checks come from pancakes.contract (torch-free), the same the
+CLI and the engine use. Inside Slicer, ``RunSettings`` is a ``parameterPack`` (Slicer's
+parameterNodeWrapper): the widget's parameter node holds one, its fields are bound to
+the panel's controls, and the logic receives it as it is. Outside Slicer (plain pytest,
+scripts) the same class is a plain dataclass, so the logic never depends on Slicer's GUI.
 
 Usage::
 
@@ -9,22 +12,41 @@ Usage::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import dataclasses
+from typing import Annotated
 
+from pancakes.contract import (AXES, DEFAULT_AXIS, DEFAULT_DEVICE, DEFAULT_LABELS, DEFAULT_PROTOCOLS, DEVICES,
+                               MAX_LABELS, MAX_PROTOCOLS, check_axis, check_device, check_mk)
 from pancakes.errors import PancakesInputError
 
-DEFAULT_PROTOCOLS = 8  # M: the paper's default number of protocols
-DEFAULT_LABELS = 20  # K: labels per protocol
-MAX_PROTOCOLS = 64  # the limits the engine accepts (pancakes.engine.check_mk)
-MAX_LABELS = 255
-DEVICES = ("auto", "cpu", "cuda")
-AXES = ("axial", "coronal", "sagittal")
-DEFAULT_DEVICE = "auto"
-DEFAULT_AXIS = "axial"
-DEFAULT_ADAPT = True  # decode-time prototype adaptation (pancakes.engine.DEFAULT_ADAPT strength when on)
+DEFAULT_ADAPT = True  # decode-time prototype adaptation (pancakes.contract.DEFAULT_ADAPT strength when on)
+AXIS_NAMES = tuple(AXES)
+
+__all__ = ["AXIS_NAMES", "DEFAULT_ADAPT", "DEFAULT_AXIS", "DEFAULT_DEVICE", "DEFAULT_LABELS", "DEFAULT_PROTOCOLS",
+           "DEVICES", "MAX_LABELS", "MAX_PROTOCOLS", "RunSettings", "slicerParameterPack"]
 
 
-@dataclass(frozen=True)
+def slicerParameterPack(cls):
+    """Slicer's ``parameterPack`` with range and choice validators, where Slicer is running; a dataclass elsewhere.
+
+    slicer.parameterNodeWrapper exists only inside the Slicer application (it needs Qt),
+    so it is imported here, guarded, instead of at module level.
+    """
+    try:
+        from slicer.parameterNodeWrapper import Choice, WithinRange, parameterPack
+    except ImportError:
+        return dataclasses.dataclass(cls)
+    validators = {"protocols": WithinRange(1, MAX_PROTOCOLS), "labels": WithinRange(1, MAX_LABELS),
+                  "device": Choice(list(DEVICES)), "axis": Choice(list(AXIS_NAMES))}
+    cls.__annotations__ = {name: Annotated[_TYPES[name], validators[name]] if name in validators else _TYPES[name]
+                           for name in cls.__annotations__}
+    return parameterPack(cls)
+
+
+_TYPES = {"protocols": int, "labels": int, "device": str, "axis": str, "adapt": bool}
+
+
+@slicerParameterPack
 class RunSettings:
     """What one run needs besides the volumes: M, K, device, slicing axis and decode-time adaptation."""
 
@@ -35,17 +57,16 @@ class RunSettings:
     adapt: bool = DEFAULT_ADAPT
 
     def validated(self) -> "RunSettings":
-        """The same settings, checked; raises PancakesInputError naming the bad one."""
-        for name, value, high in (("protocols", self.protocols, MAX_PROTOCOLS), ("labels", self.labels, MAX_LABELS)):
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-                raise PancakesInputError(f"{name}={value!r}: must be an integer in 1..{high}")
-        device = str(self.device).lower()
-        if device == "gpu":
-            device = "cuda"
-        if device not in DEVICES and not device.startswith("cuda:"):
-            raise PancakesInputError(f"device {self.device!r}: use one of {', '.join(DEVICES)}")
-        if self.axis not in AXES:
-            raise PancakesInputError(f"axis {self.axis!r}: use one of {', '.join(AXES)}")
+        """A checked copy (device names normalised: 'GPU' -> 'cuda'); raises PancakesInputError naming the bad one.
+
+        A copy, not self: inside Slicer self is bound to the parameter node, and a run must
+        not change when the user edits the panel while it runs.
+        """
+        for name, value in (("protocols", self.protocols), ("labels", self.labels)):
+            if not isinstance(value, int):  # the contract takes numpy integers too; the panel gives ints only
+                raise PancakesInputError(f"{name}={value!r}: must be an integer in 1..{MAX_PROTOCOLS if name == 'protocols' else MAX_LABELS}")
+        protocols, labels = check_mk(self.protocols, self.labels)
+        check_axis(self.axis)
         if not isinstance(self.adapt, bool):
             raise PancakesInputError(f"adapt={self.adapt!r}: must be True or False")
-        return replace(self, device=device)
+        return RunSettings(protocols, labels, check_device(self.device), str(self.axis), bool(self.adapt))

@@ -1,7 +1,8 @@
 """Running Pancakes on a collection of volume nodes, with a feature cache per volume.
 
-The UNet runs once per volume; its features are cached by volume node ID, so a
-new K or M (or browsing protocols) only re-decodes. Each volume's failure is
+The UNet runs once per volume: each volume gets a predictor (pancakes.predictor,
+the core's one inference entry point) that keeps its features, cached by volume node
+ID, so a new K or M (or browsing protocols) only re-decodes. Each volume's failure is
 recorded and the others go on; out-of-memory is flagged so the widget can offer
 a retry on the CPU; a cancel stops the run and keeps what finished. Progress
 and cancel are callbacks: this class never touches the GUI.
@@ -24,6 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from pancakes import protocols
+from pancakes.contract import DEFAULT_ADAPT, Cancelled
 from pancakes.errors import ModelFileError, PancakesInputError
 
 from .Keep import labelNames, renameLabel
@@ -80,12 +82,12 @@ class RunReport:
 
 @dataclass
 class VolumeResult:
-    """The cache of one volume: its features and its decoded label volumes for (M, K)."""
+    """One volume's predictor (which caches its features) and the label volumes shown for (M, K)."""
 
     volumeID: str
     volumeName: str
     fingerprint: Tuple
-    encoded: object  # pancakes.volume.EncodedVolume
+    predictor: object  # pancakes.predictor.VolumePredictor
     M: int = 0
     K: int = 0
     adapt: float = 0.0  # the decode-time adaptation strength the labels were decoded with
@@ -121,7 +123,8 @@ class SegmentationLogic:
 
     # ---- model --------------------------------------------------------
     def setModel(self, model) -> None:
-        """Use an already loaded pancakes.Pancakes (tests, or a model the caller chose)."""
+        """Use an already loaded model (tests, or a model the caller chose): a pancakes.Pancakes, or anything
+        with its ``predictor(image, axis, name)``, ``set_adapt``, ``adapt`` and ``device``."""
         self.model = model
 
     def loadModel(self, device: str = "auto"):
@@ -138,12 +141,8 @@ class SegmentationLogic:
     def run(self, volumeNodes: Sequence, settings: RunSettings, progress: ProgressCallback = None,
             cancel: CancelCallback = None) -> RunReport:
         """Encode (or reuse) and decode each volume, filling one preview segmentation per volume."""
-        from pancakes.engine import Cancelled
-
         settings = settings.validated()
         model = self.loadModel(settings.device)
-        from pancakes.engine import DEFAULT_ADAPT
-
         model.set_adapt(DEFAULT_ADAPT if settings.adapt else 0.0)
         self.settings = settings
         self.currentProtocol = min(self.currentProtocol, settings.protocols - 1)
@@ -238,20 +237,18 @@ class SegmentationLogic:
         result = self.results.get(volumeID)
         if result is not None and result.fingerprint == fingerprint:
             return result
-        image = imageFromVolumeNode(node)
-        from pancakes.volume import encode_volume
-
-        encoded = encode_volume(model, image, settings.axis, progress=progress, cancel=cancel, name=name)
+        predictor = model.predictor(imageFromVolumeNode(node), settings.axis, name)
+        predictor.encode(progress, cancel)
         previewID = result.previewNodeID if result is not None else None
-        result = VolumeResult(volumeID, name, fingerprint, encoded, previewNodeID=previewID)
+        result = VolumeResult(volumeID, name, fingerprint, predictor, previewNodeID=previewID)
         self.results[volumeID] = result  # cached at once: a cancelled run does not redo it
         return result
 
     def _decode(self, model, result: VolumeResult, settings: RunSettings, progress, cancel) -> None:
         M, K, adapt = settings.protocols, settings.labels, float(getattr(model, "adapt", 0.0))
         if result.labels and (result.M, result.K, result.adapt) == (M, K, adapt):
-            return
-        labels = model.decode_volume(result.encoded, M, K, progress=progress, cancel=cancel)
+            return  # what the preview shows already
+        labels = result.predictor.decode(M, K, progress=progress, cancel=cancel)
         result.M, result.K, result.adapt, result.labels = M, K, adapt, labels
 
     def _showPreview(self, result: VolumeResult, volumeNode):

@@ -45,13 +45,15 @@ def makeRandomModel(path) -> Path:
 
 
 class IntensityBinsModel:
-    """A loaded pancakes.Pancakes whose decoded labels are intensity bins (see module docstring)."""
+    """A loaded pancakes.Pancakes whose predictors give intensity bins as labels (see module docstring).
+
+    It implements the interface the Slicer logic uses (``predictor``, ``set_adapt``, ``adapt``,
+    ``device``); the engine and pancakes.predictor know nothing of it.
+    """
 
     def __init__(self, model) -> None:
         self.model = model
-        self.module = model.module
         self.device = model.device
-        self.input_size = model.input_size
 
     @property
     def adapt(self) -> float:
@@ -60,12 +62,32 @@ class IntensityBinsModel:
     def set_adapt(self, adapt: float) -> float:
         return self.model.set_adapt(adapt)
 
-    def decode_volume(self, encoded, protocols=8, labels=20, which=None, progress=None, cancel=None):
-        real = self.model.decode_volume(encoded, protocols, labels, which, progress, cancel)
-        voxels = sitk.GetArrayFromImage(encoded.original).astype(np.float64)
+    def predictor(self, image, axis="axial", name="volume", plane_axis=None, batch_size=None):
+        return IntensityBinsPredictor(self.model.predictor(image, axis, name, plane_axis, batch_size))
+
+
+class IntensityBinsPredictor:
+    """A pancakes.predictor.VolumePredictor: the real encode and decode, then protocol m's labels
+    replaced by m + 2 intensity bins of the volume."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.image = real.image
+
+    @property
+    def encoded(self) -> bool:
+        return self.real.encoded
+
+    def encode(self, progress=None, cancel=None):
+        self.real.encode(progress, cancel)
+        return self
+
+    def decode(self, M, K, which=None, progress=None, cancel=None):
+        real = self.real.decode(M, K, which, progress, cancel)
+        voxels = sitk.GetArrayFromImage(self.image).astype(np.float64)
         out = []
-        for m, image in enumerate(real):
-            bins = min(labels, m + 2)
+        for m, image in zip(which if which is not None else range(M), real):
+            bins = min(K, m + 2)
             edges = np.quantile(voxels, np.linspace(0, 1, bins + 1)[1:-1])
             values = (np.digitize(voxels, edges) + 1).astype(np.uint8)  # 1..bins
             result = sitk.GetImageFromArray(values)

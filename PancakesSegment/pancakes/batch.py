@@ -34,12 +34,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
 from . import __version__, protocols
-from .engine import Cancelled
+from .contract import Cancelled
 from .errors import PancakesInputError
 from .in_progress import CRASHED, crashed_before, mark_ended, mark_started
 from .inputs import MARKER, Loaded, Subject, load_subject
@@ -147,26 +146,15 @@ class _SliceBar:
 
 def segment_loaded(model, loaded: Loaded, opts: BatchOptions, name: str,
                    bar: Optional[_SliceBar] = None) -> List[sitk.Image]:
-    """M uint8 label volumes (values 1..K) with the geometry of ``loaded.volume``."""
-    from .volume import segment_volume
+    """M uint8 label volumes (values 1..K) with the geometry of ``loaded.volume``.
 
-    M, K, vol = opts.protocols, opts.labels, loaded.volume
-    if loaded.plane_axis is None:
-        # Streamed (encode, decode, discard per batch of slices): a batch never browses other protocols,
-        # so caching ~1 MB of features per slice (400 MB for a 400-slice CT) would buy nothing.
-        return segment_volume(model, vol, M, K, opts.axis, opts.batch_size,
-                              progress=bar.phase("segment") if bar else None, name=name)
-    # A 2D image: segment the single slice in its own plane, whatever --axis says.
-    a = loaded.plane_axis
-    image = np.take(sitk.GetArrayViewFromImage(vol), 0, axis=a)
-    spacing = [s for i, s in enumerate(vol.GetSpacing()[::-1]) if i != a]
-    maps = model.decode(model.encode([image], names=[name], spacings=[spacing]), M, K)[0]  # [M, H, W]
-    out = []
-    for m in range(M):
-        img = sitk.GetImageFromArray(np.ascontiguousarray(np.expand_dims(maps[m], a)))
-        img.CopyInformation(vol)
-        out.append(img)
-    return out
+    Streamed (encode, decode, discard per batch of slices): a batch never browses other protocols,
+    so caching ~1 MB of features per slice (400 MB for a 400-slice CT) would buy nothing. A 2D image
+    (``loaded.plane_axis`` set) is segmented in its own plane, whatever --axis says: the predictor
+    (pancakes.predictor) handles it.
+    """
+    predictor = model.predictor(loaded.volume, opts.axis, name, loaded.plane_axis, opts.batch_size)
+    return predictor.segment(opts.protocols, opts.labels, progress=bar.phase("segment") if bar else None)
 
 
 def _remove_stale_protocols(sdir: Path, name: str, fmt: str, written: Sequence[str]) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from . import __version__
+from .contract import (AXES, DEFAULT_ADAPT, DEFAULT_AXIS, DEFAULT_DEVICE, DEFAULT_LABELS, DEFAULT_PROTOCOLS, DEVICES,
+                       FORMATS, check_adapt, check_mk)
 from .errors import ModelFileError, PancakesInputError
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -41,12 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="image files (.nii/.nii.gz/.nrrd/.mha/.mhd/.png/.tif/.jpg), DICOM series folders "
                      "or study folders (searched recursively)")
     seg.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
-    seg.add_argument("--protocols", "-M", type=int, default=8, metavar="M", help="protocols per input (default 8)")
-    seg.add_argument("--labels", "-K", type=int, default=20, metavar="K", help="labels per protocol (default 20)")
-    seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
-    seg.add_argument("--axis", default="axial", choices=["axial", "coronal", "sagittal"],
-                     help="slicing direction for 3D volumes (default axial)")
-    seg.add_argument("--format", dest="fmt", default="seg.nrrd", choices=["seg.nrrd", "nifti"],
+    seg.add_argument("--protocols", "-M", type=int, default=DEFAULT_PROTOCOLS, metavar="M",
+                     help=f"protocols per input (default {DEFAULT_PROTOCOLS})")
+    seg.add_argument("--labels", "-K", type=int, default=DEFAULT_LABELS, metavar="K",
+                     help=f"labels per protocol (default {DEFAULT_LABELS})")
+    seg.add_argument("--device", default=DEFAULT_DEVICE, choices=list(DEVICES), help=f"default: {DEFAULT_DEVICE}")
+    seg.add_argument("--axis", default=DEFAULT_AXIS, choices=list(AXES),
+                     help=f"slicing direction for 3D volumes (default {DEFAULT_AXIS})")
+    seg.add_argument("--format", dest="fmt", default="seg.nrrd", choices=list(FORMATS),
                      help="Slicer segmentation per protocol, or NIfTI labelmap + colour table (default seg.nrrd)")
     seg.add_argument("--resume", action="store_true", help="skip inputs already complete in OUT with the same "
                      "M, K, format, axis and model")
@@ -73,7 +77,7 @@ def _error(message: str) -> None:
 
 def _load_model(path: Optional[Path], device: str, adapt: Optional[float] = None):
     """-> (model, path) or raise ModelFileError / PancakesInputError (one line each)."""
-    from .engine import DEFAULT_ADAPT, Pancakes, bundled_model_path, check_adapt
+    from .engine import Pancakes, bundled_model_path
 
     adapt = DEFAULT_ADAPT if adapt is None else adapt
     try:
@@ -101,7 +105,6 @@ def _writable_output(out: Path) -> None:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from .batch import BatchOptions, file_sha256, reserved_names, run_batch
-    from .engine import check_mk
     from .inputs import find_subjects, sample_data_dir
     from .out_names import keep_other_results, occupied_names
 

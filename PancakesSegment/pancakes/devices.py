@@ -1,26 +1,24 @@
-"""Choosing the torch device from a user's 'auto' | 'cpu' | 'cuda'."""
+"""Choosing the torch device from a user's 'auto' | 'cpu' | 'cuda' (names checked by pancakes.contract)."""
 from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import torch
 
+from .contract import check_batch_size, check_device
 from .errors import PancakesInputError
 
 
 def resolve_device(device: str = "auto") -> torch.device:
     """'auto' picks CUDA when available; asking for CUDA without it is an error."""
-    name = str(device).lower()
+    name = check_device(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda") or name == "gpu":
-        if not torch.cuda.is_available():
-            raise PancakesInputError(f"device {device!r}: CUDA is not available on this machine; use 'cpu' or 'auto'")
-        return torch.device("cuda" if name == "gpu" else name)
-    raise PancakesInputError(f"device {device!r}: use 'auto', 'cpu' or 'cuda'")
+    if not torch.cuda.is_available():
+        raise PancakesInputError(f"device {device!r}: CUDA is not available on this machine; use 'cpu' or 'auto'")
+    return torch.device(name)
 
 
 def device_description(device: torch.device) -> str:
@@ -40,13 +38,6 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def batch_size_for(device: torch.device, batch_size: Optional[int] = None) -> int:
-    """The caller's batch size, or the device's default for None.
-
-    Zero, negative or fractional sizes are refused: a negative step made the slice
-    loops run zero times, so volumes came back all background without a word.
-    """
-    if batch_size is None:
-        return default_batch_size(device)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise PancakesInputError(f"batch_size={batch_size!r}: must be a whole number >= 1, or None for the default")
-    return int(batch_size)
+    """The caller's batch size (checked by pancakes.contract.check_batch_size), or the device's default for None."""
+    checked = check_batch_size(batch_size)
+    return default_batch_size(device) if checked is None else checked

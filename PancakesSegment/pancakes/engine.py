@@ -7,34 +7,29 @@ Usage::
     labels = model.segment(images, protocols=8, labels=20)   # [N, M, H, W], values 1..K
     enc = model.encode(images)                   # run the UNet once ...
     p3 = model.decode(enc, 8, 12, which=[2])     # ... then any (M, K, m) from cache
+    predictor = model.predictor(volume)          # volumes: pancakes.predictor, the one entry point
+
+Limits, checks and Cancelled live in pancakes.contract (torch-free); they are
+re-exported here for callers that imported them from the engine.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from .bundled import find_bundled
-from .devices import batch_size_for, resolve_device
-from .errors import PancakesInputError
+from .contract import (DEFAULT_ADAPT, DEFAULT_AXIS, Cancel, Cancelled, Progress, check_adapt,  # noqa: F401 (re-exported)
+                       check_mk, check_which)
+from .devices import batch_size_for, default_batch_size, resolve_device
 from .model_file import load_torchscript
+from .predictor import Predictor
 from .preprocessing import (Fit, check_spacings, from_model_output, labels_from_logits, plan_fit, prepare_images,
                             to_model_input)
-
-# Strength of the per-image prototype adaptation at decode time
-# (modeling/heads.DotProductHead.adapted_logits); 0 turns it off.
-DEFAULT_ADAPT = 1.0
-
-Progress = Optional[Callable[[int, int], None]]
-Cancel = Optional[Callable[[], bool]]
-
-
-class Cancelled(RuntimeError):
-    """Raised when a cancel callback asked a long job to stop."""
 
 
 def bundled_model_path() -> Path:
@@ -89,6 +84,15 @@ class Pancakes:
         module, meta = load_torchscript(bundled_model_path() if path is None else path, dev)
         return cls(module, meta, dev, adapt)
 
+    def default_batch_size(self) -> int:
+        """Slices (or images) per UNet forward pass when the caller does not say."""
+        return default_batch_size(self.device)
+
+    def encode_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """images [B, 1, S, S] in [0, 1] on any device -> features [B, C, S, S] on the model's device."""
+        with torch.no_grad():
+            return self.module.encode(x.to(self.device))
+
     def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int]) -> torch.Tensor:
         """features [B, C, S, S] on any device -> logits [B, P, K, S, S] on the model's device."""
         phi = features.to(self.device, torch.float32)
@@ -112,8 +116,7 @@ class Pancakes:
         for start in range(0, len(prepared), batch_size):
             chunk = range(start, min(start + batch_size, len(prepared)))
             x = torch.cat([to_model_input(torch.from_numpy(prepared[i])[None], fits[i]) for i in chunk])
-            with torch.no_grad():
-                phi = self.module.encode(x.to(self.device))
+            phi = self.encode_batch(x)
             feats += [f[None].to("cpu", torch.float16) for f in phi]
         return Encoded(feats, fits, list(names) if names else [f"image {i}" for i in range(len(prepared))])
 
@@ -152,54 +155,23 @@ class Pancakes:
         arr[:] = maps
         return arr
 
-    # ---- volumes ----------------------------------------------------------
-    def encode_volume(self, image, axis: str = "axial", batch_size: Optional[int] = None,
-                      progress: Progress = None, cancel: Cancel = None):
-        """SimpleITK image -> EncodedVolume (features of every slice). See pancakes.volume."""
-        from .volume import encode_volume
+    # ---- volumes (through pancakes.predictor) ------------------------------
+    def predictor(self, image, axis: str = DEFAULT_AXIS, name: str = "volume", plane_axis: Optional[int] = None,
+                  batch_size: Optional[int] = None) -> Predictor:
+        """A Predictor of one SimpleITK volume: encode once, decode any (M, K, m)."""
+        return Predictor(self, image, axis, name, plane_axis, batch_size)
 
-        return encode_volume(self, image, axis, batch_size, progress, cancel)
+    def encode_volume(self, image, axis: str = DEFAULT_AXIS, batch_size: Optional[int] = None,
+                      progress: Progress = None, cancel: Cancel = None) -> Predictor:
+        """SimpleITK image -> its Predictor with every slice's features cached."""
+        return self.predictor(image, axis, batch_size=batch_size).encode(progress, cancel)
 
-    def decode_volume(self, encoded, protocols: int = 8, labels: int = 20,
+    def decode_volume(self, encoded: Predictor, protocols: int = 8, labels: int = 20,
                       which: Optional[Sequence[int]] = None, progress: Progress = None, cancel: Cancel = None):
-        """EncodedVolume -> list of SimpleITK uint8 label volumes, one per protocol."""
-        from .volume import decode_volume
+        """An encoded Predictor -> list of SimpleITK uint8 label volumes, one per protocol."""
+        return encoded.decode(protocols, labels, which, progress, cancel)
 
-        return decode_volume(self, encoded, protocols, labels, which, progress, cancel)
-
-    def segment_volume(self, image, protocols: int = 8, labels: int = 20, axis: str = "axial",
+    def segment_volume(self, image, protocols: int = 8, labels: int = 20, axis: str = DEFAULT_AXIS,
                        progress: Progress = None, cancel: Cancel = None):
-        """SimpleITK image -> M label volumes with the input's origin, spacing and direction."""
-        from .volume import segment_volume
-
-        return segment_volume(self, image, protocols, labels, axis, progress=progress, cancel=cancel)
-
-
-def check_mk(M: int, K: int) -> tuple:
-    """Validate the number of protocols and labels asked for."""
-    for name, v, hi in (("protocols", M, 64), ("labels", K, 255)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= int(v) <= hi:
-            raise PancakesInputError(f"{name}={v!r}: must be an integer in 1..{hi}")
-    return int(M), int(K)
-
-
-def check_adapt(adapt: float) -> float:
-    """Validate the adaptation strength: a finite number >= 0."""
-    try:
-        value = float(adapt)
-    except (TypeError, ValueError):
-        raise PancakesInputError(f"adapt={adapt!r}: must be a number >= 0") from None
-    if isinstance(adapt, bool) or not np.isfinite(value) or value < 0:
-        raise PancakesInputError(f"adapt={adapt!r}: must be a finite number >= 0")
-    return value
-
-
-def check_which(which: Optional[Sequence[int]], M: int) -> List[int]:
-    """Validate selected protocol indices (0-based)."""
-    if which is None:
-        return []
-    sel = [int(m) for m in which]
-    bad = [m for m in sel if not 0 <= m < M]
-    if bad or not sel:
-        raise PancakesInputError(f"protocols {list(which)}: indices must be in 0..{M - 1}")
-    return sel
+        """SimpleITK image -> M label volumes with the input's origin, spacing and direction (streamed)."""
+        return self.predictor(image, axis).segment(protocols, labels, progress, cancel)

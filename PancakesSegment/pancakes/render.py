@@ -27,10 +27,10 @@ import SimpleITK as sitk
 from PIL import Image, ImageDraw, ImageFont
 
 from . import protocols
+from .contract import AXES
 from .errors import PancakesInputError
 from .preprocessing import finite_float, normalise
 from .segio import atomic_write
-from .volume import AXES
 
 TILE = 160  # pixels; a slice is fitted into TILE x TILE keeping its physical aspect
 HEADER = 18

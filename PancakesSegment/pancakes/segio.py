@@ -25,20 +25,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import protocols
+from .contract import FORMATS, colour_table_path, output_path  # noqa: F401  (output naming, re-exported)
 
 PathLike = Union[str, Path]
-FORMATS = {"seg.nrrd": ".seg.nrrd", "nifti": ".nii.gz"}
 _COMPOUND = (".seg.nrrd", ".nii.gz")
 PARTIAL = ".partial"  # marks temporary files, which --resume cleans up
-
-
-def output_path(out_dir: PathLike, subject: str, m: int, fmt: str) -> Path:
-    """OUT/<subject>/<subject>_P03.seg.nrrd for 0-based protocol ``m``."""
-    return Path(out_dir) / subject / f"{subject}_P{m + 1:02d}{FORMATS[fmt]}"
-
-
-def colour_table_path(out_dir: PathLike, M: int, K: int) -> Path:
-    return Path(out_dir) / f"pancakes_M{M}_K{K}_colors.txt"
 
 
 def _suffix(name: str) -> str:

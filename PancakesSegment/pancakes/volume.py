@@ -1,45 +1,59 @@
-"""Volumes through the 2D model: slice, encode in batches, decode, restack.
+"""Volumes through the 2D model, step by step: cut into slices, encode in batches, decode, restack.
+
+pancakes.predictor.Predictor strings these steps together (it is the one entry point);
+this module holds the steps, so that each stays small and testable.
 
 Volumes are first re-oriented to LPS-aligned voxel order (an exact permutation
 and flip, no interpolation) so that "axial", "coronal" and "sagittal" mean what
 a radiologist expects whatever the file's direction; results are turned back
 to the input's own orientation and carry its origin, spacing and direction.
+A 2D image (a one-slice volume, pancakes.inputs.as_scalar_volume) is cut in its
+own plane instead, whatever the axis, and is not re-oriented.
 Features are cached per slice as float16 on the CPU: ~1 MB per slice at 128^2.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
-from .devices import batch_size_for
+from .contract import Cancel, Cancelled, Progress, check_axis
 from .errors import PancakesInputError
-from .preprocessing import Fit, finite_float, labels_from_logits, normalise, plan_fit, to_model_input
+from .preprocessing import Fit, check_spacings, finite_float, labels_from_logits, normalise, plan_fit, to_grey, to_model_input
 from .slice_source import NormalisedSlices, streamable
 
-AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in (z, y, x) LPS order
 # Model-size logits held at once while decoding: 4 slices at M=8, K=20, small enough
 # to stay in cache (larger batches were slower per slice on CPU).
 DECODE_BUDGET_BYTES = 48 * 2**20
 
 
 @dataclass
-class EncodedVolume:
-    """Cached UNet features of every slice of one volume.
+class Slicing:
+    """How a volume was cut into model slices, and how to put labels back.
 
-    features: float16 [D, C, S, S] on CPU, D = slices along ``axis``;
-    fit: how each slice sits in the model input; oriented: the LPS-oriented
-    reference (geometry only is used); original: the input image's geometry.
+    fit: where each slice sits in the model input; array_axis: the axis of
+    ``reference``'s (k, j, i) array the slices run along; reference: the LPS-oriented
+    volume (geometry only), or the input itself for a 2D image; original: the input;
+    reorient: whether labels must be turned back from ``reference`` to ``original``.
     """
 
-    features: torch.Tensor
     fit: Fit
-    axis: str
-    oriented: sitk.Image
+    array_axis: int
+    reference: sitk.Image
     original: sitk.Image
+    reorient: bool
+
+
+@dataclass
+class EncodedVolume:
+    """Cached UNet features of every slice of one volume: float16 [D, C, S, S] on the CPU."""
+
+    features: torch.Tensor
+    slicing: Slicing
+    axis: str  # the slicing direction asked for ("axial", ...); a 2D image ignores it
 
 
 def check_volume(image, name: str = "volume") -> sitk.Image:
@@ -57,60 +71,61 @@ def check_volume(image, name: str = "volume") -> sitk.Image:
 
 def slice_geometry(oriented: sitk.Image, axis: str) -> Tuple[int, Tuple[int, int], Tuple[float, float]]:
     """-> (array axis, in-plane shape (rows, cols), in-plane spacing (rows, cols))."""
-    if axis not in AXES:
-        raise PancakesInputError(f"axis {axis!r}: use one of {', '.join(AXES)}")
-    a = AXES[axis]
+    a = check_axis(axis)
     size_zyx = oriented.GetSize()[::-1]
     spacing_zyx = oriented.GetSpacing()[::-1]
     plane = [i for i in range(3) if i != a]
     return a, (size_zyx[plane[0]], size_zyx[plane[1]]), (spacing_zyx[plane[0]], spacing_zyx[plane[1]])
 
 
-def _prepare(model, image: sitk.Image, axis: str, name: str) -> Tuple[sitk.Image, int, np.ndarray, Fit]:
-    """Check, orient to LPS and normalise once -> (oriented, array axis, slices [D, rows, cols], fit).
-    The slices are an array, or for integer volumes a NormalisedSlices that makes each batch on demand."""
+def cut_volume(image: sitk.Image, axis: str, input_size: int, name: str = "volume",
+               plane_axis: Optional[int] = None) -> Tuple[np.ndarray, Slicing]:
+    """Check and normalise once -> (slices float32 [D, rows, cols] in [0, 1], slicing).
+
+    The slices are an array, or for integer volumes a NormalisedSlices that makes each batch on demand.
+
+    ``plane_axis``: for a 2D image stored as a one-slice volume, the (k, j, i) axis of size 1;
+    its single plane is checked and normalised as a 2D image (pancakes.preprocessing.to_grey).
+    """
     check_volume(image, name)
+    if plane_axis is not None:
+        plane = np.take(sitk.GetArrayViewFromImage(image), 0, axis=plane_axis)
+        spacing = [s for i, s in enumerate(image.GetSpacing()[::-1]) if i != plane_axis]
+        grey = normalise(to_grey(plane, name), name)
+        fit = plan_fit(grey.shape, input_size, check_spacings([spacing], 1)[0])
+        return grey[None], Slicing(fit, plane_axis, image, image, reorient=False)
     oriented = sitk.DICOMOrient(image, "LPS")
     a, shape, spacing = slice_geometry(oriented, axis)
     if min(shape) < 4:
         raise PancakesInputError(f"{name}: slices of {shape[0]}x{shape[1]} voxels along {axis} are too small")
+    slicing = Slicing(plan_fit(shape, input_size, spacing), a, oriented, image, reorient=True)
     # Normalising the whole volume at once keeps slices comparable with each other.
     if streamable(oriented):  # integer voxels: normalised batch by batch (slice_source.py)
-        return oriented, a, NormalisedSlices(oriented, a, name), plan_fit(shape, model.input_size, spacing)
-    view = sitk.GetArrayViewFromImage(oriented)  # ``oriented`` is returned with it, so it outlives the view
+        return NormalisedSlices(oriented, a, name), slicing
+    view = sitk.GetArrayViewFromImage(oriented)  # ``oriented`` is kept in ``slicing``, so it outlives the view
     values = finite_float(view, name)
     # Normalised in place when finite_float made a copy (any non-float32 input): one float32 volume, not two.
     arr = normalise(values, name, out=None if np.shares_memory(values, view) else values)
-    return oriented, a, np.moveaxis(arr, a, 0), plan_fit(shape, model.input_size, spacing)
+    return np.moveaxis(arr, a, 0), slicing
 
 
-def encode_volume(model, image: sitk.Image, axis: str = "axial", batch_size: Optional[int] = None,
-                  progress=None, cancel=None, name: str = "volume") -> EncodedVolume:
-    """Normalise the whole volume once (so slices stay comparable), then encode slices in batches."""
-    oriented, _, arr, fit = _prepare(model, image, axis, name)
-    batch_size = batch_size_for(model.device, batch_size)
-    batches = _encoded_batches(model, arr, fit, batch_size, progress, cancel, name)
-    feats = [phi.to("cpu", torch.float16) for _, phi in batches]
-    return EncodedVolume(torch.cat(feats), fit, axis, oriented, image)
+def encoded_batches(model, slices: np.ndarray, fit: Fit, step: int, progress: Progress = None,
+                    cancel: Cancel = None, name: str = "volume") -> Iterator[Tuple[int, torch.Tensor]]:
+    """Yield (first slice index, features [B, C, S, S]) batch by batch; honours cancel, reports progress.
 
-
-def _encoded_batches(model, arr: np.ndarray, fit: Fit, step: int, progress, cancel, name: str):
-    """Yield (first slice index, features [B, C, S, S]) batch by batch; honours cancel and reports progress."""
-    from .engine import Cancelled
-
-    depth = arr.shape[0]
+    ``model``: anything with ``encode_batch(Tensor[B, 1, S, S]) -> Tensor[B, C, S, S]`` (pancakes.Pancakes).
+    """
+    depth = slices.shape[0]
     for start in range(0, depth, step):
         if cancel is not None and cancel():
             raise Cancelled(f"{name}: cancelled after {start} of {depth} slices")
-        batch = torch.from_numpy(np.ascontiguousarray(arr[start : start + step]))
-        with torch.no_grad():
-            phi = model.module.encode(to_model_input(batch, fit).to(model.device))
-        yield start, phi
+        batch = torch.from_numpy(np.ascontiguousarray(slices[start : start + step]))
+        yield start, model.encode_batch(to_model_input(batch, fit))
         if progress is not None:
             progress(min(start + step, depth), depth)
 
 
-def _decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit) -> np.ndarray:
+def decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit) -> np.ndarray:
     """features [B, C, S, S] -> labels uint8 [P, B, rows, cols] at the slice's own size."""
     logits = model.decode_logits(phi, M, K, sel)  # [B, P, K, S, S]
     with torch.no_grad():
@@ -118,67 +133,42 @@ def _decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit:
     return labels.permute(1, 0, 2, 3).cpu().numpy()
 
 
-def _decode_step(n_prot: int, K: int, fit: Fit) -> int:
+def decode_step(n_prot: int, K: int, fit: Fit) -> int:
     """Slices per decode batch so that model-size logits stay under DECODE_BUDGET_BYTES."""
     return max(1, min(32, DECODE_BUDGET_BYTES // max(1, n_prot * K * fit.size * fit.size * 4)))
 
 
-def _to_images(out: List[np.ndarray], a: int, oriented: sitk.Image, original: sitk.Image) -> List[sitk.Image]:
-    """labels: P arrays [D, rows, cols] in oriented slice order -> P images in the input's geometry.
+def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence[int], fit: Fit,
+                    progress: Progress = None, cancel: Cancel = None) -> np.ndarray:
+    """Cached features [D, C, S, S] -> labels uint8 [P, D, rows, cols] (values 1..K), in slice order."""
+    n_prot = len(sel) if sel else M
+    depth = features.shape[0]
+    out = np.zeros((n_prot, depth) + tuple(fit.shape), dtype=np.uint8)
+    step = decode_step(n_prot, K, fit)
+    for start in range(0, depth, step):
+        if cancel is not None and cancel():
+            raise Cancelled(f"decoding cancelled after {start} of {depth} slices")
+        out[:, start : start + step] = decode_batch(model, features[start : start + step], M, K, list(sel), fit)
+        if progress is not None:
+            progress(min(start + step, depth), depth)
+    return out
+
+
+def restack(out: List[np.ndarray], slicing: Slicing) -> List[sitk.Image]:
+    """labels: P arrays [D, rows, cols] in slice order -> P label images in the input's geometry.
 
     Each array is taken out of ``out`` as it is converted, so that (when nothing else holds them)
     an array's memory is freed before the next image is made: the labels exist about once, not twice."""
     results = []
-    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(original.GetDirection())
+    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(slicing.original.GetDirection())
     while out:
-        img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(out.pop(0), 0, a)))
-        img.CopyInformation(oriented)
-        # Already in LPS order (most CTs): the same voxels, so no reoriented copy of each label volume.
-        back = img if orientation == "LPS" else sitk.DICOMOrient(img, orientation)
-        if back.GetSize() != original.GetSize():
-            raise RuntimeError("re-orientation changed the volume size; this is a bug")
-        back.CopyInformation(original)
-        results.append(back)
+        img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(out.pop(0), 0, slicing.array_axis)))
+        if slicing.reorient:
+            img.CopyInformation(slicing.reference)
+            # Already in LPS order (most CTs): the same voxels, so no reoriented copy of each label volume.
+            img = img if orientation == "LPS" else sitk.DICOMOrient(img, orientation)
+            if img.GetSize() != slicing.original.GetSize():
+                raise RuntimeError("re-orientation changed the volume size; this is a bug")
+        img.CopyInformation(slicing.original)
+        results.append(img)
     return results
-
-
-def decode_volume(model, enc: EncodedVolume, M: int = 8, K: int = 20, which: Optional[Sequence[int]] = None,
-                  progress=None, cancel=None) -> List[sitk.Image]:
-    """Cached features -> one uint8 label volume per protocol (values 1..K), input geometry."""
-    from .engine import Cancelled, check_mk, check_which
-
-    M, K = check_mk(M, K)
-    sel = check_which(which, M)
-    n_prot = len(sel) if sel else M
-    depth = enc.features.shape[0]
-    out = np.zeros((n_prot, depth) + tuple(enc.fit.shape), dtype=np.uint8)
-    step = _decode_step(n_prot, K, enc.fit)
-    for start in range(0, depth, step):
-        if cancel is not None and cancel():
-            raise Cancelled(f"decoding cancelled after {start} of {depth} slices")
-        out[:, start : start + step] = _decode_batch(model, enc.features[start : start + step], M, K, sel, enc.fit)
-        if progress is not None:
-            progress(min(start + step, depth), depth)
-    return _to_images(list(out), AXES[enc.axis], enc.oriented, enc.original)
-
-
-def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str = "axial",
-                   batch_size: Optional[int] = None,
-                   progress=None, cancel=None, name: str = "volume") -> List[sitk.Image]:
-    """Encode and decode batch by batch without caching features: memory beyond the
-    input and the label volumes stays bounded by the batch, whatever the depth."""
-    from .engine import check_mk
-
-    M, K = check_mk(M, K)
-    oriented, a, arr, fit = _prepare(model, image, axis, name)
-    depth = arr.shape[0]
-    out = [np.zeros((depth,) + tuple(fit.shape), dtype=np.uint8) for _ in range(M)]  # one per protocol: freed one by one
-    step = min(batch_size_for(model.device, batch_size), _decode_step(M, K, fit))
-    for start, phi in _encoded_batches(model, arr, fit, step, progress, cancel, name):
-        # Through float16 like cached features, so streamed and cached decodes give the same labels
-        # (the decode-time adaptation would otherwise flip a few near-tied pixels).
-        labels = _decode_batch(model, phi.to(torch.float16), M, K, [], fit)
-        for m in range(M):
-            out[m][start : start + step] = labels[m]
-    del arr  # the normalised volume (4 bytes a voxel) is not needed while the images are made
-    return _to_images(out, a, oriented, image)

@@ -112,14 +112,12 @@ def test_volume_bad_inputs(random_model):
 @pytest.mark.parametrize("bad", [-1, 0, 2.5, True])
 def test_bad_batch_sizes_are_refused(random_model, bad):
     """A negative batch size used to skip every slice: all-background volumes, or an empty encoding."""
-    from pancakes.volume import segment_volume
-
     with pytest.raises(PancakesInputError, match="batch_size"):
         random_model.encode([np.random.rand(16, 16)], batch_size=bad)
     with pytest.raises(PancakesInputError, match="batch_size"):
         random_model.encode_volume(_volume(), batch_size=bad)
     with pytest.raises(PancakesInputError, match="batch_size"):
-        segment_volume(random_model, _volume(), 2, 3, batch_size=bad)
+        random_model.predictor(_volume(), batch_size=bad).segment(2, 3)
     assert len(random_model.encode([np.random.rand(16, 16)] * 3, batch_size=np.int64(2)).features) == 3
 
 

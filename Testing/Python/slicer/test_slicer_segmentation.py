@@ -15,7 +15,7 @@ import SimpleITK as sitk  # noqa: E402
 import vtk  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "PancakesSegment"))
-import pancakes.volume  # noqa: E402
+import pancakes.predictor  # noqa: E402
 from pancakes import protocols  # noqa: E402
 from PancakesSegmentLib.Browse import (  # noqa: E402
     protocolThumbnail,
@@ -73,13 +73,14 @@ def logic(scene, model):
 def encodeCalls(monkeypatch):
     """Names of volumes that went through the UNet."""
     calls = []
-    real = pancakes.volume.encode_volume
+    real = pancakes.predictor.Predictor.encode
 
-    def spy(model, image, axis="axial", batch_size=16, progress=None, cancel=None, name="volume"):
-        calls.append(name)
-        return real(model, image, axis, batch_size, progress, cancel, name)
+    def spy(self, progress=None, cancel=None):
+        if not self.encoded:
+            calls.append(self.name)
+        return real(self, progress, cancel)
 
-    monkeypatch.setattr(pancakes.volume, "encode_volume", spy)
+    monkeypatch.setattr(pancakes.predictor.Predictor, "encode", spy)
     return calls
 
 
@@ -279,14 +280,14 @@ def test_cancel_part_way_keeps_what_finished(logic, volumes, encodeCalls):
 
 
 def test_out_of_memory_is_flagged_for_a_cpu_retry(logic, volumes, model, monkeypatch):
-    real = model.decode_volume
+    real = pancakes.predictor.Predictor.decode
 
-    def decode(encoded, *args, **kwargs):
-        if encoded.original.GetSize() == (28, 20, 5):  # volume B
+    def decode(self, *args, **kwargs):
+        if self.image.GetSize() == (28, 20, 5):  # volume B
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(encoded, *args, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(model, "decode_volume", decode)
+    monkeypatch.setattr(pancakes.predictor.Predictor, "decode", decode)
     report = logic.run(volumes, SETTINGS)
     assert report.outOfMemory and [e.volumeName for e in report.errors] == ["B"]
     assert report.errors[0].outOfMemory and "out of memory" in report.errors[0].message

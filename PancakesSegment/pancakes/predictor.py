@@ -1,0 +1,137 @@
+"""The one way a volume goes through the model: encode once, then decode any (M, K, m) from the cache.
+
+The batch CLI (pancakes.batch), the Slicer module (PancakesSegmentLib.SegmentationLogic)
+and the Python API (Pancakes.encode_volume / decode_volume / segment_volume) all
+segment volumes through a Predictor. A 2D image arrives as a one-slice volume
+(pancakes.inputs.as_scalar_volume) and is cut in its own plane here, and only here.
+
+Usage::
+
+    predictor = model.predictor(image, axis="axial", name="brain1")   # model: pancakes.Pancakes
+    predictor.encode(progress, cancel)        # the UNet, once; features cached (float16, CPU)
+    labels = predictor.decode(8, 20)          # M sitk uint8 label volumes, values 1..K, input geometry
+    p3 = predictor.decode(8, 12, which=[2])   # another K, one protocol: no UNet
+    labels = model.predictor(image).segment(8, 20)   # streamed: no cache, memory bounded by a batch
+
+Test doubles implement ``VolumePredictor`` (and hand it out from a ``predictor()``
+method); they do not change this class.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Protocol, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from . import volume
+from .contract import DEFAULT_AXIS, Cancel, Progress, check_axis, check_batch_size, check_mk, check_which
+
+
+class SliceModel(Protocol):
+    """What a Predictor needs of a model (pancakes.Pancakes is one)."""
+
+    device: torch.device
+    input_size: int
+    adapt: float
+
+    def encode_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """images [B, 1, S, S] in [0, 1] -> features [B, C, S, S] (no autograd)."""
+
+    def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int]) -> torch.Tensor:
+        """features [B, C, S, S] -> logits [B, P, K, S, S]; sel [] means all M protocols."""
+
+    def default_batch_size(self) -> int:
+        """Slices per encode batch when the caller does not say."""
+
+
+class VolumePredictor(Protocol):
+    """One volume's inference: what the Slicer logic and the batch runner call."""
+
+    image: sitk.Image
+
+    @property
+    def encoded(self) -> bool:
+        """True once the features are cached."""
+
+    def encode(self, progress: Progress = None, cancel: Cancel = None) -> "VolumePredictor":
+        """Run the UNet over every slice once; later calls do nothing."""
+
+    def decode(self, M: int, K: int, which: Optional[Sequence[int]] = None, progress: Progress = None,
+               cancel: Cancel = None) -> List[sitk.Image]:
+        """Label volumes (values 1..K, the input's geometry), one per selected protocol."""
+
+
+@dataclass
+class Decoded:
+    """The last decode of a Predictor: what it was asked for and the label volumes it gave."""
+
+    key: Tuple  # (M, K, protocols selected, adaptation strength)
+    labels: List[sitk.Image]
+
+
+class Predictor:
+    """A volume and its cached features (see module docstring)."""
+
+    def __init__(self, model: SliceModel, image: sitk.Image, axis: str = DEFAULT_AXIS, name: str = "volume",
+                 plane_axis: Optional[int] = None, batch_size: Optional[int] = None) -> None:
+        check_axis(axis)
+        self.model = model
+        self.image = image
+        self.axis = axis
+        self.name = name
+        self.plane_axis = plane_axis  # set for 2D images stored as one-slice volumes
+        self.batch_size = check_batch_size(batch_size) or model.default_batch_size()
+        self.features: Optional[volume.EncodedVolume] = None
+        self.last: Optional[Decoded] = None  # the labels of the latest decode, for callers that show them
+
+    @property
+    def encoded(self) -> bool:
+        return self.features is not None
+
+    def encode(self, progress: Progress = None, cancel: Cancel = None) -> "Predictor":
+        if self.features is None:
+            slices, slicing = volume.cut_volume(self.image, self.axis, self.model.input_size, self.name,
+                                                self.plane_axis)
+            batches = volume.encoded_batches(self.model, slices, slicing.fit, self.batch_size, progress, cancel,
+                                             self.name)
+            feats = torch.cat([phi.to("cpu", torch.float16) for _, phi in batches])
+            self.features = volume.EncodedVolume(feats, slicing, self.axis)
+        return self
+
+    def decode(self, M: int, K: int, which: Optional[Sequence[int]] = None, progress: Progress = None,
+               cancel: Cancel = None) -> List[sitk.Image]:
+        """Cached features -> one uint8 label volume per protocol (values 1..K), input geometry.
+
+        Encodes first when that has not happened. Asking again for the same (M, K, which)
+        with the same adaptation returns the same label volumes without decoding.
+        """
+        M, K = check_mk(M, K)
+        sel = check_which(which, M)
+        key = (M, K, tuple(sel), float(getattr(self.model, "adapt", 0.0)))
+        if self.last is not None and self.last.key == key:
+            return self.last.labels
+        self.encode(cancel=cancel)
+        enc = self.features
+        out = volume.decode_features(self.model, enc.features, M, K, sel, enc.slicing.fit, progress, cancel)
+        self.last = Decoded(key, volume.restack(list(out), enc.slicing))
+        return self.last.labels
+
+    def segment(self, M: int, K: int, progress: Progress = None, cancel: Cancel = None) -> List[sitk.Image]:
+        """Encode and decode batch by batch without caching features: memory beyond the input and
+        the label volumes stays bounded by the batch, whatever the depth."""
+        M, K = check_mk(M, K)
+        slices, slicing = volume.cut_volume(self.image, self.axis, self.model.input_size, self.name, self.plane_axis)
+        fit = slicing.fit
+        # One array per protocol, so that restack frees them one by one.
+        out = [np.zeros((slices.shape[0],) + tuple(fit.shape), dtype=np.uint8) for _ in range(M)]
+        step = min(self.batch_size, volume.decode_step(M, K, fit))
+        for start, phi in volume.encoded_batches(self.model, slices, fit, step, progress, cancel, self.name):
+            # Through float16 like cached features, so streamed and cached decodes give the same labels
+            # (the decode-time adaptation would otherwise flip a few near-tied pixels).
+            labels = volume.decode_batch(self.model, phi.to(torch.float16), M, K, [], fit)
+            for m in range(M):
+                out[m][start : start + step] = labels[m]
+        del slices  # the normalised volume (4 bytes a voxel) is not needed while the images are made
+        return volume.restack(out, slicing)

@@ -103,7 +103,9 @@ def _whole_volume_logic(refiner):
     import slicer
     import vtk
     from vtk.util import numpy_support
+    from PancakesSegmentLib import RefineClicks as rc
     from PancakesSegmentLib import RefineLogic as rl
+    from PancakesSegmentLib import SegmentSlabs as slabs
     from PancakesSegmentLib.VolumeConversion import voxelArray
 
     logic = slicer.vtkSlicerSegmentationsModuleLogic
@@ -160,11 +162,11 @@ def _whole_volume_logic(refiner):
     class WholeVolumeRefineLogic(rl.RefineLogic):
         def refine(self, segmentationNode, segmentId, volumeNode, positiveNode=None, negativeNode=None,
                    axis=None, propagate=False):
-            pos, neg, labels = rl.controlPointsRas(positiveNode, split=True)
+            pos, neg, labels = rc.controlPointsRas(positiveNode, split=True)
             if axis is None:
-                axis = rl.sliceAxisFromViews(volumeNode.GetScene(), volumeNode, pos + neg)
+                axis = rc.sliceAxisFromViews(volumeNode.GetScene(), volumeNode, pos + neg)
             voxelArray(volumeNode)  # clicksOnSlice copied the volume to learn its shape
-            clicks = rl.clicksOnSlice(volumeNode, pos, neg, axis, labels)
+            clicks = rc.clicksOnSlice(volumeNode, pos, neg, axis, labels)
             current = segment_mask(segmentationNode, segmentId, volumeNode)
             key = (segmentationNode.GetID(), segmentId, volumeNode.GetID(), clicks.axis, clicks.index)
             currentSlice = np.take(current, clicks.index, axis=clicks.axis)
@@ -176,7 +178,7 @@ def _whole_volume_logic(refiner):
             refined, logits = self.refiner.refine_volume_slice(
                 voxelArray(volumeNode), clicks.axis, clicks.index, seed, clicks.positive, clicks.negative,
                 previous=self._previous(key, currentSlice, seedSlice), propagate=propagate,
-                spacing=rl._volumeSpacing(volumeNode), with_logits=True)
+                spacing=slabs.volumeSpacing(volumeNode), with_logits=True)
             refined = np.asarray(refined, bool)
             self._lastLogits[key] = (logits, np.take(refined, clicks.index, axis=clicks.axis).copy())
             other = tuple(a for a in range(3) if a != clicks.axis)

@@ -43,9 +43,11 @@ class PancakesSegmentWidget(ScriptedLoadableModuleWidget):
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        from PancakesSegmentLib.SegmentationLogic import SegmentationLogic
         from PancakesSegmentLib.Widget import Widget
 
-        self.widget = Widget()
+        # The widget receives its logic (SlicerNNUnet's pattern): it relies on LogicProtocol only.
+        self.widget = Widget(SegmentationLogic(slicer.mrmlScene))
         self.layout.addWidget(self.widget)
 
     def cleanup(self) -> None:

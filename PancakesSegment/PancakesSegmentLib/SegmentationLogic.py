@@ -121,6 +121,13 @@ class SegmentationLogic:
         self.settings: Optional[RunSettings] = None  # of the last decode
         self._labelNames: Dict[Tuple[int, int, int], Dict[str, str]] = {}  # (M, K, m) -> {segment ID: name}
 
+    def clear(self) -> None:
+        """Forget every result, rename and the last settings (the scene was closed); a loaded model is kept."""
+        self.results = {}
+        self.currentProtocol = 0
+        self.settings = None
+        self._labelNames = {}
+
     # ---- model --------------------------------------------------------
     def setModel(self, model) -> None:
         """Use an already loaded model (tests, or a model the caller chose): a pancakes.Pancakes, or anything

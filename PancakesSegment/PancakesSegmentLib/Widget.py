@@ -1,19 +1,19 @@
-"""The PancakesSegment panel (Qt, with WidgetRun.py and RefineWidget.py; the rest of the module has no Qt).
+"""The PancakesSegment panel (Qt, with WidgetRun.py, RefineWidget.py and ParameterNode.py; the rest has no Qt).
 
-It turns clicks into calls of the MRML logic (SegmentationLogic, Keep, Export,
-Browse); running, with its progress bar and Cancel, is in WidgetRun.RunMixin,
-and the "Refine label" section embeds RefineWidget.RefinePanel.
+It turns clicks into calls of the MRML logic it receives (typed as
+LogicProtocol.SegmentationLogicProtocol; PancakesSegment.py passes a SegmentationLogic),
+and of Keep, Export and Browse; running, with its progress bar and Cancel, is in
+WidgetRun.RunMixin, and the "Refine label" section embeds RefineWidget.RefinePanel.
+The run settings live in the parameter node (ParameterNode.py) as one parameterPack.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import List, Optional
 
 import qt
 import slicer
 from slicer.i18n import tr as _
-from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 
 from pancakes import protocols
@@ -22,55 +22,25 @@ from .Browse import protocolThumbnails, segmentationVolumeRows, thumbnailImageDa
 from .Collection import loadVolumeFolder, scalarVolumeNodes
 from .Export import exportProtocol
 from .Keep import findKeptNode, keepProtocol
-from .Parameters import (
-    AXES,
-    DEFAULT_ADAPT,
-    DEFAULT_AXIS,
-    DEFAULT_DEVICE,
-    DEFAULT_LABELS,
-    DEFAULT_PROTOCOLS,
-    MAX_LABELS,
-    MAX_PROTOCOLS,
-    RunSettings,
-)
+from .LogicProtocol import SegmentationLogicProtocol
+from .ParameterNode import (MODULE_NAME, PancakesSegmentParameterNode, createParameterNode, saveSettings, saveValue,
+                            savedValue)
+from .Parameters import AXIS_NAMES, MAX_LABELS, MAX_PROTOCOLS, RunSettings
 from .RefineWidget import RefinePanel
-from .SegmentationLogic import SegmentationLogic
 from .Segments import SOURCE_VOLUME
 from .VolumeConversion import imageFromVolumeNode
 from .WidgetRun import RunMixin
 
-MODULE_NAME = "PancakesSegment"
-SETTINGS_KEYS = ("protocols", "labels", "device", "axis", "adapt")
 THUMBNAIL_SIZE = 96
-
-
-@parameterNodeWrapper
-class PancakesSegmentParameterNode:
-    """What a run needs besides the volumes; saved with the scene, and in QSettings across restarts."""
-
-    protocols: Annotated[int, WithinRange(1, MAX_PROTOCOLS)] = DEFAULT_PROTOCOLS
-    labels: Annotated[int, WithinRange(1, MAX_LABELS)] = DEFAULT_LABELS
-    device: str = DEFAULT_DEVICE
-    axis: str = DEFAULT_AXIS
-    adapt: bool = DEFAULT_ADAPT
-
-
-def _savedSetting(key: str, value):
-    """A QSettings value (often a string) as the parameter node's type."""
-    if key in ("protocols", "labels"):
-        return int(value)
-    if key == "adapt":  # QSettings gives booleans back as "true" / "false" on most platforms
-        return str(value).lower() in ("true", "1")
-    return str(value)
 
 
 class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
     """Volumes in; protocols to browse, keep and export out."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, logic: SegmentationLogicProtocol, parent=None) -> None:
         qt.QWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = SegmentationLogic(slicer.mrmlScene)
+        self.logic = logic
         self._cancelRequested = False
         self._running = False
 
@@ -110,11 +80,11 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self.ui.protocolsSpinBox.setMaximum(MAX_PROTOCOLS)
         self.ui.labelsSpinBox.setMaximum(MAX_LABELS)
         self._fillDeviceComboBox()
-        for axis in AXES:
+        for axis in AXIS_NAMES:
             self.ui.axisComboBox.addItem(_(axis.capitalize()), axis)
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self.setParameterNode(self._createParameterNode())
+        self.setParameterNode(createParameterNode(slicer.mrmlScene))
         self.updateVolumeList()
         self._setRunning(False)
         self._updateResults()
@@ -132,30 +102,6 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         timer.timeout.connect(callback)
         return timer
 
-    @staticmethod
-    def _createParameterNode() -> PancakesSegmentParameterNode:
-        node = slicer.mrmlScene.GetSingletonNode(MODULE_NAME, "vtkMRMLScriptedModuleNode")
-        fresh = node is None
-        if fresh:
-            node = slicer.mrmlScene.CreateNodeByClass("vtkMRMLScriptedModuleNode")
-            node.UnRegister(None)
-            node.SetSingletonTag(MODULE_NAME)
-            node.SetName(slicer.mrmlScene.GenerateUniqueName(MODULE_NAME))
-            node.SetAttribute("ModuleName", MODULE_NAME)
-            node = slicer.mrmlScene.AddNode(node)
-        wrapped = PancakesSegmentParameterNode(node)
-        if fresh:  # a new scene starts from the user's last choices
-            settings = qt.QSettings()
-            for key in SETTINGS_KEYS:
-                value = settings.value(f"{MODULE_NAME}/{key}")
-                if value in (None, ""):
-                    continue
-                try:
-                    setattr(wrapped, key, _savedSetting(key, value))
-                except (TypeError, ValueError):
-                    logging.warning("PancakesSegment: ignoring saved setting %s=%r", key, value)
-        return wrapped
-
     def setParameterNode(self, parameterNode: Optional[PancakesSegmentParameterNode]) -> None:
         if self._parameterNode and self._parameterNodeGuiTag:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
@@ -164,21 +110,19 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         if parameterNode is None:
             return
         self._parameterNodeGuiTag = parameterNode.connectParametersToGui({
-            "protocols": self.ui.protocolsSpinBox,
-            "labels": self.ui.labelsSpinBox,
-            "adapt": self.ui.adaptCheckBox,
+            "settings.protocols": self.ui.protocolsSpinBox,
+            "settings.labels": self.ui.labelsSpinBox,
+            "settings.adapt": self.ui.adaptCheckBox,
         })
-        self._selectComboData(self.ui.deviceComboBox, parameterNode.device)
-        self._selectComboData(self.ui.axisComboBox, parameterNode.axis)
+        self._selectComboData(self.ui.deviceComboBox, parameterNode.settings.device)
+        self._selectComboData(self.ui.axisComboBox, parameterNode.settings.axis)
 
     def _settings(self) -> RunSettings:
-        p = self._parameterNode
-        return RunSettings(int(p.protocols), int(p.labels), str(p.device), str(p.axis), bool(p.adapt)).validated()
+        """The parameter node's settings, checked: a copy, so edits during a run do not change it."""
+        return self._parameterNode.settings.validated()
 
     def _saveSettings(self) -> None:
-        settings = qt.QSettings()
-        for key in SETTINGS_KEYS:
-            settings.setValue(f"{MODULE_NAME}/{key}", getattr(self._parameterNode, key))
+        saveSettings(self._parameterNode)
 
     @staticmethod
     def _selectComboData(comboBox, data) -> None:
@@ -194,19 +138,18 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
     # ---- settings -----------------------------------------------------------
     def onDeviceChanged(self, index: int) -> None:
         if self._parameterNode is not None and index >= 0:
-            self._parameterNode.device = self.ui.deviceComboBox.itemData(index)
+            self._parameterNode.settings.device = self.ui.deviceComboBox.itemData(index)
             self._saveSettings()
 
     def onAxisChanged(self, index: int) -> None:
         if self._parameterNode is not None and index >= 0:
-            self._parameterNode.axis = self.ui.axisComboBox.itemData(index)
+            self._parameterNode.settings.axis = self.ui.axisComboBox.itemData(index)
             self._saveSettings()
 
     def onProtocolsOrLabelsChanged(self, _value=None) -> None:
         # Read the spin boxes: the parameter node may be updated after this slot runs.
-        settings = qt.QSettings()
-        settings.setValue(f"{MODULE_NAME}/protocols", self.ui.protocolsSpinBox.value)
-        settings.setValue(f"{MODULE_NAME}/labels", self.ui.labelsSpinBox.value)
+        saveValue("protocols", self.ui.protocolsSpinBox.value)
+        saveValue("labels", self.ui.labelsSpinBox.value)
         if self.logic.results and not self._running:
             self._redecodeTimer.start()  # wait for the spin box to settle
 
@@ -247,7 +190,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         folder = qt.QFileDialog.getExistingDirectory(self, _("Folder of volumes"), self._lastFolder("input"))
         if not folder:
             return
-        qt.QSettings().setValue(f"{MODULE_NAME}/inputFolder", folder)
+        saveValue("inputFolder", folder)
         with slicer.util.WaitCursor():
             nodes, errors = loadVolumeFolder(slicer.mrmlScene, folder, slicer.modules.volumes.logic())
         self.updateVolumeList()
@@ -260,7 +203,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
 
     @staticmethod
     def _lastFolder(kind: str) -> str:
-        return str(qt.QSettings().value(f"{MODULE_NAME}/{kind}Folder", "") or "")
+        return str(savedValue(f"{kind}Folder") or "")
 
     # ---- browsing -----------------------------------------------------------
     def _currentProtocol(self) -> int:
@@ -362,7 +305,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         folder = qt.QFileDialog.getExistingDirectory(self, _("Export to folder"), self._lastFolder("export"))
         if not folder:
             return
-        qt.QSettings().setValue(f"{MODULE_NAME}/exportFolder", folder)
+        saveValue("exportFolder", folder)
         try:
             with slicer.util.WaitCursor():
                 report = exportProtocol(self.logic, self._currentProtocol(), folder)
@@ -401,7 +344,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
     # ---- scene ----------------------------------------------------------------
     def onSceneClosed(self, caller=None, event=None) -> None:
         self.refinePanel.setTarget(None, None, None)
-        self.logic = SegmentationLogic(slicer.mrmlScene)
-        self.setParameterNode(self._createParameterNode())
+        self.logic.clear()
+        self.setParameterNode(createParameterNode(slicer.mrmlScene))
         self.updateVolumeList()
         self._updateResults()

@@ -95,7 +95,7 @@ class RunMixin:
                                      windowTitle=_("Pancakes"))
             return False
         self._fillDeviceComboBox()
-        self._selectComboData(self.ui.deviceComboBox, self._parameterNode.device)
+        self._selectComboData(self.ui.deviceComboBox, self._parameterNode.settings.device)
         return True
 
     def onRun(self) -> None:

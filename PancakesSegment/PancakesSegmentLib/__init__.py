@@ -1,7 +1,7 @@
 """Slicer-side logic of PancakesSegment: MRML nodes and the pancakes core, no Qt.
 
 Everything here runs in Slicer and under plain pytest with the slicer-core
-package; only the panel (Widget.py, WidgetRun.py, RefineWidget.py) needs Slicer's Qt application.
+package; only the panel (Widget.py, WidgetRun.py, RefineWidget.py, ParameterNode.py) needs Slicer's Qt application.
 """
 from .Browse import protocolThumbnail, segmentationVolumeRows, volumeTable
 from .Collection import LoadError, loadVolumeFolder, scalarVolumeNodes

@@ -1,4 +1,4 @@
-"""Comparing protocols across the collection: label volumes per scan and thumbnails.
+"""Comparing protocols across the collection: label volumes per scan, and thumbnails for Qt.
 
 Volumes are measured on the segmentation nodes, not on the model output, so a
 kept segmentation that the user edited is measured as edited. Only the
@@ -9,14 +9,14 @@ Usage::
 
     rows = segmentationVolumeRows(segmentationNode, subject="brain1")   # volumes.csv rows
     header, table = volumeTable(rows)        # one row per label, one column (mm3) per scan
-    rgb = protocolThumbnail(image, labels, M=8, K=20, m=2)   # uint8 [H, W, 3]
+    rgb = pancakes.render.protocol_thumbnails(image, {2: labels}, M=8, K=20)[2]   # drawn in the core
+    imageData = thumbnailImageData(rgb)      # for qMRMLUtils.vtkImageDataToQImage
 """
 from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-import SimpleITK as sitk
 import vtk
 from vtk.util import numpy_support
 
@@ -26,7 +26,6 @@ from pancakes.label_volumes import COLUMNS
 from .Segments import segmentationInfo
 
 BINARY_LABELMAP = "Binary labelmap"
-AXIS_INDEX = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in LPS-oriented (z, y, x)
 
 
 def segmentVoxelCounts(segmentationNode) -> Dict[str, int]:
@@ -98,60 +97,6 @@ def volumeTable(rows: Sequence[Dict]) -> Tuple[List[str], List[List]]:
         bySegment.setdefault(r["segment_id"], {})[r["subject"]] = float(r["volume_mm3"])
     table = [[segmentId] + [values.get(s, 0.0) for s in subjects] for segmentId, values in bySegment.items()]
     return ["segment_id"] + subjects, table
-
-
-def _middleSlice(image: sitk.Image, axis: str) -> Tuple[np.ndarray, Tuple[float, float]]:
-    """Middle slice along ``axis`` of the LPS-oriented image, superior up; and its (row, col) spacing."""
-    oriented = sitk.DICOMOrient(image, "LPS")
-    arr = sitk.GetArrayViewFromImage(oriented)  # (z, y, x)
-    a = AXIS_INDEX[axis]
-    plane = np.take(arr, arr.shape[a] // 2, axis=a)
-    spacingZyx = oriented.GetSpacing()[::-1]
-    rowAxis, colAxis = [i for i in range(3) if i != a]
-    if a != 0:
-        plane = plane[::-1]  # z grows superior; screens draw row 0 on top
-    return np.asarray(plane), (spacingZyx[rowAxis], spacingZyx[colAxis])
-
-
-def _resizeNearest(plane: np.ndarray, spacing: Tuple[float, float], size: int) -> np.ndarray:
-    heightMm, widthMm = plane.shape[0] * spacing[0], plane.shape[1] * spacing[1]
-    scale = size / max(heightMm, widthMm)
-    rows = max(1, int(round(heightMm * scale)))
-    cols = max(1, int(round(widthMm * scale)))
-    r = np.minimum((np.arange(rows) + 0.5) / rows * plane.shape[0], plane.shape[0] - 1).astype(int)
-    c = np.minimum((np.arange(cols) + 0.5) / cols * plane.shape[1], plane.shape[1] - 1).astype(int)
-    return plane[np.ix_(r, c)]
-
-
-def protocolThumbnail(image: sitk.Image, labels: sitk.Image, M: int, K: int, m: int,
-                      axis: str = "axial", size: int = 96, opacity: float = 0.6) -> np.ndarray:
-    """Middle slice of ``image`` with protocol m's labels blended in their segment colours.
-
-    Returns uint8 [H, W, 3] whose longer physical side is ``size`` pixels.
-    """
-    return protocolThumbnails(image, {m: labels}, M, K, axis, size, opacity)[m]
-
-
-def protocolThumbnails(image: sitk.Image, labelsByProtocol: Dict[int, sitk.Image], M: int, K: int,
-                       axis: str = "axial", size: int = 96, opacity: float = 0.6) -> Dict[int, np.ndarray]:
-    """Thumbnails of several protocols of one volume; the volume's slice is taken once."""
-    grey, spacing = _middleSlice(image, axis)
-    grey = grey.astype(np.float32)
-    lo, hi = np.percentile(grey, (1, 99))
-    grey = np.clip((grey - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(grey)
-    underlay = np.repeat(grey[..., None] * 255.0, 3, axis=2)
-    out = {}
-    for m, labels in labelsByProtocol.items():
-        lab, _ = _middleSlice(labels, axis)
-        palette = np.zeros((K + 1, 3), dtype=np.float32)
-        for k in range(K):
-            palette[protocols.label_value(M, K, m, k)] = protocols.colour(M, K, m, k)
-        lab = np.clip(lab.astype(np.int64), 0, K)
-        rgb = underlay.copy()
-        inside = lab > 0
-        rgb[inside] = (1 - opacity) * rgb[inside] + opacity * palette[lab[inside]]
-        out[m] = _resizeNearest(np.clip(rgb, 0, 255).astype(np.uint8), spacing, size)
-    return out
 
 
 def thumbnailImageData(rgb: np.ndarray) -> vtk.vtkImageData:

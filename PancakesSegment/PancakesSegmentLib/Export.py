@@ -20,6 +20,7 @@ from typing import List
 import slicer
 
 from pancakes.contract import output_path
+from pancakes.inputs import safe_name, unique_names
 from pancakes.label_volumes import write_volumes_csv
 
 from .Browse import segmentationVolumeRows
@@ -48,9 +49,6 @@ def writeSegmentation(segmentationNode, path) -> Path:
 
 def exportSegmentations(segmentationNodes, subjects: List[str], folder) -> ExportReport:
     """Pancakes segmentations with their subject names -> .seg.nrrd files and volumes.csv."""
-    # Imported here: pancakes.inputs needs torch, and the module must load without it (to offer installing it).
-    from pancakes.inputs import safe_name, unique_names
-
     folder = Path(folder)
     report = ExportReport()
     for node, subject in zip(segmentationNodes, unique_names([safe_name(s) for s in subjects])):

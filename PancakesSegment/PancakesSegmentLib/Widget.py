@@ -17,8 +17,9 @@ from slicer.i18n import tr as _
 from slicer.util import VTKObservationMixin
 
 from pancakes import protocols
+from pancakes.render import protocol_thumbnails
 
-from .Browse import protocolThumbnails, segmentationVolumeRows, thumbnailImageData, volumeTable
+from .Browse import segmentationVolumeRows, thumbnailImageData, volumeTable
 from .Collection import loadVolumeFolder, scalarVolumeNodes
 from .Export import exportProtocol
 from .Keep import findKeptNode, keepProtocol
@@ -221,8 +222,8 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         if results:
             first = results[0]
             volumeNode = slicer.mrmlScene.GetNodeByID(first.volumeID)
-            thumbnails = protocolThumbnails(imageFromVolumeNode(volumeNode), dict(enumerate(first.labels)),
-                                            first.M, first.K, self.logic.settings.axis, THUMBNAIL_SIZE)
+            thumbnails = protocol_thumbnails(imageFromVolumeNode(volumeNode), dict(enumerate(first.labels)),
+                                             first.M, first.K, self.logic.settings.axis, THUMBNAIL_SIZE)
             for m, rgb in thumbnails.items():
                 qimage = qt.QImage()
                 slicer.qMRMLUtils().vtkImageDataToQImage(thumbnailImageData(rgb), qimage)

@@ -3,7 +3,7 @@
 Everything here runs in Slicer and under plain pytest with the slicer-core
 package; only the panel (Widget.py, WidgetRun.py, RefineWidget.py, ParameterNode.py) needs Slicer's Qt application.
 """
-from .Browse import protocolThumbnail, segmentationVolumeRows, volumeTable
+from .Browse import segmentationVolumeRows, thumbnailImageData, volumeTable
 from .Collection import LoadError, loadVolumeFolder, scalarVolumeNodes
 from .Export import ExportReport, exportProtocol, exportSegmentations
 from .Keep import keepProtocol, labelNames, renameLabel

@@ -28,7 +28,7 @@ from .errors import PancakesInputError
 from .render import GALLERY_FILE
 from .geometry_checks import geometry_reason, nrrd_spacing_reason
 from .integrity import metaimage_reason, nifti_truncated
-from .preprocessing import to_grey
+from .intensity import to_grey
 
 # Longest first, so that ".nii.gz" wins over ".gz".
 # ".hdr" is the header of a NIfTI/Analyze .hdr/.img pair; the .img beside it is its data, not a subject.

@@ -1,5 +1,9 @@
-"""Contact sheet of a batch: protocols (rows) x subjects (columns), middle slice each,
-label colours blended over the grey image.
+"""Drawing labels over images: the batch's contact sheet (gallery.png) and the Slicer panel's protocol thumbnails.
+
+The contact sheet of a batch: protocols (rows) x subjects (columns), middle slice each,
+label colours blended over the grey image. The panel's thumbnails: one volume's middle
+slice with one protocol's colours (protocol_thumbnails). Both take the middle slice the
+same way (middle_slice) and colour labels from pancakes.protocols alone.
 
 Usage::
 
@@ -7,6 +11,7 @@ Usage::
     save_thumbnail("out/a/.thumbnail.npz", t)                        # so --resume can redraw it
     write_gallery("out/gallery.png", [("a", t), ...], M, K)
     write_gallery_pages("out", ["a", "b", ...], load, M, K)    # a batch: gallery.png, gallery_2.png, ...
+    rgb = protocol_thumbnails(volume, {2: label_volume}, M, K)[2]   # uint8 [H, W, 3], longer side 96 px
 
 Thumbnails are stored per subject so that a resumed batch can draw the gallery
 of all its subjects without reading any image again. A batch's gallery is split
@@ -20,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -29,7 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 from . import protocols
 from .contract import AXES
 from .errors import PancakesInputError
-from .preprocessing import finite_float, normalise
+from .intensity import finite_float, normalise
 from .segio import atomic_write
 
 TILE = 160  # pixels; a slice is fitted into TILE x TILE keeping its physical aspect
@@ -219,3 +224,60 @@ def write_gallery_pages(out_dir: Union[str, Path], names: Sequence[str], load: C
         if GALLERY_FILE.fullmatch(path.name) and path.name not in keep and path.is_file():
             path.unlink(missing_ok=True)
     return written
+
+
+# ---- the Slicer panel's protocol thumbnails ------------------------------------------
+def middle_slice(image: sitk.Image, axis: str) -> Tuple[np.ndarray, Tuple[float, float]]:
+    """Middle slice along ``axis`` of the LPS-oriented image, superior up -> (array [rows, cols], (row mm, col mm))."""
+    oriented = sitk.DICOMOrient(image, "LPS")  # kept in a variable: the array view below reads its memory
+    arr = sitk.GetArrayViewFromImage(oriented)  # (z, y, x)
+    a = AXES[axis]
+    plane = np.take(arr, arr.shape[a] // 2, axis=a)  # a copy
+    spacing_zyx = oriented.GetSpacing()[::-1]
+    row_axis, col_axis = [i for i in range(3) if i != a]
+    if a != 0:
+        plane = plane[::-1]  # z grows superior; screens draw row 0 on top
+    return np.asarray(plane), (spacing_zyx[row_axis], spacing_zyx[col_axis])
+
+
+def label_palette(M: int, K: int, m: int, size: int) -> np.ndarray:
+    """float32 [size, 3]: RGB of protocol m's label values (row 0 and unused rows black)."""
+    lut = np.zeros((size, 3), np.float32)
+    for k in range(K):
+        lut[protocols.label_value(M, K, m, k)] = protocols.colour(M, K, m, k)
+    return lut
+
+
+def _resize_nearest(plane: np.ndarray, spacing: Tuple[float, float], size: int) -> np.ndarray:
+    height_mm, width_mm = plane.shape[0] * spacing[0], plane.shape[1] * spacing[1]
+    scale = size / max(height_mm, width_mm)
+    rows = max(1, int(round(height_mm * scale)))
+    cols = max(1, int(round(width_mm * scale)))
+    r = np.minimum((np.arange(rows) + 0.5) / rows * plane.shape[0], plane.shape[0] - 1).astype(int)
+    c = np.minimum((np.arange(cols) + 0.5) / cols * plane.shape[1], plane.shape[1] - 1).astype(int)
+    return plane[np.ix_(r, c)]
+
+
+def protocol_thumbnails(image: sitk.Image, labels_by_protocol: Dict[int, sitk.Image], M: int, K: int,
+                        axis: str = "axial", size: int = 96, opacity: float = 0.6) -> Dict[int, np.ndarray]:
+    """Middle slice of ``image`` with each protocol's labels blended in their segment colours.
+
+    labels_by_protocol: protocol m (0-based) -> its label volume (values 1..K, the image's grid).
+    Returns m -> uint8 [H, W, 3] whose longer physical side is ``size`` pixels; the volume's
+    slice is taken once.
+    """
+    grey, spacing = middle_slice(image, axis)
+    grey = grey.astype(np.float32)
+    lo, hi = np.percentile(grey, (1, 99))
+    grey = np.clip((grey - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(grey)
+    underlay = np.repeat(grey[..., None] * 255.0, 3, axis=2)
+    out = {}
+    for m, labels in labels_by_protocol.items():
+        lab, _ = middle_slice(labels, axis)
+        palette = label_palette(M, K, m, K + 1)
+        lab = np.clip(lab.astype(np.int64), 0, K)
+        rgb = underlay.copy()
+        inside = lab > 0
+        rgb[inside] = (1 - opacity) * rgb[inside] + opacity * palette[lab[inside]]
+        out[m] = _resize_nearest(np.clip(rgb, 0, 255).astype(np.uint8), spacing, size)
+    return out

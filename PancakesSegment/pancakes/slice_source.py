@@ -18,7 +18,7 @@ from typing import Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from .preprocessing import apply_range, normalise_range
+from .intensity import apply_range, normalise_range
 
 
 def streamable(image: sitk.Image) -> bool:

@@ -17,8 +17,8 @@ import vtk  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "PancakesSegment"))
 import pancakes.predictor  # noqa: E402
 from pancakes import protocols  # noqa: E402
+from pancakes.render import protocol_thumbnails  # noqa: E402
 from PancakesSegmentLib.Browse import (  # noqa: E402
-    protocolThumbnail,
     segmentationVolumeRows,
     segmentVoxelCounts,
     volumeTable,
@@ -301,14 +301,14 @@ def test_thumbnails_use_the_label_colours(logic, volumes):
 
     image = imageFromVolumeNode(volumes[1])
     labels = logic.labels(volumes[1].GetID(), 3)
-    rgb = protocolThumbnail(image, labels, M, K, 3, size=64, opacity=1.0)
+    rgb = protocol_thumbnails(image, {3: labels}, M, K, size=64, opacity=1.0)[3]
     assert rgb.dtype == np.uint8 and rgb.shape == (46, 64, 3)  # 20 x 0.8 mm by 28 x 0.8 mm: 64 * 20 / 28 = 45.7
     colours = {tuple(c) for c in rgb.reshape(-1, 3)}
     palette = {protocols.colour(M, K, 3, k) for k in range(K)}
     assert colours <= palette and len(colours) > 1
     # The same label has the same colour in every scan.
-    other = protocolThumbnail(imageFromVolumeNode(volumes[0]), logic.labels(volumes[0].GetID(), 3), M, K, 3,
-                              size=64, opacity=1.0)
+    other = protocol_thumbnails(imageFromVolumeNode(volumes[0]), {3: logic.labels(volumes[0].GetID(), 3)}, M, K,
+                                size=64, opacity=1.0)[3]
     assert {tuple(c) for c in other.reshape(-1, 3)} <= palette
 
 
@@ -345,7 +345,7 @@ def test_kept_segmentation_found_by_volume_and_protocol(logic, volumes):
 
 @pytest.mark.parametrize("direction", [None, (-1, 0, 0, 0, -1, 0, 0, 0, 1)], ids=["LPS", "RAS-ordered"])
 def test_axial_thumbnail_shows_anterior_up_and_patient_left_on_the_right(direction):
-    from PancakesSegmentLib.Browse import protocolThumbnails, thumbnailImageData
+    from PancakesSegmentLib.Browse import thumbnailImageData
 
     image = syntheticImage((3, 8, 8), direction=direction)
     size = image.GetSize()
@@ -360,7 +360,7 @@ def test_axial_thumbnail_shows_anterior_up_and_patient_left_on_the_right(directi
                 x, y, _ = labels.TransformIndexToPhysicalPoint((i, j, k))
                 if x < cx and y < cy:  # physical LPS coordinates
                     labels[i, j, k] = 2
-    thumbs = protocolThumbnails(image, {0: labels, 1: labels}, 2, 3, size=8, opacity=1.0)
+    thumbs = protocol_thumbnails(image, {0: labels, 1: labels}, 2, 3, size=8, opacity=1.0)
     rgb = thumbs[0]
     assert tuple(rgb[0, 0]) == protocols.colour(2, 3, 0, 1)  # top left: anterior, patient's right
     assert tuple(rgb[-1, -1]) == protocols.colour(2, 3, 0, 0)

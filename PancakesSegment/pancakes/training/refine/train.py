@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ...devices import resolve_device
 from ...model_file import default_metadata, save_torchscript
+from ..checkpoint import save_checkpoint  # atomic, shared with the Pancakes trainer
 from ...refine.clicks import CLICK_SIGMA
 from .data import ExampleSource, PancakesSeedPool
 from ...modeling.refine_net import RefineNet
@@ -310,13 +311,13 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
                 lr=round(opt.param_groups[0]["lr"], 6), pancakes_images=0 if pool is None else pool.segmented)
             losses = []
         if time.time() - last_ckpt > 120:
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt)
+            save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "state": state})
             last_ckpt = time.time()
         if time.time() - last_val > args.val_every:
             scores = validate(net, val, args.seed_prior)
             log(step=state["step"], val=scores)
             last_val = time.time()
-    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "state": state}, ckpt)
+    save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "state": state})
     scores = validate(net, val, args.seed_prior)
     log(step=state["step"], val=scores, done=True)
     export(net, out / "refine.pt", state, args, scores, data)

@@ -62,21 +62,8 @@ def _middle_slices(volume: sitk.Image, labels: Sequence[sitk.Image], axis: str,
         spacing = [s for a, s in enumerate(volume.GetSpacing()[::-1]) if a != plane_axis]
         take = lambda img: np.take(sitk.GetArrayViewFromImage(img), 0, axis=plane_axis)  # noqa: E731
         return take(volume), [take(lb) for lb in labels], (spacing[0], spacing[1])
-    a = AXES[axis]
-
-    def take(img: sitk.Image) -> Tuple[np.ndarray, sitk.Image]:
-        # The oriented image must stay referenced while its view is read: a view of a temporary
-        # points into freed memory (a segfault on volumes over ~32 MB, wrong pixels below).
-        oriented = sitk.DICOMOrient(_middle_slab(img, a), "LPS")
-        arr = sitk.GetArrayViewFromImage(oriented)  # [z, y, x], z towards superior
-        sl = np.take(arr, arr.shape[a] // 2, axis=a)  # a copy, so it outlives ``oriented``
-        # Coronal and sagittal slices have z as rows: flip so that superior is up.
-        return (sl[::-1] if a != 0 else sl), oriented
-
-    grey, oriented = take(volume)
-    spacing_zyx = oriented.GetSpacing()[::-1]
-    plane = [s for i, s in enumerate(spacing_zyx) if i != a]
-    return grey, [take(lb)[0] for lb in labels], (plane[0], plane[1])
+    grey, pixel_mm = middle_slice(volume, axis)
+    return grey, [middle_slice(lb, axis)[0] for lb in labels], pixel_mm
 
 
 def _middle_slab(img: sitk.Image, a: int) -> sitk.Image:
@@ -128,9 +115,7 @@ def load_thumbnail(path: Union[str, Path]) -> Thumbnail:
 
 def overlay(thumb: Thumbnail, M: int, K: int, m: int) -> np.ndarray:
     """RGB uint8 [h, w, 3]: protocol m's label colours blended over the grey slice."""
-    lut = np.zeros((max(K, int(thumb.labels[m].max(initial=0))) + 1, 3), np.float32)
-    for k in range(K):
-        lut[protocols.label_value(M, K, m, k)] = protocols.colour(M, K, m, k)
+    lut = label_palette(M, K, m, max(K, int(thumb.labels[m].max(initial=0))) + 1)
     grey = thumb.grey.astype(np.float32)[..., None]
     lab = thumb.labels[m]
     colour = lut[lab]
@@ -229,9 +214,11 @@ def write_gallery_pages(out_dir: Union[str, Path], names: Sequence[str], load: C
 # ---- the Slicer panel's protocol thumbnails ------------------------------------------
 def middle_slice(image: sitk.Image, axis: str) -> Tuple[np.ndarray, Tuple[float, float]]:
     """Middle slice along ``axis`` of the LPS-oriented image, superior up -> (array [rows, cols], (row mm, col mm))."""
-    oriented = sitk.DICOMOrient(image, "LPS")  # kept in a variable: the array view below reads its memory
-    arr = sitk.GetArrayViewFromImage(oriented)  # (z, y, x)
     a = AXES[axis]
+    # Kept in a variable: the array view below reads its memory (a view of a temporary points into
+    # freed memory: a segfault on volumes over ~32 MB, wrong pixels below).
+    oriented = sitk.DICOMOrient(_middle_slab(image, a), "LPS")
+    arr = sitk.GetArrayViewFromImage(oriented)  # (z, y, x)
     plane = np.take(arr, arr.shape[a] // 2, axis=a)  # a copy
     spacing_zyx = oriented.GetSpacing()[::-1]
     row_axis, col_axis = [i for i in range(3) if i != a]

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .io import Subject
+from .inputs import Subject
 from .segio import write_text
 
 IN_PROGRESS = ".in_progress.json"

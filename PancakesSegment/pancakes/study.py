@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
-from .io import MARKER
+from .inputs import MARKER
 from .segio import write_json
 
 FAILURES_STATE = ".failures.json"

@@ -12,12 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_io import write_volume
+from study_files import write_volume
 
 from pancakes.in_progress import CRASHED, IN_PROGRESS
 from pancakes.label_volumes import read_volumes_csv
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Runs the CLI with segmentation of the subject named in argv[1] replaced by a SIGKILL of the process.
 DRIVER = """
 import os, signal, sys

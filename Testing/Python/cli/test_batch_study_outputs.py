@@ -4,10 +4,10 @@ from __future__ import annotations
 import csv
 
 from PIL import Image
-from test_cli import run
-from test_io import write_volume
+from cli_runs import run
+from study_files import write_volume
 
-from pancakes.gallery import MARGIN, TILE
+from pancakes.render import MARGIN, TILE
 from pancakes.label_volumes import read_volumes_csv
 
 M, K = 2, 3

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from pancakes.label_volumes import read_volumes_csv
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def ct_like(shape_zyx, seed: int = 0) -> np.ndarray:

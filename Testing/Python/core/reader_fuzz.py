@@ -35,7 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KINDS = ("truncate", "flip", "dims", "spacing", "direction", "dtype", "disagree")
 FORMATS = ("nii", "nii.gz", "nrrd", "nrrd.gz", "mha", "dcm")
 SELF_TEST_CRASH, SELF_TEST_HANG = ".selftest-crash", ".selftest-hang"  # test_reader_fuzz checks the watchdog
@@ -267,7 +267,7 @@ def driver(model_path: str, out_dir: str) -> None:
     from pancakes import Pancakes
     from pancakes.batch import BatchOptions, process_subject
     from pancakes.errors import PancakesInputError
-    from pancakes.io import find_subjects
+    from pancakes.inputs import find_subjects
 
     model = Pancakes.load(model_path, device="cpu")
     opts = BatchOptions(Path(out_dir), protocols=1, labels=2, progress=False, adapt=float(model.adapt))

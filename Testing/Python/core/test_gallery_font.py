@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pancakes.gallery import HEADER, Thumbnail, _font, render_gallery
+from pancakes.render import HEADER, Thumbnail, _font, render_gallery
 
 NO_FONT_HAS_IT = "\U0010fffd"  # a private-use code point: the font's missing-glyph box
 

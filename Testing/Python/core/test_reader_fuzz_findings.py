@@ -8,7 +8,7 @@ from test_geometry_checks import write_nrrd
 
 from pancakes.errors import PancakesInputError
 from pancakes.geometry_checks import geometry_reason
-from pancakes.io import Subject, load_subject, read_image
+from pancakes.inputs import Subject, load_subject, read_image
 
 
 def read(path):

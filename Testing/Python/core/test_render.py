@@ -98,7 +98,7 @@ def test_large_batches_get_gallery_pages_and_stale_pages_go(tmp_path):
 @pytest.mark.parametrize("seed", range(6))
 def test_middle_slice_from_a_slab_equals_the_reoriented_volume(axis, seed):
     """Only the middle slab is reoriented now; the slice must be what reorienting all of it gave."""
-    from pancakes.gallery import _middle_slices
+    from pancakes.render import _middle_slices
     from pancakes.volume import AXES
 
     rng = np.random.default_rng(seed)

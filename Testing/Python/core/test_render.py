@@ -99,7 +99,7 @@ def test_large_batches_get_gallery_pages_and_stale_pages_go(tmp_path):
 def test_middle_slice_from_a_slab_equals_the_reoriented_volume(axis, seed):
     """Only the middle slab is reoriented now; the slice must be what reorienting all of it gave."""
     from pancakes.render import _middle_slices
-    from pancakes.volume import AXES
+    from pancakes.contract import AXES
 
     rng = np.random.default_rng(seed)
     img = sitk.GetImageFromArray(rng.random((7, 9, 11)).astype(np.float32))

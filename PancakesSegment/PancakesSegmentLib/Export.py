@@ -20,7 +20,7 @@ from typing import List
 import slicer
 
 from pancakes.contract import output_path
-from pancakes.inputs import safe_name, unique_names
+from pancakes.subject_names import safe_name, unique_names
 from pancakes.label_volumes import write_volumes_csv
 
 from .Browse import segmentationVolumeRows

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Set, Tuple
@@ -29,6 +28,7 @@ from .render import GALLERY_FILE
 from .geometry_checks import geometry_reason, nrrd_spacing_reason
 from .integrity import metaimage_reason, nifti_truncated
 from .intensity import to_grey
+from .subject_names import NOT_UTF8, not_utf8, printable, safe_name, unique_names  # noqa: F401 (re-exported)
 
 # Longest first, so that ".nii.gz" wins over ".gz".
 # ".hdr" is the header of a NIfTI/Analyze .hdr/.img pair; the .img beside it is its data, not a subject.
@@ -36,16 +36,11 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr", "
                   ".jpg")
 # Outputs of this tool (and other segmentations) found while walking a study are not inputs.
 SKIP_SUFFIXES = (".seg.nrrd",)
-# Windows cannot create these, whatever the extension.
-_RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
-# Lone surrogates stand for bytes of a file name that is not UTF-8 (os.fsdecode); they cannot be encoded.
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|\ud800-\udfff]')
 # What `pancakes segment` writes (batch.py). Met again while walking a study (an earlier
 # OUT inside it, or OUT = INPUT), it is output, not input: segmenting label maps and the
 # gallery as scans gives nonsense and fails on constant label maps.
 MARKER = ".complete.json"
 _SUBJECT_OUTPUT = re.compile(r"_P\d{2}(\.seg\.nrrd|\.nii\.gz)")
-MAX_NAME_BYTES = 120  # leaves room for "_P08.seg.nrrd" and temp-file suffixes within 255 bytes
 
 
 @dataclass
@@ -86,24 +81,6 @@ class Loaded:
     plane_axis: Optional[int]
 
 
-def safe_name(text: str) -> str:
-    """Make ``text`` usable as a file and folder name on Linux, macOS and Windows.
-
-    Spaces, quotes other than '"', and non-ASCII letters are kept (they are legal
-    everywhere); path separators, control characters and Windows-forbidden ones
-    become '_'.
-    """
-    name = unicodedata.normalize("NFC", text)
-    name = _UNSAFE.sub("_", name).strip(" .")
-    encoded = name.encode("utf-8")[:MAX_NAME_BYTES]
-    name = encoded.decode("utf-8", errors="ignore").strip(" .")
-    if not name:
-        name = "subject"
-    if name.split(".")[0].lower() in _RESERVED:
-        name += "_"
-    return name
-
-
 def strip_suffix(filename: str) -> str:
     """'brain 1.nii.gz' -> 'brain 1'; unknown extensions lose their last suffix only."""
     low = filename.lower()
@@ -112,39 +89,6 @@ def strip_suffix(filename: str) -> str:
             return filename[: -len(suffix)]
     stem = os.path.splitext(filename)[0]
     return stem or filename
-
-
-def unique_names(names: Iterable[str], reserved: Iterable[str] = ()) -> List[str]:
-    """Append _2, _3, ... where names clash; case-insensitively, for macOS and Windows."""
-    taken: Set[str] = {r.lower() for r in reserved}
-    out = []
-    for name in names:
-        candidate, n = name, 1
-        while candidate.lower() in taken:
-            n += 1
-            candidate = f"{name}_{n}"
-        taken.add(candidate.lower())
-        out.append(candidate)
-    return out
-
-
-def not_utf8(path: str) -> bool:
-    """True for a path holding bytes that are not UTF-8 (e.g. a Latin-1 name from a zip). SimpleITK
-    cannot take such a path: it aborts the whole process (SIGABRT) instead of raising."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-NOT_UTF8 = "its name is not valid UTF-8, which ITK cannot open; rename it"
-
-
-def printable(path: str) -> str:
-    """``path`` with the bytes that are not UTF-8 written as \\xNN, for messages and tables
-    (writing the raw surrogates to failures.csv or a strict stream raises UnicodeEncodeError)."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") if not_utf8(path) else path
 
 
 def is_image_file(path: str) -> bool:

@@ -6,7 +6,7 @@ from pancakes.training import evaluate, real_data
 from pancakes.training.taskset import TaskSet
 
 
-def _fake_dev_sets(S, n_sets, seed=0, cache_dir=None):
+def _fake_dev_sets(S, n_sets, seed=0, cache_dir=None, part=None):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n_sets):
@@ -76,3 +76,36 @@ def test_eval_scores_the_model_without_adaptation_on_the_same_sets(monkeypatch, 
     assert evaluate.main(args + ["--adapt", "-1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pancakes-eval:") and "adapt" in err and len(err.splitlines()) == 1
+
+
+def _fake_kind_sets(S, n_sets, seed=0, part="test", cache_dir=None, bank=None):
+    """Two kinds of fake sets, named "<kind>:<source>" as task_kinds draws them."""
+    sets = _fake_dev_sets(S, 2 * n_sets, seed)
+    for i, ts in enumerate(sets):
+        ts.dataset = ("figure_ground" if i % 2 else "small") + ":fake"
+    return sets
+
+
+def test_eval_by_kind_adds_a_later_model_from_saved_rows(monkeypatch, random_model_path, tmp_path, capsys):
+    """The baselines and the shipped model are scored once; a new model joins them later on the
+    same sets, paired, and a saved draw of another size is refused."""
+    from pancakes.training import task_kinds
+
+    monkeypatch.setattr(task_kinds, "all_kind_sets", _fake_kind_sets)
+    saved = tmp_path / "rows.json"
+    args = ["--by-kind", "--sets", "8", "--S", "1", "5", "--M", "2", "--K", "3", "--intervals", "50", "--quiet"]
+    assert evaluate.main(["--model", str(random_model_path), "--name", "pancakes v1", "--rows-out", str(saved),
+                          "--adapt", "0", *args]) == 0
+    first = capsys.readouterr().out
+    assert "dev part test, by task kind" in first and "### figure_ground (fake;" in first
+    assert "| otsu (two classes) |" in first and "| multi_otsu |" in first
+    assert evaluate.main(["--model", str(random_model_path), "--name", "pancakes v2", "--rows-in", str(saved),
+                          "--adapt", "0", *args]) == 0
+    second = capsys.readouterr().out
+    assert "| **pancakes v1** |" in second and "| **pancakes v2** |" in second
+    # The same weights on the same sets: the paired difference is exactly zero at both S.
+    paired = [line for line in second.splitlines() if "pancakes v2 minus pancakes v1 (paired)" in line]
+    assert len(paired) == 2 and all(line.count("+0.000 to +0.000") == 2 for line in paired)
+    assert evaluate.main(["--model", str(random_model_path), "--rows-in", str(saved), "--adapt", "0",
+                          *[a if a != "8" else "4" for a in args]]) == 2
+    assert "scored on another draw" in capsys.readouterr().err

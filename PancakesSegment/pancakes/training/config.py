@@ -28,6 +28,11 @@ class TrainConfig:
     # strength, so that the keys are shaped for the step the engine runs; 0 trains the plain decode.
     adapt: float = 0.0
     p_synthetic: float = 0.5  # share of sets drawn from the synthetic generator
+    # Granularity mix (training/granularity.py): shares of sets relabelled as one object against
+    # the rest, and merged into 2-5 super-labels. Without them every protocol learnt fine parcels
+    # and lost to a two-class threshold on whole objects (issue 20). 0 and 0 train as drawn.
+    p_figure: float = 0.2
+    p_coarse: float = 0.25
     # Real datasets are drawn by weight, not uniformly: the paper samples datasets
     # uniformly, but here one source has 12 slices and would get a quarter of all sets.
     real_weights: dict = field(default_factory=lambda: {
@@ -77,6 +82,8 @@ class TrainConfig:
             raise ValueError("config: sizes must be multiples of 8, one probability each")
         if not self.adapt >= 0:
             raise ValueError(f"config: adapt={self.adapt} must be >= 0")
+        if not (0 <= self.p_figure and 0 <= self.p_coarse and self.p_figure + self.p_coarse <= 1):
+            raise ValueError("config: p_figure and p_coarse must be >= 0 with a sum of at most 1")
         if not 0 <= self.alpha <= 1 or not 0 <= self.p_synthetic <= 1:
             raise ValueError("config: alpha and p_synthetic must lie in [0, 1]")
 

@@ -115,9 +115,23 @@ def format_tables(rows: List[dict], S_values: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def kind_means(rows: List[dict], method: str) -> Dict[str, Dict[int, float]]:
+    """kind -> S -> Set Dice of ``method``, each source of a kind weighing the same
+    (rows whose dataset is "<kind>:<source>", as task_kinds draws them)."""
+    from .task_kinds import kind_of
+
+    acc: Dict[str, Dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["method"] == method:
+            acc[kind_of(r["dataset"])][r["S"]].append(r["set_dice"])
+    return {k: {s: float(np.mean(v)) for s, v in by_s.items()} for k, by_s in acc.items()}
+
+
 def quick_dev_eval(sets: Dict[int, List[TaskSet]], M: int = 8, K: int = 20, adapt: float = 0.0) -> Callable:
     """The periodic evaluation the trainer runs: score = mean Set Dice over S and datasets
-    (decoded with the adaptation strength the run trains with)."""
+    (decoded with the adaptation strength the run trains with). Sets drawn by task kind
+    (dataset "<kind>:<source>") are scored per kind, and the score weighs each kind the same.
+    """
 
     def evaluate(net: torch.nn.Module, device: torch.device) -> dict:
         was = net.training
@@ -127,11 +141,40 @@ def quick_dev_eval(sets: Dict[int, List[TaskSet]], M: int = 8, K: int = 20, adap
         summ = summarise(rows)["model"]
         out = {f"dice_S{s}": v for s, v in summ.items()}
         out["score"] = float(np.mean(list(summ.values())))
+        if all(":" in r["dataset"] for r in rows):
+            kinds = kind_means(rows, "model")
+            out.update({f"kind_{k}": float(np.mean(list(v.values()))) for k, v in kinds.items()})
+            out["score"] = float(np.mean([out[f"kind_{k}"] for k in kinds]))
         out["labels_per_protocol"] = float(np.mean([r["labels_per_protocol"] for r in rows]))
         out["largest_share"] = float(np.mean([r["largest_share"] for r in rows]))
         return out
 
     return evaluate
+
+
+def save_rows(path: str, rows: List[dict], draw: dict) -> None:
+    """Per-set scores and the draw they were scored on, as JSON (written atomically)."""
+    import json
+    import os
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"draw": draw, "rows": rows}, f)
+    os.replace(tmp, path)
+
+
+def load_rows(paths: Sequence[str], draw: dict) -> List[dict]:
+    """Rows saved by ``save_rows``; raises ValueError when one was scored on another draw."""
+    import json
+
+    out: List[dict] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if data.get("draw") != draw:
+            raise ValueError(f"{path}: scored on another draw ({data.get('draw')}), not {draw}")
+        out += data["rows"]
+    return out
 
 
 def main(argv: Sequence[str] = None) -> int:
@@ -145,6 +188,9 @@ def main(argv: Sequence[str] = None) -> int:
     ap.add_argument("--faithful", default=None, help="a model trained with the paper-faithful head, for context")
     ap.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
                     help="other model files scored on the same sets (e.g. a new checkpoint against the shipped one)")
+    ap.add_argument("--name", default="pancakes",
+                    help="the main model's name in the tables (start it with 'pancakes'; tell two models apart "
+                    "when one comes from --rows-in)")
     ap.add_argument("--sets", type=int, default=40, help="development sets per S (default 40)")
     ap.add_argument("--S", type=int, nargs="+", default=[1, 2, 3, 5])
     ap.add_argument("--M", type=int, default=8)
@@ -156,6 +202,17 @@ def main(argv: Sequence[str] = None) -> int:
                     "when above 0, the main model is also scored without it, on the same sets")
     ap.add_argument("--intervals", type=int, default=2000, metavar="DRAWS",
                     help="bootstrap draws for the 95%% intervals of the models' figures (0: none; default 2000)")
+    ap.add_argument("--by-kind", action="store_true",
+                    help="draw the sets by task kind (figure/ground, coarse, fine parcels, small; --sets per S "
+                    "split evenly over the kinds) and report each kind against its baselines")
+    ap.add_argument("--part", choices=["select", "test", "all"], default=None,
+                    help="half of the dev split to draw from: 'select' (checkpoint choice) or 'test' (reported "
+                    "figures); default 'test' with --by-kind, else all of it")
+    ap.add_argument("--rows-out", default=None, metavar="JSON",
+                    help="save every method's per-set scores, to add a model later with --rows-in")
+    ap.add_argument("--rows-in", nargs="+", default=[], metavar="JSON",
+                    help="scores saved by --rows-out on the same sets (same --sets, --S, --seed, --part, "
+                    "--by-kind): their methods join the tables without being scored again")
     ap.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args(argv)
@@ -166,20 +223,30 @@ def main(argv: Sequence[str] = None) -> int:
         path = args.model or bundled_model_path()
         module, meta = load_torchscript(path, "cpu")
         others = {f"pancakes ({other})": load_torchscript(other, "cpu")[0] for other in args.compare}
-        sets = {s: dev_sets(s, args.sets, seed=args.seed + s) for s in args.S}
+        part = args.part or ("test" if args.by_kind else "all")
+        draw = {"sets": args.sets, "S": args.S, "seed": args.seed, "part": part, "by_kind": args.by_kind}
+        if args.by_kind:
+            from .task_kinds import KINDS, all_kind_sets
+
+            sets = {s: all_kind_sets(s, args.sets // len(KINDS), seed=args.seed + s,
+                                     part=None if part == "all" else part) for s in args.S}
+        else:
+            sets = {s: dev_sets(s, args.sets, seed=args.seed + s, part=None if part == "all" else part)
+                    for s in args.S}
+        earlier = load_rows(args.rows_in, draw)
         for name, m in [(path, module), *zip(args.compare, others.values())]:
             if adapt > 0 and not hasattr(m, "decode_logits_adapted"):
                 raise ModelFileError(f"{name}: exported before decode-time adaptation existed; "
                                      "re-export it or pass --adapt 0")
-    except (ModelFileError, DataUnavailableError, PancakesInputError) as exc:
+    except (ModelFileError, DataUnavailableError, PancakesInputError, ValueError, OSError) as exc:
         print(f"pancakes-eval: {exc}", file=sys.stderr)
         return 2
     cpu = torch.device("cpu")
-    methods: Dict[str, MapFn] = {"pancakes": net_maps(module, cpu, adapt)}
+    methods: Dict[str, MapFn] = {args.name: net_maps(module, cpu, adapt)}
     for name, other in others.items():
         methods[name] = net_maps(other, cpu, adapt)
     if adapt > 0:
-        methods["pancakes (no adaptation)"] = net_maps(module, cpu)
+        methods[f"{args.name} (no adaptation)"] = net_maps(module, cpu)
     if args.faithful:
         methods["pancakes (faithful head)"] = net_maps(load_torchscript(args.faithful, "cpu")[0], cpu)
     if not args.no_baselines:
@@ -187,14 +254,29 @@ def main(argv: Sequence[str] = None) -> int:
             if name == "trivial":
                 continue  # added below under a clearer name
             methods[name] = lambda im, M, K, fn=fn: fn(im, M, K)
+        if args.by_kind:
+            from .task_kinds import OTSU_2
+
+            # The bar the issue sets for figure/ground: one map of two classes, whatever M and K.
+            methods[OTSU_2] = lambda im, M, K: BASELINES["multi_otsu"](im, 1, 2)
     methods["trivial (one label)"] = lambda im, M, K: trivial(im, M, K)
+    known = {r["method"] for r in earlier}
+    methods = {k: v for k, v in methods.items() if k not in known}
     t0 = time.time()
-    rows = evaluate_methods(sets, methods, args.M, args.K, progress=not args.quiet)
-    text = format_tables(rows, args.S)
-    if args.intervals:
-        models = [m for m in methods if m.startswith("pancakes")]
+    rows = earlier + evaluate_methods(sets, methods, args.M, args.K, progress=not args.quiet)
+    if args.rows_out:
+        save_rows(args.rows_out, rows, draw)
+    models = [m for m in dict.fromkeys(r["method"] for r in rows) if m.startswith("pancakes")]
+    if args.by_kind:
+        from .kind_report import format_kind_report
+
+        text = format_kind_report(rows, args.S, models, n_boot=args.intervals, seed=args.seed)
+    else:
+        text = format_tables(rows, args.S)
+    if args.intervals and not args.by_kind:
         text += "\n\n" + format_intervals(rows, models, args.S, n_boot=args.intervals, seed=args.seed)
     header = (f"Development Set Dice, M={args.M}, K={args.K}, {args.sets} sets per S, seed {args.seed}, "
+              f"dev part {part}{', by task kind' if args.by_kind else ''}, "
               f"model {path}, adaptation {adapt:g} ({time.time() - t0:.0f} s)\n\n")
     print(header + text)
     if args.markdown:

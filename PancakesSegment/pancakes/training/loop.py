@@ -22,6 +22,7 @@ from ..modeling import PancakesNet
 from .batches import set_to_tensors
 from .checkpoint import load_checkpoint, net_from_model_file, save_checkpoint
 from .config import TrainConfig
+from .granularity import regranulate
 from .loss import pancakes_loss
 
 
@@ -112,6 +113,8 @@ class Trainer:
             task = self.sample_set(rng, S)
             if task is None:
                 continue
+            if cfg.p_figure or cfg.p_coarse:
+                task = regranulate(task, rng, cfg.p_figure, cfg.p_coarse)
             tensors = set_to_tensors(task, rng, size, cfg.max_targets, self.augment, self.gen)
             if tensors is None:
                 continue

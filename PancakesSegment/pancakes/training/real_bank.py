@@ -50,10 +50,12 @@ class DatasetBank:
         self.labels: List[np.ndarray] = []
         self.rows: List[np.ndarray] = []
         self.present: List[np.ndarray] = []       # [N, K+1] per image
+        self.present_rows: List[np.ndarray] = []  # [rows, K+1] per stored label map
         self.stack_counts: List[np.ndarray] = []  # [n_stacks, K+1]
         for j in range(len(self.protocols)):
             labels, rows = arrays[f"labels_{j}"], arrays[f"rows_{j}"].astype(np.int64)
             per_row = arrays[f"present_{j}"]
+            self.present_rows.append(per_row)
             present = np.zeros((n, per_row.shape[1]), dtype=bool)
             has = rows >= 0
             present[has] = per_row[rows[has]]
@@ -84,8 +86,11 @@ class DatasetBank:
             self._viable[S] = out
         return self._viable[S]
 
-    def sample(self, rng: np.random.Generator, S: int) -> Optional[TaskSet]:
+    def sample(self, rng: np.random.Generator, S: int, protocol: Optional[str] = None) -> Optional[TaskSet]:
+        """One set of S slices; ``protocol`` pins the protocol (None: any that can give S slices)."""
         options = self.viable(S)
+        if protocol is not None:
+            options = [(j, labs) for j, labs in options if self.protocols[j] == protocol]
         if not options:
             return None
         j, labs = options[rng.integers(len(options))]
@@ -168,16 +173,17 @@ class SliceBank:
     def protocols(self, name: str) -> List[str]:
         return list(self.dataset(name).protocols)
 
-    def sample_set(self, rng: np.random.Generator, S: int,
-                   dataset: Optional[str] = None) -> Optional[TaskSet]:
+    def sample_set(self, rng: np.random.Generator, S: int, dataset: Optional[str] = None,
+                   protocol: Optional[str] = None) -> Optional[TaskSet]:
         """Draw one set of S slices (dataset -> protocol -> label -> slices, each
         uniform among the choices that can yield S slices). ``dataset`` pins the
-        dataset. Returns None when no dataset can give a set of S slices."""
+        dataset, and with it ``protocol`` the protocol. Returns None when no dataset can give
+        a set of S slices."""
         if int(S) != S or S < 1:
             raise ValueError(f"set size S must be a positive integer, got {S!r}")
         S = int(S)
         if dataset is not None:
-            return self.dataset(dataset).sample(rng, S)
+            return self.dataset(dataset).sample(rng, S, protocol)
         names = [n for n, b in self._banks.items() if b.viable(S)]
         if not names:
             return None

@@ -26,7 +26,8 @@ from .real_bank import DatasetBank, SliceBank, TaskSet
 from .bank_file import load_arrays, save_arrays
 
 __all__ = ["TRAIN_DATASETS", "DEV_DATASETS", "SPLITS", "DataUnavailableError", "SliceBank",
-           "TaskSet", "load_bank", "dev_sets", "draw_sets", "bank_path", "build_bank"]
+           "TaskSet", "load_bank", "dev_sets", "dev_bank", "draw_sets", "bank_path", "build_bank",
+           "DEV_PARTS", "part_of"]
 
 TRAIN_DATASETS = ("mni_atlases", "totalseg_ct", "pyradiomics_mr_lesions", "napari_nuclei_3d")
 
@@ -45,6 +46,15 @@ DEV_DATASETS = ("totalseg_mr", "stardist_nuclei_2d", "mni_neuromorphometrics",
                 "pyradiomics_lung_ct")
 
 SPLITS = {"train": TRAIN_DATASETS, "dev": DEV_DATASETS}
+
+# The dev split is halved so that reported figures come from images that model selection
+# (periodic evaluation, checkpoint choice) never saw: "select" for choosing, "test" for the
+# model card. Slices alternate in blocks of DEV_BLOCK positions along each axis; a block
+# rather than single slices, so that a test set's neighbours are not all selection slices.
+# The block parity ignores the volume, so a cross-volume set (same position in several
+# templates) stays in one part.
+DEV_PARTS = ("select", "test")
+DEV_BLOCK = 4
 
 
 def slices_dir(cache_dir: Optional[os.PathLike] = None) -> Path:
@@ -131,17 +141,45 @@ def draw_sets(bank: SliceBank, S: int, n_sets: int, seed: int = 0) -> List[TaskS
     return out
 
 
-@functools.lru_cache(maxsize=2)
-def _dev_bank(cache_dir: Optional[str], size: int) -> SliceBank:
-    return load_bank("dev", cache_dir, size)
+def dev_part_mask(axis: np.ndarray, position: np.ndarray, part: str) -> np.ndarray:
+    """bool [N]: which bank slices belong to dev part ``part`` ("select" or "test")."""
+    if part not in DEV_PARTS:
+        raise ValueError(f"dev part must be one of {DEV_PARTS}, got {part!r}")
+    parity = (np.asarray(position) // DEV_BLOCK + np.asarray(axis)) % 2
+    return parity == DEV_PARTS.index(part)
+
+
+def part_of(bank: DatasetBank, part: str) -> DatasetBank:
+    """The slices of ``bank`` in dev part ``part``, as a bank of their own (label maps shared)."""
+    keep = dev_part_mask(bank.axis, bank.position, part)
+    arrays = {"images": bank.images[keep], "volume": bank.volume[keep], "axis": bank.axis[keep],
+              "position": bank.position[keep], "volume_names": np.asarray(bank.volume_names),
+              "protocols": np.asarray(bank.protocols), "shared_grid": np.asarray(bank.shared_grid)}
+    for j in range(len(bank.protocols)):
+        arrays[f"labels_{j}"] = bank.labels[j]
+        arrays[f"rows_{j}"] = bank.rows[j][keep]
+        arrays[f"present_{j}"] = bank.present_rows[j]
+    return DatasetBank(bank.name, arrays)
+
+
+@functools.lru_cache(maxsize=4)
+def _dev_bank(cache_dir: Optional[str], size: int, part: Optional[str] = None) -> SliceBank:
+    bank = load_bank("dev", cache_dir, size)
+    if part is None:
+        return bank
+    return SliceBank([part_of(bank.dataset(n), part) for n in bank.datasets])
+
+
+def dev_bank(part: Optional[str] = None, cache_dir: Optional[os.PathLike] = None) -> SliceBank:
+    """The DEV split's bank (cached per process); ``part`` keeps only "select" or "test" slices."""
+    return _dev_bank(str(resolve_cache_dir(cache_dir)), 128, part)
 
 
 def dev_sets(S: int, n_sets: int, seed: int = 0,
-             cache_dir: Optional[os.PathLike] = None) -> List[TaskSet]:
+             cache_dir: Optional[os.PathLike] = None, part: Optional[str] = None) -> List[TaskSet]:
     """Deterministic development sets from the DEV split only, every dev dataset
-    getting an equal share (round-robin)."""
-    key = str(resolve_cache_dir(cache_dir))
-    return draw_sets(_dev_bank(key, 128), S, n_sets, seed)
+    getting an equal share (round-robin); ``part`` draws from one half of it only."""
+    return draw_sets(dev_bank(part, cache_dir), S, n_sets, seed)
 
 
 def same_patient_ct(cache_dir: Optional[os.PathLike] = None, min_corr: float = 0.99) -> bool:

@@ -1,0 +1,99 @@
+"""Development sets by task kind: figure/ground, coarse, fine parcels, small structures.
+
+A dev mean over mostly fine parcels hid that the first model lost to a two-class Otsu
+threshold on whole objects (issue 20). Each kind here is drawn from the DEV split only,
+each of its sources getting an equal share, and relabelled with the same functions that
+make the training mix (``granularity.py``), so "coarse" means the same in both.
+
+Example::
+
+    sets = kind_sets("figure_ground", S=3, n_sets=40, seed=3, part="test")
+    for ts in sets:
+        ts.dataset        # "figure_ground:mni_neuromorphometrics", ...
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .granularity import COARSE_RANGE, merge_labels
+from .taskset import TaskSet
+
+Transform = Optional[Callable[[TaskSet, np.random.Generator], Optional[TaskSet]]]
+
+
+def _all_vs_background(task: TaskSet, rng: np.random.Generator) -> Optional[TaskSet]:
+    """Every structure against the background: whole brain, whole labelled body."""
+    from .granularity import _relabelled
+
+    lut = np.zeros(int(task.labelmaps.max()) + 1, dtype=np.int64)
+    lut[1:] = 1
+    return _relabelled(task, lut, "figure_all")
+
+
+def _coarse(task: TaskSet, rng: np.random.Generator) -> Optional[TaskSet]:
+    groups = int(rng.integers(COARSE_RANGE[0], COARSE_RANGE[1] + 1))
+    return merge_labels(task, rng, groups, spatial=True)
+
+
+# kind -> [(dataset, protocol, transform)]: which dev labels make each kind.
+KINDS: Dict[str, List[Tuple[str, str, Transform]]] = {
+    "figure_ground": [("mni_neuromorphometrics", "neuromorphometrics", _all_vs_background),
+                      ("totalseg_mr", "total_mr", _all_vs_background),
+                      ("stardist_nuclei_2d", "nuclei", None)],
+    "coarse": [("mni_neuromorphometrics", "neuromorphometrics", _coarse),
+               ("totalseg_mr", "total_mr", _coarse)],
+    "fine_parcels": [("mni_neuromorphometrics", "neuromorphometrics", None),
+                     ("totalseg_mr", "total_mr", None)],
+    "small": [("pyradiomics_lung_ct", "lesion", None),
+              ("stardist_nuclei_2d", "instances", None)],
+}
+
+# Baselines named by the issue as the bar for a kind ("figure/ground: at least two-class Otsu").
+OTSU_2 = "otsu (two classes)"
+
+
+def kind_of(dataset: str) -> str:
+    """'figure_ground:totalseg_mr' -> 'figure_ground' (rows of evaluate_methods carry both)."""
+    return dataset.split(":", 1)[0]
+
+
+def kind_sets(kind: str, S: int, n_sets: int, seed: int = 0, part: Optional[str] = "test",
+              cache_dir: Optional[os.PathLike] = None, bank=None) -> List[TaskSet]:
+    """``n_sets`` deterministic sets of kind ``kind``, round-robin over its sources.
+
+    Sources that cannot give S slices are left out; a draw whose relabelling fails is
+    redrawn (up to 20 times). ``bank`` overrides the dev bank (tests pass a small one).
+    Each set's ``dataset`` becomes "<kind>:<dataset>" so that rows group by both.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(KINDS)}")
+    if bank is None:
+        from .real_data import dev_bank
+
+        bank = dev_bank(part, cache_dir)
+    sources = [(ds, proto, fn) for ds, proto, fn in KINDS[kind]
+               if ds in bank.datasets and any(bank.dataset(ds).protocols[j] == proto
+                                              for j, _ in bank.dataset(ds).viable(int(S)))]
+    rng = np.random.default_rng(seed)
+    out: List[TaskSet] = []
+    for i in range(n_sets if sources else 0):
+        ds, proto, fn = sources[i % len(sources)]
+        for _ in range(20):
+            ts = bank.sample_set(rng, S, dataset=ds, protocol=proto)
+            if ts is not None and fn is not None:
+                ts = fn(ts, rng)
+            if ts is not None:
+                ts.dataset = f"{kind}:{ds}"
+                out.append(ts)
+                break
+    return out
+
+
+def all_kind_sets(S: int, n_sets: int, seed: int = 0, part: Optional[str] = "test",
+                  cache_dir: Optional[os.PathLike] = None, bank=None) -> List[TaskSet]:
+    """``n_sets`` sets of every kind at S (so 4 x n_sets in all), seeded per kind."""
+    return [ts for i, kind in enumerate(KINDS)
+            for ts in kind_sets(kind, S, n_sets, seed + 1000 * i, part, cache_dir, bank)]

@@ -11,7 +11,9 @@ Layout of OUT::
     <subject>/<subject>_P01.seg.nrrd ...   one file per protocol (or .nii.gz)
     <subject>/.thumbnail.npz                middle slices for the gallery
     <subject>/.complete.json                written last: M, K, format, axis, model hash, counts
-    volumes.csv, gallery.png, failures.csv  rebuilt at the end from every complete subject
+    <subject>/.in_progress.json             while it is segmented; left behind only by a process that died
+    volumes.csv, gallery.png, failures.csv  rebuilt at the end from every complete subject in OUT
+    .failures.json                          failures of every run, so that failures.csv covers earlier runs
     gallery_2.png, ...                      further gallery pages of large batches
     pancakes_M8_K20_colors.txt              with --format nifti
 
@@ -36,16 +38,16 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, protocols
 from .engine import Cancelled
 from .errors import PancakesInputError
 from .gallery import load_thumbnail, make_thumbnail, save_thumbnail, write_gallery_pages
+from .in_progress import CRASHED, crashed_before, mark_ended, mark_started
 from .io import MARKER, Loaded, Subject, load_subject
 from .label_volumes import label_counts, volume_rows, voxel_volume_mm3, write_volumes_csv
 from .segio import (FORMATS, PARTIAL, colour_table_path, output_path, write_colour_table, write_json,
                     write_nifti_labelmap, write_seg_nrrd, write_text)
-
-THUMBNAIL = ".thumbnail.npz"
+from .study import THUMBNAIL, study_failures, study_subjects
 Report = Callable[[str], None]
 
 
@@ -60,6 +62,7 @@ class BatchOptions:
     batch_size: Optional[int] = None  # None: the device's default (devices.default_batch_size)
     progress: bool = True  # tqdm bars (shown only on a terminal)
     adapt: float = 0.0  # set by run_batch from the model: decode-time adaptation is part of what --resume matches
+    retry_crashed: bool = False  # segment again the subjects an earlier process died in (in_progress.py)
 
 
 @dataclass
@@ -97,7 +100,8 @@ def one_line(exc: BaseException, source: str) -> str:
 
 def _marker_expected(subject: Subject, opts: BatchOptions, model_sha256: str) -> Dict:
     return {"source_key": subject.key, "source_stamp": subject.stamp(), "M": opts.protocols, "K": opts.labels,
-            "format": opts.fmt, "axis": opts.axis, "model_sha256": model_sha256, "adapt": opts.adapt}
+            "format": opts.fmt, "axis": opts.axis, "model_sha256": model_sha256, "adapt": opts.adapt,
+            "label_scheme": protocols.SCHEME}
 
 
 def read_marker(out_dir: Path, subject: Subject, opts: BatchOptions, model_sha256: str) -> Optional[Dict]:
@@ -144,12 +148,14 @@ class _SliceBar:
 def segment_loaded(model, loaded: Loaded, opts: BatchOptions, name: str,
                    bar: Optional[_SliceBar] = None) -> List[sitk.Image]:
     """M uint8 label volumes (values 1..K) with the geometry of ``loaded.volume``."""
-    from .volume import encode_volume
+    from .volume import segment_volume
 
     M, K, vol = opts.protocols, opts.labels, loaded.volume
     if loaded.plane_axis is None:
-        enc = encode_volume(model, vol, opts.axis, opts.batch_size, bar.phase("encode") if bar else None, name=name)
-        return model.decode_volume(enc, M, K, progress=bar.phase("decode") if bar else None)
+        # Streamed (encode, decode, discard per batch of slices): a batch never browses other protocols,
+        # so caching ~1 MB of features per slice (400 MB for a 400-slice CT) would buy nothing.
+        return segment_volume(model, vol, M, K, opts.axis, opts.batch_size,
+                              progress=bar.phase("segment") if bar else None, name=name)
     # A 2D image: segment the single slice in its own plane, whatever --axis says.
     a = loaded.plane_axis
     image = np.take(sitk.GetArrayViewFromImage(vol), 0, axis=a)
@@ -176,26 +182,44 @@ def _remove_stale_protocols(sdir: Path, name: str, fmt: str, written: Sequence[s
 def process_subject(model, subject: Subject, opts: BatchOptions, model_sha256: str,
                     bar: Optional[_SliceBar] = None) -> Dict:
     """Segment one subject and write all its outputs; the marker comes last. -> marker."""
-    M, K = opts.protocols, opts.labels
     sdir = opts.out_dir / subject.name
     if sdir.is_dir():
         _clear(sdir)
     expected = _marker_expected(subject, opts, model_sha256)  # before reading: the stamp of what was read
+    mark_started(sdir, subject)
+    try:
+        marker = _segment_and_write(model, subject, opts, expected, bar)
+    finally:  # any exit Python sees; only a process that dies leaves the record behind
+        mark_ended(sdir)
+    return marker
+
+
+def _segment_and_write(model, subject: Subject, opts: BatchOptions, expected: Dict,
+                       bar: Optional[_SliceBar]) -> Dict:
+    M, K = opts.protocols, opts.labels
+    sdir = opts.out_dir / subject.name
     loaded = load_subject(subject)
     labels = segment_loaded(model, loaded, opts, subject.source, bar)
+    # The thumbnail (a middle slice) and the geometry first, so that the input volume can go before the
+    # label volumes are written, and each label volume as soon as it is: the peak memory of a CT stays
+    # at input + labels, not input + labels + the writers' copies.
+    save_thumbnail(sdir / THUMBNAIL, make_thumbnail(loaded.volume, labels, opts.axis, loaded.plane_axis))
+    volume = loaded.volume
+    geometry = dict(size=list(volume.GetSize()), spacing=list(volume.GetSpacing()), voxel_mm3=voxel_volume_mm3(volume))
+    del loaded, volume
     files, counts = [], []
-    for m, lab in enumerate(labels):
+    writer = write_seg_nrrd if opts.fmt == "seg.nrrd" else write_nifti_labelmap
+    for m in range(M):
+        lab = labels[m]
+        labels[m] = None
         path = output_path(opts.out_dir, subject.name, m, opts.fmt)
-        writer = write_seg_nrrd if opts.fmt == "seg.nrrd" else write_nifti_labelmap
         writer(path, lab, M, K, m)
         files.append(path.name)
         counts.append(label_counts(lab, K))
+        del lab
     _remove_stale_protocols(sdir, subject.name, opts.fmt, files)
-    save_thumbnail(sdir / THUMBNAIL, make_thumbnail(loaded.volume, labels, opts.axis, loaded.plane_axis))
-    marker = dict(expected, subject=subject.name, source=subject.source,
-                  files=files, size=list(loaded.volume.GetSize()), spacing=list(loaded.volume.GetSpacing()),
-                  voxel_mm3=voxel_volume_mm3(loaded.volume), counts=counts, pancakes_version=__version__,
-                  finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    marker = dict(expected, subject=subject.name, source=subject.source, files=files, **geometry,
+                  counts=counts, pancakes_version=__version__, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json(sdir / MARKER, marker)
     return marker
 
@@ -208,9 +232,14 @@ def failures_csv_text(failures: Sequence[Tuple[str, str]]) -> str:
     return buf.getvalue()
 
 
-def write_summaries(opts: BatchOptions, done: Sequence[Tuple[str, Dict]], failures: Sequence[Tuple[str, str]]) -> None:
-    """volumes.csv, gallery.png, failures.csv (and the colour table) from complete subjects."""
+def write_summaries(opts: BatchOptions, done: Sequence[Tuple[str, Dict]], failures: Sequence[Tuple[str, str]],
+                    model_sha256: str = "", attempted: Sequence[str] = ()) -> None:
+    """volumes.csv, gallery.png, failures.csv (and the colour table) from every complete subject in OUT
+    with these settings (``done``, this run's, plus earlier runs'), and every failure not since fixed."""
     M, K, out = opts.protocols, opts.labels, opts.out_dir
+    done = study_subjects(out, done, M, K, model_sha256, opts.adapt)
+    failures = study_failures(out, failures, attempted, {marker.get("source") for _, marker in done},
+                              M, K, model_sha256)
     rows = [r for name, marker in done for r in volume_rows(name, marker["counts"], marker["voxel_mm3"], M, K)]
     write_volumes_csv(out / "volumes.csv", rows)
     write_text(out / "failures.csv", failures_csv_text(failures))
@@ -241,6 +270,10 @@ def run_batch(model, subjects: Sequence[Subject], opts: BatchOptions, model_sha2
                 result.skipped.append(subject.name)
                 done.append((subject.name, marker))
                 continue
+            if not opts.retry_crashed and crashed_before(opts.out_dir / subject.name, subject):
+                result.failures.append((subject.source, CRASHED))
+                report(f"pancakes: {subject.source}: {CRASHED}")
+                continue
             try:
                 marker = process_subject(model, subject, opts, model_sha256, bar)
             except Cancelled:
@@ -255,5 +288,6 @@ def run_batch(model, subjects: Sequence[Subject], opts: BatchOptions, model_sha2
     finally:
         bar.close()
         outer.close()
-    write_summaries(opts, done, result.failures)
+    write_summaries(opts, done, result.failures, model_sha256,
+                    [s.source for s in subjects] + [source for source, _ in problems])
     return result

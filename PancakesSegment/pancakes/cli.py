@@ -8,13 +8,15 @@ Usage::
     pancakes info [--model PATH] [--json]
 
 Exit codes: 0 all inputs segmented, 1 some inputs failed (listed in
-OUT/failures.csv), 2 bad arguments or no usable model, 130 interrupted.
+OUT/failures.csv), 2 bad arguments or no usable model, 130 interrupted,
+141 the reader of stdout closed the pipe (quietly, like other tools).
 Errors are single lines on stderr: ``pancakes: <input>: <reason>``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +26,7 @@ from . import __version__
 from .errors import ModelFileError, PancakesInputError
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader closed the pipe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Slicer segmentation per protocol, or NIfTI labelmap + colour table (default seg.nrrd)")
     seg.add_argument("--resume", action="store_true", help="skip inputs already complete in OUT with the same "
                      "M, K, format, axis and model")
+    seg.add_argument("--retry-crashed", action="store_true", help="segment again the inputs that an earlier "
+                     "run died in (a native crash or out of memory); without it they are listed in "
+                     "failures.csv and skipped")
     seg.add_argument("--model", type=Path, metavar="PATH", help="model file (default: the bundled model)")
     seg.add_argument("--sample", action="store_true", help="also segment the bundled sample collection")
     seg.add_argument("--batch-size", type=int, default=None, metavar="N",
@@ -119,7 +125,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     subjects, renamed = keep_other_results(subjects, str(args.output), reserved)
     for source, note in renamed:
         print(f"pancakes: {source}: {note}", file=sys.stderr)
-    opts = BatchOptions(args.output, M, K, args.axis, args.fmt, args.resume, args.batch_size, not args.quiet)
+    opts = BatchOptions(args.output, M, K, args.axis, args.fmt, args.resume, args.batch_size, not args.quiet,
+                        retry_crashed=args.retry_crashed)
     result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
     parts = [f"{len(result.completed)} segmented"]
     if result.skipped:
@@ -167,10 +174,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_usage(sys.stderr)
         return EXIT_USAGE
     try:
-        return cmd_segment(args) if args.command == "segment" else cmd_info(args)
+        code = cmd_segment(args) if args.command == "segment" else cmd_info(args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
     except KeyboardInterrupt:
         _error("interrupted; finished subjects are kept, rerun with --resume to do the rest")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`pancakes info --json | head`): stop quietly, as other tools do. Point
+        # stdout at /dev/null, or the interpreter's own flush at exit prints the error after all.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ be ~2,000 x 110,000 pixels (670 MB in memory, and most viewers refuse it).
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,15 +59,37 @@ def _middle_slices(volume: sitk.Image, labels: Sequence[sitk.Image], axis: str,
         return take(volume), [take(lb) for lb in labels], (spacing[0], spacing[1])
     a = AXES[axis]
 
-    def take(img: sitk.Image) -> np.ndarray:
-        arr = sitk.GetArrayViewFromImage(sitk.DICOMOrient(img, "LPS"))  # [z, y, x], z towards superior
-        sl = np.take(arr, arr.shape[a] // 2, axis=a)
+    def take(img: sitk.Image) -> Tuple[np.ndarray, sitk.Image]:
+        # The oriented image must stay referenced while its view is read: a view of a temporary
+        # points into freed memory (a segfault on volumes over ~32 MB, wrong pixels below).
+        oriented = sitk.DICOMOrient(_middle_slab(img, a), "LPS")
+        arr = sitk.GetArrayViewFromImage(oriented)  # [z, y, x], z towards superior
+        sl = np.take(arr, arr.shape[a] // 2, axis=a)  # a copy, so it outlives ``oriented``
         # Coronal and sagittal slices have z as rows: flip so that superior is up.
-        return sl[::-1] if a != 0 else sl
+        return (sl[::-1] if a != 0 else sl), oriented
 
-    spacing_zyx = sitk.DICOMOrient(volume, "LPS").GetSpacing()[::-1]
+    grey, oriented = take(volume)
+    spacing_zyx = oriented.GetSpacing()[::-1]
     plane = [s for i, s in enumerate(spacing_zyx) if i != a]
-    return take(volume), [take(lb) for lb in labels], (plane[0], plane[1])
+    return grey, [take(lb)[0] for lb in labels], (plane[0], plane[1])
+
+
+def _middle_slab(img: sitk.Image, a: int) -> sitk.Image:
+    """The one-voxel slab of ``img`` that DICOMOrient(img, "LPS") puts in the middle along array axis
+    ``a``, with its geometry; reorienting only it spares a copy of the whole volume per label volume
+    (+2 bytes a voxel of peak memory on a CT). The whole image when its axes are not plainly matched
+    to patient axes (then DICOMOrient's own choice decides)."""
+    direction = np.array(img.GetDirection(), float).reshape(3, 3)
+    dominant = np.abs(direction).argmax(axis=0)  # patient axis (x=L, y=P, z=S) each image axis runs along
+    target = 2 - a  # array axis a of an LPS-oriented [z, y, x] array is patient axis 2 - a
+    if sorted(dominant.tolist()) != [0, 1, 2]:
+        return img
+    i = int(np.flatnonzero(dominant == target)[0])
+    n = img.GetSize()[i]
+    index = n // 2 if direction[target, i] > 0 else n - 1 - n // 2
+    size, start = list(img.GetSize()), [0, 0, 0]
+    size[i], start[i] = 1, index
+    return sitk.Extract(img, size, start)
 
 
 def _tile_shape(shape: Tuple[int, int], pixel_mm: Tuple[float, float]) -> Tuple[int, int]:
@@ -109,10 +133,23 @@ def overlay(thumb: Thumbnail, M: int, K: int, m: int) -> np.ndarray:
     return (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)
 
 
+def _dejavu_path() -> Optional[str]:
+    """matplotlib's copy of DejaVu Sans, found without importing matplotlib (a slow import)."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def _font() -> ImageFont.ImageFont:
+    """DejaVu Sans: Pillow's own default font has Latin letters only, so 'scan \u00fc 1' drew a
+    missing-glyph box; DejaVu covers accented Latin, Greek, Cyrillic, Arabic and Hebrew (not CJK)."""
+    path = _dejavu_path()
     try:
-        return ImageFont.load_default(size=11)
-    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.truetype(path, 11) if path else ImageFont.load_default(size=11)
+    except (OSError, ImportError):  # no FreeType in this Pillow: the fixed bitmap font
         return ImageFont.load_default()
 
 

@@ -36,6 +36,14 @@ def geometry_reason(image: sitk.Image) -> Optional[str]:
     direction = np.array(image.GetDirection(), float).reshape(n, n)
     if not np.isfinite(direction).all() or abs(np.linalg.det(direction)) < 1e-6:
         return "direction matrix is not finite or not invertible"
+    # Directions are unit vectors (a sheared gantry-tilt grid keeps unit columns); MetaImage takes a
+    # TransformMatrix as written, and one with columns of length 1e30 sent two image axes to one
+    # patient axis when the volume was reoriented (found by Testing/Python/reader_fuzz.py).
+    lengths = np.linalg.norm(direction, axis=0)
+    if not np.allclose(lengths, 1.0, atol=1e-3):
+        return f"direction matrix columns are not unit vectors (lengths {', '.join(f'{v:g}' for v in lengths)})"
+    if len(set(np.abs(direction).argmax(axis=0).tolist())) < n:
+        return "direction matrix sends two image axes along the same patient axis"
     return None
 
 

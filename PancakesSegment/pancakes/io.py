@@ -22,6 +22,8 @@ from typing import Iterable, List, Optional, Sequence, Set, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from .data_size_checks import claimed_size_reason
+from .dicom_checks import dicom_reason
 from .errors import PancakesInputError
 from .gallery import GALLERY_FILE
 from .geometry_checks import geometry_reason, nrrd_spacing_reason
@@ -283,6 +285,10 @@ def read_image(subject: Subject) -> sitk.Image:
     """Read a subject's file or DICOM series (read-only). Errors start with the subject's source."""
     try:
         if subject.series_uid is not None:
+            for f in subject.files:  # GDCM misreads a corrupt file into gigabytes (dicom_checks.py)
+                reason = dicom_reason(f)
+                if reason:
+                    raise PancakesInputError(f"{subject.source}: {os.path.basename(f)}: {reason}")
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(subject.files)
             image = reader.Execute()
@@ -300,6 +306,9 @@ def read_image(subject: Subject) -> sitk.Image:
         if nifti_truncated(path):  # ITK would zero-fill the missing voxels without a word
             raise PancakesInputError(f"{subject.source}: file is truncated (it holds less image data than "
                                      "its NIfTI header describes)")
+        reason = dicom_reason(path) or claimed_size_reason(path)  # before ITK allocates what the header claims
+        if reason:
+            raise PancakesInputError(f"{subject.source}: {reason}")
         image = sitk.ReadImage(path)
         reason = nrrd_spacing_reason(path, image) or geometry_reason(image)
         if reason:

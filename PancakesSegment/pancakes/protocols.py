@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import List, Tuple
 
 RGB = Tuple[int, int, int]
+# Bumped whenever a name or colour changes, so that --resume redoes outputs written with older ones
+# (2: ASCII names, colours past the 64-colour palette).
+SCHEME = 2
 
 # 64 colours chosen by farthest-point sampling in CIELAB (minimum pairwise
 # distance ~24), skipping near-black and near-white, which read as background.
@@ -54,9 +57,13 @@ def segment_id(M: int, K: int, m: int, k: int) -> str:
 
 
 def segment_name(M: int, K: int, m: int, k: int) -> str:
-    """Human-readable segment name, e.g. 'P03 · L07'."""
+    """Human-readable segment name, e.g. 'P03 L07'.
+
+    ASCII on purpose: Slicer writes a .seg.nrrd name as raw UTF-8 and reads it back
+    so, but pynrrd (under slicerio) decodes header lines as ASCII and drops every
+    other byte ('P03 \u00b7 L07' came back as 'P03  L07'). ASCII reads back the same in both."""
     _check(M, K, m, k)
-    return f"P{m + 1:02d} \u00b7 L{k + 1:02d}"
+    return f"P{m + 1:02d} L{k + 1:02d}"
 
 
 def protocol_name(M: int, K: int, m: int) -> str:
@@ -67,10 +74,16 @@ def protocol_name(M: int, K: int, m: int) -> str:
 
 def colour(M: int, K: int, m: int, k: int) -> RGB:
     """RGB 0..255 of label k. Colour follows the label, not the protocol, so the K
-    labels of a protocol are always mutually distinct (for K <= 64; beyond that the
-    palette repeats)."""
+    labels of a protocol are always mutually distinct: the palette for k < 64, then
+    palette.EXTENSION (well spaced too) up to the largest K, 255."""
     _check(M, K, m, k)
-    return PALETTE[k % len(PALETTE)]
+    if k < len(PALETTE):
+        return PALETTE[k]
+    from .palette import EXTENSION  # only runs with K > 64 need it
+
+    if k - len(PALETTE) >= len(EXTENSION):
+        raise ValueError(f"label index k={k}: colours are defined for up to {len(PALETTE) + len(EXTENSION)} labels")
+    return EXTENSION[k - len(PALETTE)]
 
 
 def colour_float(M: int, K: int, m: int, k: int) -> Tuple[float, float, float]:

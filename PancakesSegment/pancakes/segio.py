@@ -95,7 +95,10 @@ def ijk_to_lps(image: sitk.Image) -> np.ndarray:
 
 
 def _label_values(labels: sitk.Image, M: int, K: int, m: int) -> np.ndarray:
-    """[k, j, i] voxels holding protocols.label_value for engine labels 1..K (0 stays 0)."""
+    """[k, j, i] voxels holding protocols.label_value for engine labels 1..K (0 stays 0).
+
+    May be a view into ``labels``' buffer (no copy of a CT-sized volume): the caller
+    must keep ``labels`` referenced while it uses the result."""
     if labels.GetDimension() != 3 or labels.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError("labels must be a scalar 3D image")
     arr = sitk.GetArrayViewFromImage(labels)
@@ -142,9 +145,11 @@ def write_seg_nrrd(path: PathLike, labels: sitk.Image, M: int, K: int, m: int, c
 
     voxels = _label_values(labels, M, K, m).transpose(2, 1, 0)
     segments = segment_entries(M, K, m, voxels)
-    names = [seg["name"] for seg in segments]
-    for seg in segments:  # pynrrd writes ASCII headers only; real names go in afterwards
-        seg["name"] = seg["name"].encode("ascii", "backslashreplace").decode("ascii")
+    # pynrrd (under slicerio) reads and writes header lines as ASCII, Slicer as UTF-8: only ASCII
+    # names read back the same in both (protocols.segment_name).
+    odd = [seg["name"] for seg in segments if not seg["name"].isascii()]
+    if odd:
+        raise ValueError(f"segment name {odd[0]!r} is not ASCII; slicerio could not read it back")
     segmentation = {
         "voxels": voxels,
         "ijkToLPS": ijk_to_lps(labels),
@@ -157,31 +162,12 @@ def write_seg_nrrd(path: PathLike, labels: sitk.Image, M: int, K: int, m: int, c
 
     def write(tmp: str) -> None:
         slicerio.write_segmentation(tmp, segmentation, compression_level=compression_level, index_order="F")
-        if any(not n.isascii() for n in names):
-            _utf8_segment_names(tmp, names)
 
     return atomic_write(path, write)
 
 
-def _utf8_segment_names(path: str, names: List[str]) -> None:
-    """Rewrite the SegmentN_Name header lines with UTF-8 names, as Slicer itself writes them.
-
-    The header ends at the first empty line; the (compressed) voxels follow untouched.
-    """
-    with open(path, "rb") as f:
-        data = f.read()
-    end = data.index(b"\n\n") + 1
-    lines = data[:end].decode("ascii").split("\n")
-    for i, line in enumerate(lines):
-        match = re.match(r"Segment(\d+)_Name:=", line)
-        if match:
-            lines[i] = f"Segment{match[1]}_Name:={names[int(match[1])]}"
-    with open(path, "wb") as f:
-        f.write("\n".join(lines).encode("utf-8") + data[end:])
-
-
 def read_segment_names(path: PathLike) -> List[str]:
-    """Segment names from a .seg.nrrd header decoded as UTF-8 (pynrrd drops non-ASCII)."""
+    """Segment names from a .seg.nrrd header decoded as UTF-8, as Slicer reads them (pynrrd drops non-ASCII)."""
     names = {}
     with open(path, "rb") as f:
         for raw in f:

@@ -18,6 +18,7 @@ import torch
 from .devices import batch_size_for
 from .errors import PancakesInputError
 from .preprocessing import Fit, finite_float, labels_from_logits, normalise, plan_fit, to_model_input
+from .slice_source import NormalisedSlices, streamable
 
 AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in (z, y, x) LPS order
 # Model-size logits held at once while decoding: 4 slices at M=8, K=20, small enough
@@ -66,14 +67,20 @@ def slice_geometry(oriented: sitk.Image, axis: str) -> Tuple[int, Tuple[int, int
 
 
 def _prepare(model, image: sitk.Image, axis: str, name: str) -> Tuple[sitk.Image, int, np.ndarray, Fit]:
-    """Check, orient to LPS and normalise once -> (oriented, array axis, slices [D, rows, cols], fit)."""
+    """Check, orient to LPS and normalise once -> (oriented, array axis, slices [D, rows, cols], fit).
+    The slices are an array, or for integer volumes a NormalisedSlices that makes each batch on demand."""
     check_volume(image, name)
     oriented = sitk.DICOMOrient(image, "LPS")
     a, shape, spacing = slice_geometry(oriented, axis)
     if min(shape) < 4:
         raise PancakesInputError(f"{name}: slices of {shape[0]}x{shape[1]} voxels along {axis} are too small")
     # Normalising the whole volume at once keeps slices comparable with each other.
-    arr = normalise(finite_float(sitk.GetArrayViewFromImage(oriented), name), name)
+    if streamable(oriented):  # integer voxels: normalised batch by batch (slice_source.py)
+        return oriented, a, NormalisedSlices(oriented, a, name), plan_fit(shape, model.input_size, spacing)
+    view = sitk.GetArrayViewFromImage(oriented)  # ``oriented`` is returned with it, so it outlives the view
+    values = finite_float(view, name)
+    # Normalised in place when finite_float made a copy (any non-float32 input): one float32 volume, not two.
+    arr = normalise(values, name, out=None if np.shares_memory(values, view) else values)
     return oriented, a, np.moveaxis(arr, a, 0), plan_fit(shape, model.input_size, spacing)
 
 
@@ -116,14 +123,18 @@ def _decode_step(n_prot: int, K: int, fit: Fit) -> int:
     return max(1, min(32, DECODE_BUDGET_BYTES // max(1, n_prot * K * fit.size * fit.size * 4)))
 
 
-def _to_images(out: np.ndarray, a: int, oriented: sitk.Image, original: sitk.Image) -> List[sitk.Image]:
-    """labels [P, D, rows, cols] in oriented slice order -> P images in the input's geometry."""
+def _to_images(out: List[np.ndarray], a: int, oriented: sitk.Image, original: sitk.Image) -> List[sitk.Image]:
+    """labels: P arrays [D, rows, cols] in oriented slice order -> P images in the input's geometry.
+
+    Each array is taken out of ``out`` as it is converted, so that (when nothing else holds them)
+    an array's memory is freed before the next image is made: the labels exist about once, not twice."""
     results = []
     orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(original.GetDirection())
-    for p in range(out.shape[0]):
-        img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(out[p], 0, a)))
+    while out:
+        img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(out.pop(0), 0, a)))
         img.CopyInformation(oriented)
-        back = sitk.DICOMOrient(img, orientation)
+        # Already in LPS order (most CTs): the same voxels, so no reoriented copy of each label volume.
+        back = img if orientation == "LPS" else sitk.DICOMOrient(img, orientation)
         if back.GetSize() != original.GetSize():
             raise RuntimeError("re-orientation changed the volume size; this is a bug")
         back.CopyInformation(original)
@@ -148,7 +159,7 @@ def decode_volume(model, enc: EncodedVolume, M: int = 8, K: int = 20, which: Opt
         out[:, start : start + step] = _decode_batch(model, enc.features[start : start + step], M, K, sel, enc.fit)
         if progress is not None:
             progress(min(start + step, depth), depth)
-    return _to_images(out, AXES[enc.axis], enc.oriented, enc.original)
+    return _to_images(list(out), AXES[enc.axis], enc.oriented, enc.original)
 
 
 def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str = "axial",
@@ -161,10 +172,13 @@ def segment_volume(model, image: sitk.Image, M: int = 8, K: int = 20, axis: str 
     M, K = check_mk(M, K)
     oriented, a, arr, fit = _prepare(model, image, axis, name)
     depth = arr.shape[0]
-    out = np.zeros((M, depth) + tuple(fit.shape), dtype=np.uint8)
+    out = [np.zeros((depth,) + tuple(fit.shape), dtype=np.uint8) for _ in range(M)]  # one per protocol: freed one by one
     step = min(batch_size_for(model.device, batch_size), _decode_step(M, K, fit))
     for start, phi in _encoded_batches(model, arr, fit, step, progress, cancel, name):
         # Through float16 like cached features, so streamed and cached decodes give the same labels
         # (the decode-time adaptation would otherwise flip a few near-tied pixels).
-        out[:, start : start + step] = _decode_batch(model, phi.to(torch.float16), M, K, [], fit)
+        labels = _decode_batch(model, phi.to(torch.float16), M, K, [], fit)
+        for m in range(M):
+            out[m][start : start + step] = labels[m]
+    del arr  # the normalised volume (4 bytes a voxel) is not needed while the images are made
     return _to_images(out, a, oriented, image)

@@ -92,3 +92,28 @@ def test_large_batches_get_gallery_pages_and_stale_pages_go(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["gallery.png", "gallery_notes.png"]
     write_gallery_pages(tmp_path, [], load, M, K, per_page=2)
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["gallery_notes.png"]
+
+
+@pytest.mark.parametrize("axis", ["axial", "coronal", "sagittal"])
+@pytest.mark.parametrize("seed", range(6))
+def test_middle_slice_from_a_slab_equals_the_reoriented_volume(axis, seed):
+    """Only the middle slab is reoriented now; the slice must be what reorienting all of it gave."""
+    from pancakes.gallery import _middle_slices
+    from pancakes.volume import AXES
+
+    rng = np.random.default_rng(seed)
+    img = sitk.GetImageFromArray(rng.random((7, 9, 11)).astype(np.float32))
+    perm = np.eye(3)[rng.permutation(3)] * rng.choice([-1, 1], 3)
+    tilt = np.radians(rng.uniform(-20, 20))  # a little oblique, still plainly one patient axis per image axis
+    rot = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
+    img.SetDirection((rot @ perm).ravel().tolist())
+    img.SetSpacing((0.7, 1.3, 2.9))
+    oriented = sitk.DICOMOrient(img, "LPS")
+    arr = sitk.GetArrayFromImage(oriented)
+    a = AXES[axis]
+    want = np.take(arr, arr.shape[a] // 2, axis=a)
+    want = want[::-1] if a != 0 else want
+    grey, _, pixel = _middle_slices(img, [], axis, None)
+    np.testing.assert_array_equal(grey, want)
+    plane = [s for i, s in enumerate(oriented.GetSpacing()[::-1]) if i != a]
+    assert pixel == (plane[0], plane[1])

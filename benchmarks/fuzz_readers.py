@@ -29,7 +29,7 @@ def tiny_model(folder: Path) -> Path:
     """A small random model like the tests' fixture: readers, not the network, are under test."""
     import torch
 
-    from pancakes.export import default_metadata, save_torchscript
+    from pancakes.model_file import default_metadata, save_torchscript
     from pancakes.modeling import PancakesNet
 
     torch.manual_seed(0)

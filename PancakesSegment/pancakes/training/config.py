@@ -24,6 +24,9 @@ class TrainConfig:
     relax: float = 0.1  # relaxed winner-takes-all weight on a few random protocols per step
     n_relax: int = 2
     gamma: float = 0.1  # label-usage entropy weight against one label taking over
+    # Cap that reward at the entropy of the set's T targets (loss.entropy_ceiling): without the cap a
+    # figure/ground set (T = 2) is still pushed to use all K labels. False keeps the first model's loss.
+    entropy_to_targets: bool = False
     # Train through the decode-time prototype adaptation (heads.DotProductHead.adapted_logits) at this
     # strength, so that the keys are shaped for the step the engine runs; 0 trains the plain decode.
     adapt: float = 0.0

@@ -141,7 +141,8 @@ class Trainer:
                 else:
                     logits = self.net.decode_logits(phi, M, K, [])
             loss, info = pancakes_loss(logits, targets, self.cfg.alpha, self.cfg.beta, self.cfg.relax,
-                                       self.cfg.n_relax, self.gen, self.cfg.gamma)
+                                       self.cfg.n_relax, self.gen, self.cfg.gamma,
+                                       self.cfg.entropy_to_targets)
             (loss / len(batch)).backward()
             total += float(loss.detach()) / len(batch)
             dices.append(float(info["dice"].mean()))

@@ -6,7 +6,8 @@ loss = alpha * mean_t min_{m,k} (1 - d[t, m, k])                   (eq. 6, one m
      + (1 - alpha) * min_m min_{pi} mean_t (1 - d[t, m, pi(t)])    (one protocol holds all targets)
      + beta * CE(logits[:, m*], pi*)  on the pixels the targets cover
      + relax * mean_{r in R} [ matched error and CE of protocol r ]   (R: a few random protocols)
-     + gamma * mean_{m in winners and R} (1 - H(mean label distribution of m) / log K)
+     + gamma * mean_{m in winners and R} (c - H(mean label distribution of m) / log K)^+
+       with c = 1, or c = log min(T, K) / log K when the entropy is capped at the targets
 
 The first term is the paper's loss applied to every known label (appendix D
 applies it to several labels of a multi-label map). The second asks one
@@ -112,10 +113,26 @@ def matched_error(d: torch.Tensor, mi: int, labels: List[int]) -> torch.Tensor:
     return torch.stack([1 - d[i, mi, lab] for i, lab in enumerate(labels)]).mean()
 
 
+def entropy_ceiling(n_targets: int, k: int) -> float:
+    """Normalised entropy of min(T, K) equally used labels: log(min(T, K)) / log(K).
+
+    Why: a full entropy reward (ceiling 1) asks every matched protocol to use all K
+    labels, even when the set has two targets (one object against the rest), which
+    pulls coarse protocols back into parcels (issue 20). Capped at the targets' own
+    entropy it still punishes one label over the whole image (entropy 0), the collapse
+    the term exists for, but no longer rewards splitting beyond what the set shows.
+    """
+    return math.log(max(2, min(int(n_targets), int(k)))) / math.log(max(2, int(k)))
+
+
 def pancakes_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.5,
                   beta: float = 0.5, relax: float = 0.0, n_relax: int = 2,
-                  generator: torch.Generator = None, gamma: float = 0.0) -> Tuple[torch.Tensor, dict]:
+                  generator: torch.Generator = None, gamma: float = 0.0,
+                  entropy_to_targets: bool = False) -> Tuple[torch.Tensor, dict]:
     """Loss from logits [S, M, K, H, W] (graph attached) and disjoint targets [T, S, H, W].
+
+    ``entropy_to_targets`` caps the label-usage reward at the entropy of T equal labels
+    (see ``entropy_ceiling``), so that a set of two targets no longer asks for K labels.
 
     Returns (loss, info): info has 'winners' (protocols that got gradient),
     'dice' (best set Dice per target, detached) and 'm_star'.
@@ -149,7 +166,8 @@ def pancakes_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.
     if gamma > 0 and sub.shape[2] > 1:
         marginal = torch.softmax(sub, dim=2).mean(dim=(0, 3, 4))  # [P', K]
         entropy = -(marginal * torch.log(marginal + 1e-8)).sum(1) / math.log(sub.shape[2])
-        loss = loss + gamma * (1 - entropy).mean()
+        ceiling = entropy_ceiling(t, sub.shape[2]) if entropy_to_targets else 1.0
+        loss = loss + gamma * torch.relu(ceiling - entropy).mean()
     info = {"winners": sorted(choice["winners"]), "relaxed": relaxed, "m_star": choice["m_star"],
             "dice": d_all.reshape(t, -1).max(1).values}
     return loss, info

@@ -1,9 +1,12 @@
 """The Pancakes loss picks the best (m, k) and sends gradient only through it."""
+import math
+
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from pancakes.training.loss import best_assignment, pancakes_loss, plan, soft_dice_matrix
+from pancakes.training.loss import best_assignment, entropy_ceiling, pancakes_loss, plan, soft_dice_matrix
 
 
 def test_soft_dice_matrix_matches_hand_computation():
@@ -106,3 +109,32 @@ def test_entropy_term_penalises_one_label_over_everything():
     ent_b, _ = pancakes_loss(balanced, targets, alpha=0.5, beta=0.0, gamma=1.0)
     assert ent_c - base_c > 0.9  # one label: entropy ~0, penalty ~1
     assert ent_b - base_b < 0.05  # four equal labels: entropy ~log K, penalty ~0
+
+
+def test_entropy_capped_at_the_targets_leaves_a_two_label_answer_unpunished():
+    """Two targets (object, background), K = 8: a protocol that answers with exactly two
+    labels is the right coarse answer. The full entropy reward punishes it for not using
+    eight labels; capped at the targets' entropy it costs nothing, while one label over
+    everything is still punished."""
+    targets = torch.zeros(2, 1, 8, 8)
+    targets[0, 0, :4] = 1
+    targets[1, 0, 4:] = 1
+    two = torch.zeros(1, 1, 8, 8, 8)
+    two[0, 0, 0, :4] = 10.0
+    two[0, 0, 1, 4:] = 10.0
+    one = torch.zeros(1, 1, 8, 8, 8)
+    one[:, :, 0] = 10.0
+    base_two, _ = pancakes_loss(two, targets, alpha=0.5, beta=0.0, gamma=0.0)
+    full_two, _ = pancakes_loss(two, targets, alpha=0.5, beta=0.0, gamma=1.0)
+    capped_two, _ = pancakes_loss(two, targets, alpha=0.5, beta=0.0, gamma=1.0, entropy_to_targets=True)
+    base_one, _ = pancakes_loss(one, targets, alpha=0.5, beta=0.0, gamma=0.0)
+    capped_one, _ = pancakes_loss(one, targets, alpha=0.5, beta=0.0, gamma=1.0, entropy_to_targets=True)
+    assert full_two - base_two > 0.5  # log 2 / log 8 = 1/3 of the full entropy: penalty ~2/3
+    assert capped_two - base_two < 0.01
+    assert capped_one - base_one > 0.3  # collapse still costs the whole ceiling (1/3)
+
+
+def test_entropy_ceiling_is_the_entropy_of_the_targets():
+    assert entropy_ceiling(2, 8) == pytest.approx(1 / 3)
+    assert entropy_ceiling(16, 8) == pytest.approx(1.0)  # more targets than labels: all K
+    assert entropy_ceiling(1, 20) == pytest.approx(math.log(2) / math.log(20))

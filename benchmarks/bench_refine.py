@@ -1,7 +1,8 @@
 """Click refinement benchmark on the DEV sets: mean Dice after 0..10 simulated clicks.
 
     python benchmarks/bench_refine.py [--refiner model_weights/refine.pt] [--pancakes model_weights/pancakes.pt]
-                                      [--sets 40] [--set-size 4] [--clicks 10] [--png benchmarks/results/refine_curve.png]
+                                      [--sets 40] [--set-size 4] [--clicks 10] [--noc-cap 20] [--part test]
+                                      [--png benchmarks/results/refine_curve.png]
 
 Every DEV image (pancakes.training.real_data.dev_sets; never trained on) with its set's
 target label is refined in two sessions, each clicking the centre of the largest
@@ -9,7 +10,12 @@ error component, one click at a time, feeding the previous prediction back:
   1. from the best Pancakes label of that image (the (m, k) of highest Dice at M=8,
      K=20) when a Pancakes model file exists; otherwise from a perturbed ground truth
      (pancakes.training.refine.seeds, fixed seed), labelled as such in the output;
-  2. from an empty mask.
+  2. from an empty mask;
+and, as the anchor annotators use today (Slicer's "Grow from seeds"), a random walker
+seeded by the same simulated clicks with the image border as background
+(pancakes.evaluation.click_baselines). Sessions run to --noc-cap clicks for NoC@80/90;
+the tables show 0..--clicks. Sets come from one half of the dev split (--part; the
+reported half is "test", the refiner's checkpoints are chosen on "select").
 Prints Markdown tables (overall and per dev dataset) and writes the curves as a PNG.
 """
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pancakes.evaluation.click_baselines import random_walker_curves
 from pancakes.training.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
 from pancakes.refine.clicks import next_click
 from pancakes.refine.refiner import Refiner
@@ -29,6 +36,7 @@ from pancakes.training.refine.seeds import best_label_seeds, perturbed_seed
 from pancakes.training.refine.simulate import click_curves
 
 ROOT = Path(__file__).resolve().parents[1]
+ANCHOR = "random walker from clicks (empty start)"
 
 
 def pancakes_seeds(path: Path, sets) -> np.ndarray:
@@ -53,6 +61,23 @@ def first_click_table(seeds: np.ndarray, targets: np.ndarray, seeded: np.ndarray
             cells = [" / ".join(f"{c[sel][:, k].mean():.2f}" for k in (0, 1, 3)) for c in (seeded, empty)]
             rows.append(f"| {name} | {int(sel.sum())} | {cells[0]} | {cells[1]} |")
     return "\n".join(rows)
+
+
+def targets_table(seeded: np.ndarray, empty: np.ndarray) -> str:
+    """Issue 21's targets from the two refiner curves [N, C + 1] of the same images."""
+    s, e = seeded.mean(0), empty.mean(0)
+    worse = [c for c in range(1, len(s)) if s[c] < e[c]]
+    lines = ["\n| target | measured | met |", "|---|---|---|",
+             f"| never worse: seed >= empty at clicks 1..{len(s) - 1} | worse at "
+             f"{', '.join(map(str, worse)) or 'none'} (largest gap {100 * max(0.0, *(e - s)[1:]):.1f} pts) | "
+             f"{'yes' if not worse else 'no'} |"]
+    if len(s) > 3:
+        lines.append(f"| strong early: Dice at 3 clicks from the seed >= 0.80 | {s[3]:.3f} | {'yes' if s[3] >= 0.8 else 'no'} |")
+    lines.append(f"| first click adds >= 5 pts | {100 * (s[1] - s[0]):+.1f} pts | {'yes' if s[1] - s[0] >= 0.05 else 'no'} |")
+    if len(s) > 6:
+        lines.append(f"| half the clicks: seed at 3 >= empty at 6 | {s[3]:.3f} vs {e[6]:.3f} | "
+                     f"{'yes' if s[3] >= e[6] else 'no'} |")
+    return "\n".join(lines)
 
 
 def plot(curves: dict, path: Path, title: str) -> None:
@@ -99,6 +124,11 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", type=int, default=40)
     ap.add_argument("--set-size", type=int, default=4, dest="set_size")
     ap.add_argument("--clicks", type=int, default=10)
+    ap.add_argument("--noc-cap", type=int, default=20, dest="noc_cap",
+                    help="clicks per session for NoC (never reached counts as the cap)")
+    ap.add_argument("--part", choices=["select", "test", "all"], default="test",
+                    help="half of the dev split to draw from (default: test, never used for selection)")
+    ap.add_argument("--no-anchor", action="store_true", help="skip the random-walker anchor")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--png", default=str(ROOT / "benchmarks" / "results" / "refine_curve.png"))
     args = ap.parse_args(argv)
@@ -107,7 +137,7 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     refiner = Refiner.load(args.refiner, device="cpu")
-    sets = dev_sets(args.set_size, args.sets, seed=args.seed)
+    sets = dev_sets(args.set_size, args.sets, seed=args.seed, part=None if args.part == "all" else args.part)
     images = np.concatenate([ts.images for ts in sets]).astype(np.float32)
     targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])
     labelmaps = np.concatenate([ts.labelmaps for ts in sets])
@@ -121,14 +151,17 @@ def main(argv=None) -> int:
         print(f"note: {args.pancakes} not found; starting from perturbed ground truth instead", file=sys.stderr)
         rng = np.random.default_rng(args.seed)
         seeds = np.stack([perturbed_seed(t, lm, rng) for t, lm in zip(targets, labelmaps)])
+    n_run = max(args.clicks, args.noc_cap)
     curves = {}
     for name, start in ((seed_name, seeds), ("empty mask", np.zeros_like(seeds))):
         curves[name] = np.concatenate([click_curves(refiner.module, images[i:i + 32], targets[i:i + 32],
-                                                    start[i:i + 32], args.clicks,
+                                                    start[i:i + 32], n_run,
                                                     seed_prior=refiner.seed_prior)
                                        for i in range(0, len(images), 32)])
+    if not args.no_anchor:
+        curves[ANCHOR] = random_walker_curves(images, targets, n_run)
     training = refiner.metadata.get("training", {})
-    print(f"## Click refinement on DEV sets: {len(images)} images from {len(sets)} sets "
+    print(f"## Click refinement on DEV sets ({args.part} half): {len(images)} images from {len(sets)} sets "
           f"({', '.join(sorted(set(datasets)))})\n")
     print(f"refiner: {args.refiner or 'bundled'}; trained {training.get('iterations', '?')} iterations, "
           f"{training.get('wall_seconds', '?')} s; clicks: centre of the largest error component\n")
@@ -138,12 +171,15 @@ def main(argv=None) -> int:
     for c in range(args.clicks + 1):
         print(f"| {c} | " + " | ".join(f"{curves[n][:, c].mean():.3f}" for n in names) + " |")
     print()
+    print(f"\nNoC: clicks to reach the Dice level, sessions capped at {n_run} (never reached counts as {n_run})\n")
     print("| start | +Dice 1st click | plateau (95% of gain) at click | NoC@80 | NoC@90 |")
     print("|---|---:|---:|---:|---:|")
     for n in names:
-        mean = curves[n].mean(0)
+        mean = curves[n][:, : args.clicks + 1].mean(0)
         print(f"| {n} | {100 * (mean[1] - mean[0]):+.1f} pts | {plateau_clicks(mean)} | "
               f"{noc(curves[n], 0.8):.2f} | {noc(curves[n], 0.9):.2f} |")
+    print(targets_table(curves[seed_name][:, : args.clicks + 1], curves["empty mask"][:, : args.clicks + 1]))
+    curves = {n: c[:, : args.clicks + 1] for n, c in curves.items()}
     iv = bootstrap_click_stats(curves[seed_name], curves["empty mask"], set_ids, seed=args.seed)
     print(f"\n95% intervals, {len(sets)} sets resampled whole (2000 draws, both starts on the same draw): "
           f"plateau from the seed at click {iv['plateau seeded'][0]:.0f} to {iv['plateau seeded'][1]:.0f}, "

@@ -102,3 +102,21 @@ def test_a_failed_export_is_logged_and_training_goes_on(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert train.export_or_warn(trainer, {"score": 0.1}, tmp_path / "pancakes.pt", lines.append) is True
     assert (tmp_path / "pancakes.pt").is_file() and len(lines) == 1
+
+
+def test_a_checkpoint_exports_to_a_model_file_with_its_weights_and_step(tmp_path):
+    from pancakes.model_file import load_torchscript
+    from pancakes.training.export_checkpoint import export_checkpoint, main
+
+    trainer = Trainer(tiny_config(steps=3), tmp_path, square_sets, augment=None, log=lambda m: None)
+    for _ in range(3):
+        trainer.train_step()
+    save_checkpoint(tmp_path / "last.ckpt", trainer.state())
+    info = export_checkpoint(tmp_path / "last.ckpt", tmp_path / "m.pt")
+    assert info["step"] == 3
+    module, meta = load_torchscript(tmp_path / "m.pt", "cpu")
+    assert meta["training"]["steps"] == 3
+    exported = module.state_dict()
+    for key, value in trainer.net.state_dict().items():
+        assert torch.equal(exported[key], value), key
+    assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "x.pt")]) == 2

@@ -91,6 +91,10 @@ def summary_against_targets(rows: List[dict], S_values: Sequence[int], models: S
     heads = " | ".join(f"S={s}" for s in S_values)
     out = ["### Against the targets (model minus the kind's best baseline at each S)", "",
            f"| model | kind | {heads} |", "|---|---|" + "---|" * len(S_values)]
+    if all(_best_baseline(_rows_of(rows, k), models, s)[0] == "-" for k in KINDS for s in S_values):
+        # A run with --no-baselines (checkpoint choice) has nothing to measure against.
+        out[2:] = ["no baselines in these rows (--no-baselines): no margins to show"]
+        models = []
     for m in models:
         for kind in KINDS:
             krows = _rows_of(rows, kind)

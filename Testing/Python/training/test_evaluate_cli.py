@@ -109,3 +109,15 @@ def test_eval_by_kind_adds_a_later_model_from_saved_rows(monkeypatch, random_mod
     assert evaluate.main(["--model", str(random_model_path), "--rows-in", str(saved), "--adapt", "0",
                           *[a if a != "8" else "4" for a in args]]) == 2
     assert "scored on another draw" in capsys.readouterr().err
+
+
+def test_eval_by_kind_without_baselines_says_so_instead_of_nan_margins(monkeypatch, random_model_path, capsys):
+    """Checkpoint choice runs with --no-baselines: the margins table has nothing to subtract."""
+    from pancakes.training import task_kinds
+
+    monkeypatch.setattr(task_kinds, "all_kind_sets", _fake_kind_sets)
+    assert evaluate.main(["--model", str(random_model_path), "--by-kind", "--sets", "8", "--S", "1", "5", "--M", "2",
+                          "--K", "3", "--intervals", "0", "--quiet", "--no-baselines", "--adapt", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out
+    assert "no baselines in these rows" in out

@@ -36,6 +36,9 @@ class TrainConfig:
     # and lost to a two-class threshold on whole objects (issue 20). 0 and 0 train as drawn.
     p_figure: float = 0.2
     p_coarse: float = 0.25
+    # Positions t_m <= coarse_zone of the protocols are kept for the relabelled (coarse) sets,
+    # the rest for sets as drawn (granularity.zone_protocols); 0 lets every set win anywhere.
+    coarse_zone: float = 0.0
     # Real datasets are drawn by weight, not uniformly: the paper samples datasets
     # uniformly, but here one source has 12 slices and would get a quarter of all sets.
     real_weights: dict = field(default_factory=lambda: {
@@ -87,6 +90,8 @@ class TrainConfig:
             raise ValueError(f"config: adapt={self.adapt} must be >= 0")
         if not (0 <= self.p_figure and 0 <= self.p_coarse and self.p_figure + self.p_coarse <= 1):
             raise ValueError("config: p_figure and p_coarse must be >= 0 with a sum of at most 1")
+        if not 0 <= self.coarse_zone < 1:
+            raise ValueError(f"config: coarse_zone={self.coarse_zone} must lie in [0, 1)")
         if not 0 <= self.alpha <= 1 or not 0 <= self.p_synthetic <= 1:
             raise ValueError("config: alpha and p_synthetic must lie in [0, 1]")
 

@@ -20,7 +20,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -116,3 +116,26 @@ def regranulate(task: TaskSet, rng: np.random.Generator, p_figure: float,
         spatial = task.dataset != "synthetic" or rng.random() < 0.5
         out = merge_labels(task, rng, groups, spatial)
     return task if out is None else out
+
+
+def is_coarse(task: TaskSet) -> bool:
+    """Whether ``task`` was relabelled here (figure/ground or coarse super-labels)."""
+    tail = task.protocol.rsplit(":", 1)[-1]
+    return tail.startswith(("figure_", "coarse"))
+
+
+def zone_protocols(M: int, coarse: bool, zone: float) -> List[int]:
+    """Protocols a set may win when the first ``zone`` of protocol positions is kept for
+    coarse sets: positions t_m = m / (M - 1) <= zone for coarse sets, the rest for the others.
+
+    Why: with every protocol open to every set, the coarse sets pulled all protocols
+    toward few labels, and small structures lost what fine parcels kept (issue 20,
+    model v2). Zones by position make the split explicit: the same protocol positions
+    come out coarse at any M, and the fine ones never see a coarse target. Protocol 0
+    (t = 0) is always coarse; with zone < 1 and M > 1 the last one is always fine.
+    """
+    t = [m / max(M - 1, 1) for m in range(M)]
+    if coarse:
+        return [m for m in range(M) if t[m] <= zone]
+    fine = [m for m in range(M) if t[m] > zone]
+    return fine or list(range(M))

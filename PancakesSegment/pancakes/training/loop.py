@@ -22,7 +22,7 @@ from ..modeling import PancakesNet
 from .batches import set_to_tensors
 from .checkpoint import load_checkpoint, net_from_model_file, save_checkpoint
 from .config import TrainConfig
-from .granularity import regranulate
+from .granularity import is_coarse, regranulate, zone_protocols
 from .loss import pancakes_loss
 
 
@@ -104,7 +104,7 @@ class Trainer:
 
     # ---- one step -----------------------------------------------------------
     def sample_batch(self):
-        """Draw sets until one yields targets -> list of (images, targets, M, K)."""
+        """Draw sets until one yields targets -> list of (images, targets, M, K, protocols allowed to win)."""
         cfg, rng = self.cfg, self.rng
         size = int(rng.choice(cfg.sizes, p=np.asarray(cfg.size_probs) / sum(cfg.size_probs)))
         out = []
@@ -120,7 +120,8 @@ class Trainer:
                 continue
             M = int(rng.integers(cfg.m_range[0], cfg.m_range[1] + 1))
             K = int(rng.integers(cfg.k_range[0], cfg.k_range[1] + 1))
-            out.append((tensors[0], tensors[1], M, K))
+            allowed = zone_protocols(M, is_coarse(task), cfg.coarse_zone) if cfg.coarse_zone > 0 else None
+            out.append((tensors[0], tensors[1], M, K, allowed))
         return out
 
     def train_step(self) -> dict:
@@ -132,7 +133,7 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         total, dices = 0.0, []
         use_amp = self.cfg.amp and self.device.type == "cuda"
-        for images, targets, M, K in batch:
+        for images, targets, M, K, allowed in batch:
             images, targets = images.to(self.device), targets.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
                 phi = self.net.encode(images)
@@ -142,7 +143,7 @@ class Trainer:
                     logits = self.net.decode_logits(phi, M, K, [])
             loss, info = pancakes_loss(logits, targets, self.cfg.alpha, self.cfg.beta, self.cfg.relax,
                                        self.cfg.n_relax, self.gen, self.cfg.gamma,
-                                       self.cfg.entropy_to_targets)
+                                       self.cfg.entropy_to_targets, allowed)
             (loss / len(batch)).backward()
             total += float(loss.detach()) / len(batch)
             dices.append(float(info["dice"].mean()))

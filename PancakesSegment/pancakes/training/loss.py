@@ -39,7 +39,7 @@ autograd: same value and gradient, about M times less backward work.
 from __future__ import annotations
 
 import math
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -87,8 +87,17 @@ def best_assignment(d: np.ndarray) -> Tuple[int, List[int], float]:
     return best
 
 
-def plan(d: torch.Tensor, alpha: float) -> dict:
-    """Choose, without autograd, which entries of d each term uses."""
+def plan(d: torch.Tensor, alpha: float, protocols: Optional[Sequence[int]] = None) -> dict:
+    """Choose, without autograd, which entries of d each term uses.
+
+    ``protocols``: the only protocols allowed to win (None: all). Masked ones get a Dice
+    of -1, below any real one, so neither the per-target min nor the matched protocol
+    can pick them.
+    """
+    if protocols is not None:
+        keep = torch.zeros(d.shape[1], dtype=torch.bool, device=d.device)
+        keep[list(protocols)] = True
+        d = torch.where(keep[None, :, None], d, torch.full_like(d, -1.0))
     t, p, k = d.shape
     flat_idx = d.reshape(t, p * k).argmax(1).tolist()
     per_target = [(i // k, i % k) for i in flat_idx]
@@ -128,8 +137,12 @@ def entropy_ceiling(n_targets: int, k: int) -> float:
 def pancakes_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.5,
                   beta: float = 0.5, relax: float = 0.0, n_relax: int = 2,
                   generator: torch.Generator = None, gamma: float = 0.0,
-                  entropy_to_targets: bool = False) -> Tuple[torch.Tensor, dict]:
+                  entropy_to_targets: bool = False,
+                  protocols: Optional[Sequence[int]] = None) -> Tuple[torch.Tensor, dict]:
     """Loss from logits [S, M, K, H, W] (graph attached) and disjoint targets [T, S, H, W].
+
+    ``protocols`` limits which protocols may win this set (see ``plan``; the loop's
+    granularity zones use it); relaxed protocols are still drawn from all of them.
 
     ``entropy_to_targets`` caps the label-usage reward at the entropy of T equal labels
     (see ``entropy_ceiling``), so that a set of two targets no longer asks for K labels.
@@ -139,12 +152,12 @@ def pancakes_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.
     """
     with torch.no_grad():
         d_all = soft_dice_matrix(torch.softmax(logits.detach().float(), dim=2), targets)
-    choice = plan(d_all, alpha)
+    choice = plan(d_all, alpha, protocols)
     n_prot = logits.shape[1]
     relaxed: List[int] = []
     if relax > 0 and n_relax > 0:
         order = torch.randperm(n_prot, generator=generator).tolist()
-        relaxed = [m for m in order if m != choice["m_star"]][:n_relax]
+        relaxed = [m for m in order if m != choice["m_star"] and (protocols is None or m in protocols)][:n_relax]
     sel = sorted(set(choice["winners"]) | set(relaxed))
     pos = {m: i for i, m in enumerate(sel)}
     sub = logits.index_select(1, torch.tensor(sel, dtype=torch.long, device=logits.device)).float()

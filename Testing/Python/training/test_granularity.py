@@ -144,3 +144,27 @@ def test_eval_refuses_rows_from_another_draw(tmp_path):
     with pytest.raises(ValueError, match="another draw"):
         load_rows([str(path)], {"sets": 16, "part": "test"})
     assert json.loads(path.read_text())["draw"]["sets"] == 8
+
+
+def test_zones_keep_the_first_protocol_positions_for_coarse_sets_at_any_M():
+    from pancakes.training.granularity import zone_protocols
+
+    assert zone_protocols(8, True, 0.25) == [0, 1]  # t = 0, 1/7
+    assert zone_protocols(8, False, 0.25) == [2, 3, 4, 5, 6, 7]
+    assert zone_protocols(5, True, 0.25) == [0, 1]  # t = 0, 0.25
+    assert zone_protocols(15, True, 0.25) == [0, 1, 2, 3]
+    for M in range(2, 16):
+        coarse, fine = zone_protocols(M, True, 0.25), zone_protocols(M, False, 0.25)
+        assert coarse and fine and not set(coarse) & set(fine)
+        assert sorted(coarse + fine) == list(range(M))
+    assert zone_protocols(1, False, 0.25) == [0]  # a lone protocol serves every set
+
+
+def test_relabelled_sets_are_recognised_as_coarse():
+    from pancakes.training.granularity import is_coarse
+
+    rng = np.random.default_rng(0)
+    task = _quadrants()
+    assert not is_coarse(task)
+    assert is_coarse(figure_ground(task, rng))
+    assert is_coarse(merge_labels(task, rng, 2))

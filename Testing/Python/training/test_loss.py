@@ -138,3 +138,23 @@ def test_entropy_ceiling_is_the_entropy_of_the_targets():
     assert entropy_ceiling(2, 8) == pytest.approx(1 / 3)
     assert entropy_ceiling(16, 8) == pytest.approx(1.0)  # more targets than labels: all K
     assert entropy_ceiling(1, 20) == pytest.approx(math.log(2) / math.log(20))
+
+
+def test_only_the_allowed_protocols_can_win_or_get_gradient():
+    """Granularity zones: protocol 0 fits the target best, but only 2 and 3 may win."""
+    targets = torch.zeros(2, 1, 8, 8)
+    targets[0, 0, :4] = 1
+    targets[1, 0, 4:] = 1
+    logits = torch.zeros(1, 4, 3, 8, 8)
+    logits[0, 0, 0, :4] = 10.0
+    logits[0, 0, 1, 4:] = 10.0  # protocol 0 is perfect
+    logits = logits.requires_grad_()
+    free, info_free = pancakes_loss(logits, targets, alpha=0.5, beta=0.5)
+    assert info_free["m_star"] == 0
+    loss, info = pancakes_loss(logits, targets, alpha=0.5, beta=0.5, relax=0.1, n_relax=2, protocols=[2, 3],
+                               generator=torch.Generator().manual_seed(0))
+    assert info["m_star"] in (2, 3) and set(info["winners"]) <= {2, 3} and set(info["relaxed"]) <= {2, 3}
+    loss.backward()
+    per_protocol = logits.grad.abs().sum((0, 2, 3, 4))
+    assert per_protocol[0] == 0 and per_protocol[1] == 0
+    assert float(loss) > float(free)

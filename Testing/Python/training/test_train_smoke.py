@@ -120,3 +120,22 @@ def test_a_checkpoint_exports_to_a_model_file_with_its_weights_and_step(tmp_path
     for key, value in trainer.net.state_dict().items():
         assert torch.equal(exported[key], value), key
     assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "x.pt")]) == 2
+
+
+def test_training_with_granularity_zones_runs_and_keeps_coarse_sets_in_their_zone(tmp_path, monkeypatch):
+    """coarse_zone > 0: every relabelled set may win only the first protocol positions."""
+    from pancakes.training import loop
+
+    seen = []
+    real_loss = loop.pancakes_loss
+
+    def spy(logits, targets, *args):
+        seen.append(args[-1])
+        return real_loss(logits, targets, *args)
+
+    monkeypatch.setattr(loop, "pancakes_loss", spy)
+    trainer = Trainer(tiny_config(coarse_zone=0.5, p_figure=0.5, p_coarse=0.0, m_range=(3, 3)), tmp_path,
+                      square_sets, augment=None, log=lambda m: None)
+    for _ in range(12):
+        trainer.train_step()
+    assert {tuple(a) for a in seen} <= {(0, 1), (2,)} and len({tuple(a) for a in seen}) == 2

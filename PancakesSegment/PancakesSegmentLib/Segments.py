@@ -26,6 +26,9 @@ ROLE = ATTRIBUTE_PREFIX + "Role"  # "preview" (refilled when browsing) or "kept"
 PROTOCOLS = ATTRIBUTE_PREFIX + "Protocols"  # M
 LABELS = ATTRIBUTE_PREFIX + "Labels"  # K
 PROTOCOL = ATTRIBUTE_PREFIX + "Protocol"  # m, 1-based as users see it
+# The source volume is a node reference (MRML renames clashing IDs on scene import in
+# references only); the attribute of earlier versions is still read when there is no reference.
+SOURCE_VOLUME_REFERENCE = ATTRIBUTE_PREFIX + "SourceVolume"
 SOURCE_VOLUME = ATTRIBUTE_PREFIX + "SourceVolumeID"
 ROLE_PREVIEW = "preview"
 ROLE_KEPT = "kept"
@@ -61,8 +64,20 @@ def segmentationInfo(segmentationNode) -> Optional[Dict[str, object]]:
         "M": int(segmentationNode.GetAttribute(PROTOCOLS)),
         "K": int(segmentationNode.GetAttribute(LABELS)),
         "m": int(segmentationNode.GetAttribute(PROTOCOL)) - 1,
-        "volumeID": segmentationNode.GetAttribute(SOURCE_VOLUME),
+        "volumeID": sourceVolumeID(segmentationNode),
     }
+
+
+def sourceVolumeID(segmentationNode) -> Optional[str]:
+    """ID of the volume a Pancakes segmentation was made from (None if unknown)."""
+    return segmentationNode.GetNodeReferenceID(SOURCE_VOLUME_REFERENCE) or segmentationNode.GetAttribute(SOURCE_VOLUME)
+
+
+def sourceVolumeNode(segmentationNode):
+    """The volume node a Pancakes segmentation was made from, or None."""
+    volumeID = sourceVolumeID(segmentationNode)
+    scene = segmentationNode.GetScene()
+    return scene.GetNodeByID(volumeID) if volumeID and scene is not None else None
 
 
 def pancakesSegmentationNodes(scene, role: Optional[str] = None) -> list:
@@ -95,7 +110,8 @@ def followVolume(segmentationNode, volumeNode) -> None:
     """
     segmentationNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
     segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
-    segmentationNode.SetAttribute(SOURCE_VOLUME, volumeNode.GetID())
+    segmentationNode.SetNodeReferenceID(SOURCE_VOLUME_REFERENCE, volumeNode.GetID())
+    segmentationNode.RemoveAttribute(SOURCE_VOLUME)
 
 
 def placeNextToVolume(node, volumeNode) -> None:

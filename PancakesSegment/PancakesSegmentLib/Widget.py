@@ -28,7 +28,7 @@ from .ParameterNode import (MODULE_NAME, PancakesSegmentParameterNode, createPar
                             savedValue)
 from .Parameters import AXIS_NAMES, MAX_LABELS, MAX_PROTOCOLS, RunSettings
 from .RefineWidget import RefinePanel
-from .Segments import SOURCE_VOLUME
+from .Segments import sourceVolumeNode
 from .VolumeConversion import imageFromVolumeNode
 from .WidgetRun import RunMixin
 
@@ -323,7 +323,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         """A segmentation picked for refinement: select its volume (kept ones remember theirs)."""
         volumeNode = None
         if segmentationNode is not None:
-            volumeNode = slicer.mrmlScene.GetNodeByID(segmentationNode.GetAttribute(SOURCE_VOLUME) or "")
+            volumeNode = sourceVolumeNode(segmentationNode)
             if volumeNode is None:  # any other segmentation: its Segment Editor source volume, if set
                 role = segmentationNode.GetReferenceImageGeometryReferenceRole()
                 volumeNode = segmentationNode.GetNodeReference(role)

@@ -110,3 +110,39 @@ def test_a_later_fill_follows_a_transform_set_after_creation():
     _ijk, world = segmentVoxelsInWorld(segmentationNode, protocolSegmentIds(M, K, m)[0])
     volumeIjk = np.array([worldToVolumeIjk(volumeNode).TransformPoint(p) for p in world])
     assert np.allclose(volumeIjk, np.round(volumeIjk), atol=1e-3)
+
+
+def sceneXml(scene) -> str:
+    scene.SetSaveToXMLString(1)
+    scene.Commit()
+    return scene.GetSceneXMLString()
+
+
+def test_kept_segmentation_finds_its_volume_after_import_into_a_non_empty_scene():
+    """MRML renames clashing node IDs on import only in node references, not in attributes."""
+    from PancakesSegmentLib.Keep import findKeptNode
+    from PancakesSegmentLib.Segments import ROLE_KEPT, segmentationInfo, sourceVolumeNode
+
+    source = slicer.vtkMRMLScene()
+    image = syntheticImage((4, 12, 12))
+    volumeNode = addVolume(source, "Imported", image)
+    segmentationNode = createSegmentationNode(source, volumeNode, "Imported Pancakes P02")
+    fillSegmentation(segmentationNode, volumeNode, labelsOf(image), M, K, m, ROLE_KEPT)
+
+    target = slicer.vtkMRMLScene()
+    already = addVolume(target, "Already here", syntheticImage((4, 12, 12), seed=3))
+    assert already.GetID() == volumeNode.GetID()  # the IDs clash
+    target.SetLoadFromXMLString(1)
+    target.SetSceneXMLString(sceneXml(source))
+    target.Import()
+
+    imported = next(n for n in (target.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+                                for i in range(target.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")))
+                    if n.GetName() == "Imported")
+    kept = next(n for n in (target.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
+                            for i in range(target.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"))))
+    assert imported.GetID() != already.GetID()
+    assert segmentationInfo(kept)["volumeID"] == imported.GetID()
+    assert sourceVolumeNode(kept) is imported
+    assert findKeptNode(target, imported.GetID(), M, K, m) is kept
+    assert findKeptNode(target, already.GetID(), M, K, m) is None

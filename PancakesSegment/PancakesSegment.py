@@ -22,7 +22,7 @@ class PancakesSegment(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Pancakes Segment")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
-        self.parent.dependencies = ["Segmentations", "Volumes"]
+        self.parent.dependencies = ["Segmentations", "Volumes", "Markups", "SubjectHierarchy"]
         self.parent.contributors = ["PancakesSegment contributors"]
         self.parent.helpText = _(
             "Segments a collection of volumes in several ways at once, without labelled examples "

@@ -34,6 +34,20 @@ class PancakesSegment(ScriptedLoadableModule):
         self.parent.acknowledgementText = _(
             "Based on 'Pancakes: Consistent Multi-Protocol Image Segmentation Across Biomedical Domains'. "
             "The module layout follows KitwareMedical/SlicerNNUnet.")
+        # "Sample Data -> Pancakes": the bundled volumes, registered once the SampleData module exists.
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData() -> None:
+    """Register the bundled sample volumes with the SampleData module (offline: file URIs)."""
+    try:
+        import SampleData
+    except ImportError:  # a Slicer built without SampleData: nothing to register with
+        return
+    from PancakesSegmentLib.SampleDataSources import sampleDataSources
+
+    for source in sampleDataSources():
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(**source)
 
 
 class PancakesSegmentWidget(ScriptedLoadableModuleWidget):

@@ -3,7 +3,6 @@
 The work is in PancakesSegmentLib (MRML logic, no Qt; Widget.py is the panel)
 and in the pure-Python ``pancakes`` package beside it.
 """
-import importlib.util
 import sys
 
 import slicer
@@ -97,14 +96,29 @@ class PancakesSegmentTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_SyntheticCollection()
+        self.setUp()
+        self.test_Panel()
+
+    def _requireTorch(self):
+        """Fail, not pass silently, without a usable PyTorch (missing, broken or too old)."""
+        from PancakesSegmentLib.TorchCheck import torchProblem
+
+        problem = torchProblem()
+        if problem:
+            self.fail(problem)
 
     def test_SyntheticCollection(self):
         import tempfile
 
         from PancakesSegmentLib.SelfTest import runScenario
 
-        if importlib.util.find_spec("torch") is None:
-            self.delayDisplay("Skipped: PyTorch is not installed (install it from the PyTorch extension)")
-            return
+        self._requireTorch()
         folder = tempfile.mkdtemp(prefix="PancakesSegmentSelfTest", dir=slicer.app.temporaryPath)
         runScenario(slicer.mrmlScene, folder, log=self.delayDisplay)
+
+    def test_Panel(self):
+        """Build the panel, run it on a bundled sample and set a refine target, with no Python errors."""
+        from PancakesSegmentLib.PanelTest import runPanelSmokeTest
+
+        self._requireTorch()
+        runPanelSmokeTest(log=self.delayDisplay)

@@ -139,3 +139,19 @@ def test_cleanup_stops_timers_and_releases_the_models_and_point_lists():
     assert {"timer.stop", "self.refinePanel.cleanup", "self.logic.release", "self.removeObservers"} <= set(cleanup)
     panel = names(function(tree("RefineWidget.py"), "cleanup", "RefinePanel"))
     assert {"self._prepareTimer.stop", "self.logic.release", "slicer.mrmlScene.RemoveNode"} <= set(panel)
+
+
+# ---- defect 11: "Reload and Test" builds the panel, and fails without torch ----
+def test_self_test_builds_the_panel_and_fails_without_torch():
+    module = tree("PancakesSegment.py")
+    run = names(function(module, "runTest", "PancakesSegmentTest"))
+    assert "self.test_Panel" in run and "self.test_SyntheticCollection" in run
+    for test in ("test_Panel", "test_SyntheticCollection"):
+        assert names(function(module, test, "PancakesSegmentTest"))[0] == "self._requireTorch"
+    require = names(function(module, "_requireTorch", "PancakesSegmentTest"))
+    assert "torchProblem" in require and "self.fail" in require
+    assert "Skipped" not in (MODULE_DIR / "PancakesSegment.py").read_text(encoding="utf-8")
+    smoke = names(function(tree("PanelTest.py"), "runPanelSmokeTest"))
+    for step in ("torchProblem", "slicer.util.selectModule", "errors.check", "panel.onRun",
+                 "panel.ui.refineSegmentSelector.setCurrentSegmentID"):
+        assert step in smoke, step

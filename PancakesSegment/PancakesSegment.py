@@ -3,7 +3,6 @@
 The work is in PancakesSegmentLib (MRML logic, no Qt; Widget.py is the panel)
 and in the pure-Python ``pancakes`` package beside it.
 """
-import importlib.util
 import sys
 
 import slicer
@@ -22,7 +21,7 @@ class PancakesSegment(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Pancakes Segment")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
-        self.parent.dependencies = ["Segmentations", "Volumes"]
+        self.parent.dependencies = ["Segmentations", "Volumes", "Markups", "SubjectHierarchy"]
         self.parent.contributors = ["PancakesSegment contributors"]
         self.parent.helpText = _(
             "Segments a collection of volumes in several ways at once, without labelled examples "
@@ -34,6 +33,20 @@ class PancakesSegment(ScriptedLoadableModule):
         self.parent.acknowledgementText = _(
             "Based on 'Pancakes: Consistent Multi-Protocol Image Segmentation Across Biomedical Domains'. "
             "The module layout follows KitwareMedical/SlicerNNUnet.")
+        # "Sample Data -> Pancakes": the bundled volumes, registered once the SampleData module exists.
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData() -> None:
+    """Register the bundled sample volumes with the SampleData module (offline: file URIs)."""
+    try:
+        import SampleData
+    except ImportError:  # a Slicer built without SampleData: nothing to register with
+        return
+    from PancakesSegmentLib.SampleDataSources import sampleDataSources
+
+    for source in sampleDataSources():
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(**source)
 
 
 class PancakesSegmentWidget(ScriptedLoadableModuleWidget):
@@ -83,14 +96,29 @@ class PancakesSegmentTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_SyntheticCollection()
+        self.setUp()
+        self.test_Panel()
+
+    def _requireTorch(self):
+        """Fail, not pass silently, without a usable PyTorch (missing, broken or too old)."""
+        from PancakesSegmentLib.TorchCheck import torchProblem
+
+        problem = torchProblem()
+        if problem:
+            self.fail(problem)
 
     def test_SyntheticCollection(self):
         import tempfile
 
         from PancakesSegmentLib.SelfTest import runScenario
 
-        if importlib.util.find_spec("torch") is None:
-            self.delayDisplay("Skipped: PyTorch is not installed (install it from the PyTorch extension)")
-            return
+        self._requireTorch()
         folder = tempfile.mkdtemp(prefix="PancakesSegmentSelfTest", dir=slicer.app.temporaryPath)
         runScenario(slicer.mrmlScene, folder, log=self.delayDisplay)
+
+    def test_Panel(self):
+        """Build the panel, run it on a bundled sample and set a refine target, with no Python errors."""
+        from PancakesSegmentLib.PanelTest import runPanelSmokeTest
+
+        self._requireTorch()
+        runPanelSmokeTest(log=self.delayDisplay)

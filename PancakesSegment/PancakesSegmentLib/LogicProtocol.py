@@ -48,3 +48,6 @@ class SegmentationLogicProtocol(Protocol):
 
     def clear(self) -> None:
         """Forget every result (the scene was closed); a loaded model is kept."""
+
+    def release(self) -> None:
+        """Forget every result and drop the loaded model (the panel is closed or reloaded)."""

@@ -45,6 +45,7 @@ class RefineLogic:
 
     def __init__(self, refiner=None, device: str = "auto") -> None:
         self._refiner = refiner
+        self._loaded = False
         self._device = device
         self._seeds: Dict[tuple, np.ndarray] = {}  # session seed per (segmentation, segment, volume, axis, slice)
         self._windows: Dict[str, Tuple[int, Tuple[float, float]]] = {}  # volume ID -> (voxels' MTime, window)
@@ -65,7 +66,27 @@ class RefineLogic:
             from pancakes import Refiner
 
             self._refiner = Refiner.load(device=self._device)
+            self._loaded = True  # ours to drop on a device change, unlike one passed in
         return self._refiner
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def setDevice(self, device: str) -> None:
+        """Use ``device`` ("auto", "cpu", "cuda") from now on: a refiner loaded for another is dropped."""
+        if device != self._device:
+            self._device = device
+            if self._loaded:
+                self._refiner, self._loaded = None, False
+
+    def release(self) -> None:
+        """Forget the loaded refiner and the cached windows and logits (module reload, scene close)."""
+        self.finish()
+        if self._loaded:
+            self._refiner, self._loaded = None, False
+        self._windows.clear()
+        self._lastLogits.clear()
 
     def prepare(self, volumeNode) -> None:
         """Pay a session's one-off costs before its first click: load the refiner, compute the

@@ -11,6 +11,8 @@ and tells it what to refine::
 """
 from __future__ import annotations
 
+import logging
+
 import qt
 import slicer
 from slicer.i18n import tr as _
@@ -19,6 +21,7 @@ from slicer.util import VTKObservationMixin
 from pancakes.errors import ModelFileError, PancakesInputError
 
 from .RefineLogic import RefineLogic
+from .TorchCheck import torchProblem
 
 POINT_LISTS = (("positive", "Pancakes +", (0.2, 0.9, 0.2)), ("negative", "Pancakes \u2212", (0.95, 0.2, 0.2)))
 
@@ -26,7 +29,13 @@ POINT_LISTS = (("positive", "Pancakes +", (0.2, 0.9, 0.2)), ("negative", "Pancak
 def saveStateInSegmentEditor(segmentationNode) -> None:
     """Record a state in the Segment Editor's undo stack when it edits ``segmentationNode``,
     so that its Undo (Ctrl+Z) also steps back through refinements. Best effort: the panel's
-    own Undo (same vtkSegmentationHistory mechanism) works without it."""
+    own Undo (same vtkSegmentationHistory mechanism) works without it.
+
+    Only once the Segment Editor has been shown (its widget makes the scene's segment editor
+    node): asking for its widget representation earlier would build the whole editor."""
+    if segmentationNode.GetScene() is None or \
+            segmentationNode.GetScene().GetFirstNodeByClass("vtkMRMLSegmentEditorNode") is None:
+        return
     try:
         editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
         if editor.segmentationNode() is not None and editor.segmentationNode().GetID() == segmentationNode.GetID():
@@ -38,13 +47,20 @@ def saveStateInSegmentEditor(segmentationNode) -> None:
 class RefinePanel(qt.QWidget, VTKObservationMixin):
     """Positive/negative point placement, 'Propagate to neighbouring slices', Undo, Redo and Done."""
 
-    def __init__(self, parent=None, logic: RefineLogic = None) -> None:
+    def __init__(self, parent=None, logic: RefineLogic = None, device: str = "auto") -> None:
         qt.QWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = logic or RefineLogic()
+        self.logic = logic or RefineLogic(device=device)
         self.logic.beforeChange = saveStateInSegmentEditor
         self._target = (None, None, None)
+        self._preparedVolumeID = None
         self._markups = {}
+        # The segment selector emits currentSegmentChanged before currentNodeChanged: a
+        # zero-delay single shot lets both settle, then the warm-up runs once, on the right volume.
+        self._prepareTimer = qt.QTimer()
+        self._prepareTimer.setSingleShot(True)
+        self._prepareTimer.setInterval(0)
+        self._prepareTimer.timeout.connect(self._prepare)
         layout = qt.QFormLayout(self)
         self._placeWidgets = {}
         for kind, _name, _colour in POINT_LISTS:
@@ -53,6 +69,8 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
             place.placeMultipleMarkups = slicer.qSlicerMarkupsPlaceWidget.ForcePlaceMultipleMarkups
             place.buttonsVisible = False
             place.placeButton().show()
+            # The place button is an icon-only QToolButton: without this style its text never shows.
+            place.placeButton().setToolButtonStyle(qt.Qt.ToolButtonTextBesideIcon)
             place.placeButton().setText(_("Add") if kind == "positive" else _("Remove"))
             place.placeButton().setToolTip(_("Click in a slice view on what belongs to the label") if kind == "positive"
                                            else _("Click in a slice view on what does not belong to the label"))
@@ -85,21 +103,51 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         """What the next clicks refine; a new target ends the current session."""
         if (segmentationNode, segmentId, volumeNode) != self._target:
             self.onDone()
-            if volumeNode is not None:
-                self._prepare(volumeNode)
         self._target = (segmentationNode, segmentId, volumeNode)
+        if volumeNode is not None and volumeNode.GetID() != self._preparedVolumeID:
+            self._prepareTimer.start()
         self._updateEnabled()
 
-    def _prepare(self, volumeNode) -> None:
-        """Load the model and warm it up now, so that the first click is as quick as the next."""
+    def setDevice(self, device: str) -> None:
+        """The panel's device ("auto", "cpu", "cuda"): the refiner is loaded there."""
+        if device != self.logic.device:
+            self.logic.setDevice(device)
+            self._preparedVolumeID = None
+
+    def _prepare(self) -> None:
+        """Load the model and warm it up now, so that the first click is as quick as the next.
+
+        Every failure (no or too old PyTorch, an unreadable model file, a constant volume, ...)
+        is said in the status line, never raised out of the Qt slot."""
+        volumeNode = self._target[2]
+        if volumeNode is None:
+            return
+        problem = torchProblem()
+        if problem:
+            self.statusLabel.text = problem
+            return
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             self.logic.prepare(volumeNode)
+            self._preparedVolumeID = volumeNode.GetID()
             self.statusLabel.text = ""
         except (PancakesInputError, ModelFileError) as error:
             self.statusLabel.text = str(error)  # e.g. a constant volume: said now, not at the first click
+        except Exception as error:  # noqa: BLE001 - a Qt slot must not raise
+            logging.exception("PancakesSegment: preparing refinement failed")
+            self.statusLabel.text = _("Refinement is not available: {error}").format(error=error)
         finally:
             qt.QApplication.restoreOverrideCursor()
+
+    def cleanup(self) -> None:
+        """Module reload or close: stop the timer, drop the model, remove the point lists."""
+        self._prepareTimer.stop()
+        self.removeObservers()
+        self.logic.release()
+        for node in self._markups.values():
+            if slicer.mrmlScene.GetNodeByID(node.GetID()) is not None:
+                slicer.mrmlScene.RemoveNode(node)
+        self._markups.clear()
 
     def _markupsNode(self, kind: str):
         node = self._markups.get(kind)
@@ -117,6 +165,10 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
     def onPointPlaced(self, caller=None, event=None) -> None:
         segmentationNode, segmentId, volumeNode = self._target
         if segmentationNode is None:
+            return
+        problem = torchProblem()
+        if problem:
+            self.statusLabel.text = problem
             return
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:

@@ -128,6 +128,11 @@ class SegmentationLogic:
         self.settings = None
         self._labelNames = {}
 
+    def release(self) -> None:
+        """Forget every result (their cached features) and drop the loaded model: module reload or close."""
+        self.clear()
+        self.model = None
+
     # ---- model --------------------------------------------------------
     def setModel(self, model) -> None:
         """Use an already loaded model (tests, or a model the caller chose): a pancakes.Pancakes, or anything

@@ -26,9 +26,13 @@ ROLE = ATTRIBUTE_PREFIX + "Role"  # "preview" (refilled when browsing) or "kept"
 PROTOCOLS = ATTRIBUTE_PREFIX + "Protocols"  # M
 LABELS = ATTRIBUTE_PREFIX + "Labels"  # K
 PROTOCOL = ATTRIBUTE_PREFIX + "Protocol"  # m, 1-based as users see it
+# The source volume is a node reference (MRML renames clashing IDs on scene import in
+# references only); the attribute of earlier versions is still read when there is no reference.
+SOURCE_VOLUME_REFERENCE = ATTRIBUTE_PREFIX + "SourceVolume"
 SOURCE_VOLUME = ATTRIBUTE_PREFIX + "SourceVolumeID"
 ROLE_PREVIEW = "preview"
 ROLE_KEPT = "kept"
+BINARY_LABELMAP = "Binary labelmap"
 
 
 def ensureSegmentationConverters() -> None:
@@ -38,7 +42,7 @@ def ensureSegmentationConverters() -> None:
     ``AddEmptySegment`` fails; inside Slicer this is a no-op.
     """
     factory = slicer.vtkSegmentationConverterFactory.GetInstance()
-    if factory.ConstructRepresentationObjectByRepresentation("Binary labelmap") is not None:
+    if factory.ConstructRepresentationObjectByRepresentation(BINARY_LABELMAP) is not None:
         return
     scene = slicer.vtkMRMLScene()
     logic = slicer.vtkSlicerSegmentationsModuleLogic()
@@ -60,8 +64,20 @@ def segmentationInfo(segmentationNode) -> Optional[Dict[str, object]]:
         "M": int(segmentationNode.GetAttribute(PROTOCOLS)),
         "K": int(segmentationNode.GetAttribute(LABELS)),
         "m": int(segmentationNode.GetAttribute(PROTOCOL)) - 1,
-        "volumeID": segmentationNode.GetAttribute(SOURCE_VOLUME),
+        "volumeID": sourceVolumeID(segmentationNode),
     }
+
+
+def sourceVolumeID(segmentationNode) -> Optional[str]:
+    """ID of the volume a Pancakes segmentation was made from (None if unknown)."""
+    return segmentationNode.GetNodeReferenceID(SOURCE_VOLUME_REFERENCE) or segmentationNode.GetAttribute(SOURCE_VOLUME)
+
+
+def sourceVolumeNode(segmentationNode):
+    """The volume node a Pancakes segmentation was made from, or None."""
+    volumeID = sourceVolumeID(segmentationNode)
+    scene = segmentationNode.GetScene()
+    return scene.GetNodeByID(volumeID) if volumeID and scene is not None else None
 
 
 def pancakesSegmentationNodes(scene, role: Optional[str] = None) -> list:
@@ -82,9 +98,20 @@ def createSegmentationNode(scene, volumeNode, name: str):
     segmentationNode.SetName(scene.GenerateUniqueName(name))
     scene.AddNode(segmentationNode)
     segmentationNode.CreateDefaultDisplayNodes()
-    segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
-    segmentationNode.SetAttribute(SOURCE_VOLUME, volumeNode.GetID())
+    followVolume(segmentationNode, volumeNode)
     return segmentationNode
+
+
+def followVolume(segmentationNode, volumeNode) -> None:
+    """Put ``segmentationNode`` under the volume's parent transform, on the volume's lattice.
+
+    The labels are on the volume's local lattice, so with the same parent transform they
+    land on the volume in world space, and so do later Segment Editor edits.
+    """
+    segmentationNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
+    segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
+    segmentationNode.SetNodeReferenceID(SOURCE_VOLUME_REFERENCE, volumeNode.GetID())
+    segmentationNode.RemoveAttribute(SOURCE_VOLUME)
 
 
 def placeNextToVolume(node, volumeNode) -> None:
@@ -98,11 +125,16 @@ def placeNextToVolume(node, volumeNode) -> None:
         shNode.SetItemParent(item, shNode.GetItemParent(volumeItem))
 
 
-def labelmapNodeFromImage(labels: sitk.Image):
-    """A labelmap node outside any scene holding ``labels`` with its geometry (for import)."""
-    labelmapNode = slicer.vtkMRMLLabelMapVolumeNode()
+def orientedImageFromLabels(labels: sitk.Image):
+    """``labels`` as a vtkOrientedImageData with the image's own (volume-local) geometry."""
+    labelmapNode = slicer.vtkMRMLLabelMapVolumeNode()  # outside any scene: only converts the geometry
     updateVolumeNodeFromImage(labelmapNode, labels)
-    return labelmapNode
+    image = slicer.vtkOrientedImageData()
+    image.ShallowCopy(labelmapNode.GetImageData())
+    ijkToRas = vtk.vtkMatrix4x4()
+    labelmapNode.GetIJKToRASMatrix(ijkToRas)
+    image.SetImageToWorldMatrix(ijkToRas)
+    return image
 
 
 def fillSegmentation(segmentationNode, volumeNode, labels: sitk.Image, M: int, K: int, m: int,
@@ -117,28 +149,24 @@ def fillSegmentation(segmentationNode, volumeNode, labels: sitk.Image, M: int, K
     segmentation = segmentationNode.GetSegmentation()
     wasModifying = segmentationNode.StartModify()
     try:
-        segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
+        followVolume(segmentationNode, volumeNode)
         segmentation.RemoveAllSegments()
+        # One labelmap shared by the K segments, label value k+1 for segment k, set directly in
+        # the segmentation's own frame: importing a labelmap node would resample it whenever its
+        # parent transform (none, outside the scene) differs from the segmentation's.
+        shared = orientedImageFromLabels(labels)
         for k, segmentId in enumerate(segmentIds):
-            name = names.get(segmentId) or protocols.segment_name(M, K, m, k)
-            added = segmentation.AddEmptySegment(segmentId, name, protocols.colour_float(M, K, m, k))
-            if added != segmentId:
+            segment = slicer.vtkSegment()
+            segment.SetName(names.get(segmentId) or protocols.segment_name(M, K, m, k))
+            segment.SetColor(protocols.colour_float(M, K, m, k))
+            segment.SetLabelValue(protocols.label_value(M, K, m, k))
+            segment.AddRepresentation(BINARY_LABELMAP, shared)
+            if not segmentation.AddSegment(segment, segmentId):
                 raise RuntimeError(f"could not add segment {segmentId} to {segmentationNode.GetName()}")
-        ids = _stringArray(segmentIds)
-        labelmapNode = labelmapNodeFromImage(labels)
-        if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmapNode, segmentationNode, ids):
-            raise RuntimeError(f"importing labels into {segmentationNode.GetName()} failed")
         segmentationNode.SetAttribute(ROLE, role)
         segmentationNode.SetAttribute(PROTOCOLS, str(M))
         segmentationNode.SetAttribute(LABELS, str(K))
         segmentationNode.SetAttribute(PROTOCOL, str(m + 1))
-        segmentationNode.SetAttribute(SOURCE_VOLUME, volumeNode.GetID())
     finally:
         segmentationNode.EndModify(wasModifying)
 
-
-def _stringArray(values: List[str]):
-    array = vtk.vtkStringArray()
-    for v in values:
-        array.InsertNextValue(v)
-    return array

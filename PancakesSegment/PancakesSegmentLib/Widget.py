@@ -28,7 +28,7 @@ from .ParameterNode import (MODULE_NAME, PancakesSegmentParameterNode, createPar
                             savedValue)
 from .Parameters import AXIS_NAMES, MAX_LABELS, MAX_PROTOCOLS, RunSettings
 from .RefineWidget import RefinePanel
-from .Segments import SOURCE_VOLUME
+from .Segments import sourceVolumeNode
 from .VolumeConversion import imageFromVolumeNode
 from .WidgetRun import RunMixin
 
@@ -44,6 +44,9 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self.logic = logic
         self._cancelRequested = False
         self._running = False
+        # Before any signal is connected: filling an empty combo box emits currentIndexChanged(0).
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
 
         layout = qt.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -55,6 +58,14 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self._volumeListTimer = self._singleShotTimer(200, self.updateVolumeList)
         self._redecodeTimer = self._singleShotTimer(600, self.onRedecode)
 
+        self.ui.protocolsSpinBox.setMaximum(MAX_PROTOCOLS)
+        self.ui.labelsSpinBox.setMaximum(MAX_LABELS)
+        self._fillDeviceComboBox()
+        self.ui.axisComboBox.blockSignals(True)
+        for axis in AXIS_NAMES:
+            self.ui.axisComboBox.addItem(_(axis.capitalize()), axis)
+        self.ui.axisComboBox.blockSignals(False)
+
         self.ui.loadFolderButton.clicked.connect(self.onLoadFolder)
         self.ui.selectAllVolumesCheckBox.toggled.connect(self.onSelectAllVolumes)
         self.ui.runButton.clicked.connect(self.onRun)
@@ -62,6 +73,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         # Overloaded Qt signals are connected by signature, so the slots get the int.
         self.ui.protocolsSpinBox.connect("valueChanged(int)", self.onProtocolsOrLabelsChanged)
         self.ui.labelsSpinBox.connect("valueChanged(int)", self.onProtocolsOrLabelsChanged)
+        self.ui.adaptCheckBox.toggled.connect(self.onProtocolsOrLabelsChanged)  # re-decodes, like M and K
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
         self.ui.axisComboBox.connect("currentIndexChanged(int)", self.onAxisChanged)
         self.ui.protocolListWidget.currentRowChanged.connect(self.onProtocolSelected)
@@ -78,13 +90,6 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self._onSceneNodesChanged)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneClosed)
 
-        self.ui.protocolsSpinBox.setMaximum(MAX_PROTOCOLS)
-        self.ui.labelsSpinBox.setMaximum(MAX_LABELS)
-        self._fillDeviceComboBox()
-        for axis in AXIS_NAMES:
-            self.ui.axisComboBox.addItem(_(axis.capitalize()), axis)
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self.setParameterNode(createParameterNode(slicer.mrmlScene))
         self.updateVolumeList()
         self._setRunning(False)
@@ -117,6 +122,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         })
         self._selectComboData(self.ui.deviceComboBox, parameterNode.settings.device)
         self._selectComboData(self.ui.axisComboBox, parameterNode.settings.axis)
+        self.refinePanel.setDevice(parameterNode.settings.device)
 
     def _settings(self) -> RunSettings:
         """The parameter node's settings, checked: a copy, so edits during a run do not change it."""
@@ -132,8 +138,12 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
             comboBox.setCurrentIndex(index)
 
     def cleanup(self) -> None:
+        """Module reload or close: nothing of this panel may outlive it (timers, model, features, point lists)."""
+        for timer in (self._volumeListTimer, self._redecodeTimer):
+            timer.stop()
         self.removeObservers()
-        self.refinePanel.removeObservers()
+        self.refinePanel.cleanup()
+        self.logic.release()
         self.setParameterNode(None)
 
     # ---- settings -----------------------------------------------------------
@@ -141,6 +151,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         if self._parameterNode is not None and index >= 0:
             self._parameterNode.settings.device = self.ui.deviceComboBox.itemData(index)
             self._saveSettings()
+            self.refinePanel.setDevice(self._parameterNode.settings.device)
 
     def onAxisChanged(self, index: int) -> None:
         if self._parameterNode is not None and index >= 0:
@@ -151,6 +162,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         # Read the spin boxes: the parameter node may be updated after this slot runs.
         saveValue("protocols", self.ui.protocolsSpinBox.value)
         saveValue("labels", self.ui.labelsSpinBox.value)
+        saveValue("adapt", self.ui.adaptCheckBox.checked)
         if self.logic.results and not self._running:
             self._redecodeTimer.start()  # wait for the spin box to settle
 
@@ -323,7 +335,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         """A segmentation picked for refinement: select its volume (kept ones remember theirs)."""
         volumeNode = None
         if segmentationNode is not None:
-            volumeNode = slicer.mrmlScene.GetNodeByID(segmentationNode.GetAttribute(SOURCE_VOLUME) or "")
+            volumeNode = sourceVolumeNode(segmentationNode)
             if volumeNode is None:  # any other segmentation: its Segment Editor source volume, if set
                 role = segmentationNode.GetReferenceImageGeometryReferenceRole()
                 volumeNode = segmentationNode.GetNodeReference(role)

@@ -17,6 +17,7 @@ from slicer.i18n import tr as _
 from pancakes.errors import ModelFileError, PancakesInputError
 
 from .Parameters import RunSettings
+from .TorchCheck import TORCH_REQUIREMENT, torchProblem
 from .SegmentationLogic import ProgressInfo, RunReport
 
 STAGES = {"encoding": _("encoding"), "decoding": _("decoding")}
@@ -27,15 +28,23 @@ class RunMixin:
 
     # ---- devices -----------------------------------------------------------
     def _fillDeviceComboBox(self) -> None:
+        """(Re)fill the device choices without signals, then show the saved device again."""
         gpuName = self._gpuName()
-        self.ui.deviceComboBox.clear()
-        self.ui.deviceComboBox.addItem(_("Auto ({device})").format(device=gpuName or _("CPU")), "auto")
-        self.ui.deviceComboBox.addItem(_("CPU"), "cpu")
-        if gpuName:
-            self.ui.deviceComboBox.addItem(gpuName, "cuda")
-        else:
-            self.ui.deviceComboBox.addItem(_("GPU (none found)"), "cuda")
-            self.ui.deviceComboBox.model().item(2).setEnabled(False)
+        box = self.ui.deviceComboBox
+        box.blockSignals(True)  # clear() and the first addItem emit currentIndexChanged
+        try:
+            box.clear()
+            box.addItem(_("Auto ({device})").format(device=gpuName or _("CPU")), "auto")
+            box.addItem(_("CPU"), "cpu")
+            if gpuName:
+                box.addItem(gpuName, "cuda")
+            else:
+                box.addItem(_("GPU (none found)"), "cuda")
+                box.model().item(2).setEnabled(False)
+            if self._parameterNode is not None:
+                self._selectComboData(box, self._parameterNode.settings.device)
+        finally:
+            box.blockSignals(False)
 
     @staticmethod
     def _gpuName() -> Optional[str]:
@@ -79,23 +88,32 @@ class RunMixin:
         return self._cancelRequested
 
     def ensureTorch(self) -> bool:
-        """PyTorch comes from the PyTorch extension; offer to install it when missing."""
-        if importlib.util.find_spec("torch") is not None:
-            return True
-        try:
-            import PyTorchUtils
-        except ImportError:
-            slicer.util.errorDisplay(
-                _("Pancakes needs PyTorch. Install the 'PyTorch' extension from the Extensions Manager, "
-                  "restart Slicer, then run again."), windowTitle=_("Pancakes"))
+        """PyTorch comes from the PyTorch extension; offer to install it when missing, refuse one too old."""
+        if importlib.util.find_spec("torch") is None:
+            try:
+                import PyTorchUtils
+            except ImportError:
+                slicer.util.errorDisplay(
+                    _("Pancakes needs PyTorch. Install the 'PyTorch' extension from the Extensions Manager, "
+                      "restart Slicer, then run again."), windowTitle=_("Pancakes"))
+                return False
+            try:
+                torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                    askConfirmation=True, torchVersionRequirement=TORCH_REQUIREMENT)
+            except Exception as error:  # pip failures raise (no network, no wheel for this Python, ...)
+                logging.exception("PancakesSegment: installing PyTorch failed")
+                slicer.util.errorDisplay(_("PyTorch could not be installed: {error}").format(error=error),
+                                         windowTitle=_("Pancakes"))
+                return False
+            if torch is None:
+                slicer.util.errorDisplay(_("PyTorch was not installed; Pancakes cannot run without it."),
+                                         windowTitle=_("Pancakes"))
+                return False
+            self._fillDeviceComboBox()
+        problem = torchProblem()  # broken or older than TORCH_REQUIREMENT
+        if problem:
+            slicer.util.errorDisplay(problem, windowTitle=_("Pancakes"))
             return False
-        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True)
-        if torch is None:
-            slicer.util.errorDisplay(_("PyTorch was not installed; Pancakes cannot run without it."),
-                                     windowTitle=_("Pancakes"))
-            return False
-        self._fillDeviceComboBox()
-        self._selectComboData(self.ui.deviceComboBox, self._parameterNode.settings.device)
         return True
 
     def onRun(self) -> None:

@@ -13,7 +13,7 @@ import pytest
 MODULE_DIR = Path(__file__).resolve().parents[3] / "PancakesSegment"
 LIB_DIR = MODULE_DIR / "PancakesSegmentLib"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "PancakesSegment.ui"
-QT_LIB_FILES = ("Widget.py", "WidgetRun.py", "RefineWidget.py", "ParameterNode.py")  # the panel; nothing else may use Qt
+QT_LIB_FILES = ("Widget.py", "WidgetRun.py", "RefineWidget.py", "ParameterNode.py", "PanelTest.py")  # the panel; nothing else may use Qt
 GUI_FILES = [MODULE_DIR / "PancakesSegment.py"] + [LIB_DIR / name for name in QT_LIB_FILES]
 LIB_FILES = sorted(LIB_DIR.glob("*.py"))
 INTERACTIVE = {"QPushButton", "QSpinBox", "QComboBox", "QListWidget", "QTableWidget", "QCheckBox",

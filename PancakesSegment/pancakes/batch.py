@@ -173,17 +173,35 @@ def process_subject(model, subject: Subject, opts: BatchOptions, model_sha256: s
     sdir = opts.out_dir / subject.name
     if sdir.is_dir():
         _clear(sdir)
+    if opts.fmt == "dicom-seg" and not subject.series_uid:  # before any work: nothing to reference
+        raise PancakesInputError(f"{subject.source}: --format dicom-seg needs a DICOM series as input")
     expected = _marker_expected(subject, opts, model_sha256)  # before reading: the stamp of what was read
     mark_started(sdir, subject)
+    started = time.perf_counter()
     try:
-        marker = _segment_and_write(model, subject, opts, expected, bar)
+        marker = _segment_and_write(model, subject, opts, expected, bar, started)
     finally:  # any exit Python sees; only a process that dies leaves the record behind
         mark_ended(sdir)
     return marker
 
 
+def _writer(model, subject: Subject, opts: BatchOptions, model_sha256: str) -> Callable:
+    """(path, labels, M, K, m) -> path for this run's format."""
+    if opts.fmt == "dicom-seg":
+        from .dicom_seg import algorithm_identification, write_dicom_seg
+
+        algorithm = algorithm_identification(model_version(getattr(model, "metadata", {})), model_sha256)
+        return lambda path, lab, M, K, m: write_dicom_seg(path, lab, subject.files, M, K, m, algorithm)
+    return write_seg_nrrd if opts.fmt == "seg.nrrd" else write_nifti_labelmap
+
+
+def model_version(metadata: Dict) -> str:
+    """What a model file calls its version: 'version' when its metadata has one, else its format version."""
+    return str(metadata.get("version", metadata.get("format_version", "unknown")))
+
+
 def _segment_and_write(model, subject: Subject, opts: BatchOptions, expected: Dict,
-                       bar: Optional[_SliceBar]) -> Dict:
+                       bar: Optional[_SliceBar], started: float) -> Dict:
     M, K = opts.protocols, opts.labels
     sdir = opts.out_dir / subject.name
     loaded = load_subject(subject)
@@ -196,7 +214,7 @@ def _segment_and_write(model, subject: Subject, opts: BatchOptions, expected: Di
     geometry = dict(size=list(volume.GetSize()), spacing=list(volume.GetSpacing()), voxel_mm3=voxel_volume_mm3(volume))
     del loaded, volume
     files, counts = [], []
-    writer = write_seg_nrrd if opts.fmt == "seg.nrrd" else write_nifti_labelmap
+    writer = _writer(model, subject, opts, expected["model_sha256"])
     for m in range(M):
         lab = labels[m]
         labels[m] = None
@@ -207,7 +225,8 @@ def _segment_and_write(model, subject: Subject, opts: BatchOptions, expected: Di
         del lab
     _remove_stale_protocols(sdir, subject.name, opts.fmt, files)
     marker = dict(expected, subject=subject.name, source=subject.source, files=files, **geometry,
-                  counts=counts, pancakes_version=__version__, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                  counts=counts, pancakes_version=__version__, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  seconds=round(time.perf_counter() - started, 3))
     write_json(sdir / MARKER, marker)
     return marker
 

@@ -3,7 +3,9 @@
 A robust z-score uses the median and the median absolute deviation (MAD) instead of the
 mean and standard deviation, so one wild subject cannot hide itself by inflating the
 spread: z = 0.6745 (x - median) / MAD, flagged when |z| > 3.5 (Iglewicz and Hoaglin).
-A label whose MAD is 0 (most subjects identical) flags nobody rather than everybody.
+When more than half the subjects share one volume the MAD is 0; the mean absolute deviation
+stands in then (z = (x - median) / (1.2533 MeanAD), the usual fallback), so the odd one out is
+still flagged and identical subjects never are.
 
 Usage::
 
@@ -24,6 +26,7 @@ from .label_volumes import volume_rows
 
 Z_LIMIT = 3.5
 _MAD_TO_SIGMA = 0.6745  # MAD of a normal distribution is 0.6745 sigma
+_MEANAD_TO_SIGMA = 1.253314  # sigma / mean absolute deviation of a normal distribution (sqrt(pi/2))
 Table = Dict[Tuple[int, int], Dict[str, float]]
 
 
@@ -46,15 +49,16 @@ def volume_table(done: Sequence[Tuple[str, Dict]], M: int, K: int) -> Table:
 
 
 def robust_z(values: Sequence[float]) -> np.ndarray:
-    """Robust z-scores of ``values``; all zeros when the MAD is 0 (nothing to compare against)."""
+    """Robust z-scores of ``values``; all zeros when every value is the median."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return x
     median = np.median(x)
     mad = np.median(np.abs(x - median))
-    if mad == 0:
-        return np.zeros_like(x)
-    return _MAD_TO_SIGMA * (x - median) / mad
+    if mad > 0:
+        return _MAD_TO_SIGMA * (x - median) / mad
+    mean_ad = np.mean(np.abs(x - median))
+    return (x - median) / (_MEANAD_TO_SIGMA * mean_ad) if mean_ad > 0 else np.zeros_like(x)
 
 
 def outliers(table: Table, limit: float = Z_LIMIT) -> List[Outlier]:

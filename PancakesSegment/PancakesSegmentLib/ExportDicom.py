@@ -10,7 +10,7 @@ from the segmentation nodes themselves, edits included.
 Usage::
 
     report = exportProtocolDicomSeg(logic, m=2, folder="/data/out")   # only volumes from DICOM
-    volumesFromDicom(volumeNodes)                                     # which of them can be
+    dicomVolumesOfProtocol(logic, m=2)                                # which of them can be
 """
 from __future__ import annotations
 
@@ -103,9 +103,18 @@ def modelIdentity(logic) -> tuple:
     return model_version(getattr(logic.model, "metadata", None) or {}), sha
 
 
+def _keptVolumes(logic, m: int):
+    nodes = keepProtocol(logic, m)
+    return nodes, [logic.scene.GetNodeByID(segmentationInfo(n)["volumeID"]) for n in nodes]
+
+
+def dicomVolumesOfProtocol(logic, m: int, fileForInstance: Optional[FileForInstance] = None) -> List:
+    """The finished volumes whose protocol m can be exported as DICOM SEG (keeps m, as Export does)."""
+    return volumesFromDicom(_keptVolumes(logic, m)[1], fileForInstance)
+
+
 def exportProtocolDicomSeg(logic, m: int, folder, fileForInstance: Optional[FileForInstance] = None) -> ExportReport:
     """Keep protocol m for every finished volume (if not yet kept); DICOM SEG for those from DICOM."""
-    nodes = keepProtocol(logic, m)
-    volumes = [logic.scene.GetNodeByID(segmentationInfo(n)["volumeID"]) for n in nodes]
+    nodes, volumes = _keptVolumes(logic, m)
     version, sha = modelIdentity(logic)
     return exportDicomSegs(nodes, volumes, folder, version, sha, fileForInstance)

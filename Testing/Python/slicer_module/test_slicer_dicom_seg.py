@@ -20,6 +20,7 @@ from PancakesSegmentLib.Browse import segmentVoxelCounts  # noqa: E402
 from PancakesSegmentLib.ExportDicom import (  # noqa: E402
     INSTANCE_UIDS,
     dicomSourceFiles,
+    dicomVolumesOfProtocol,
     exportProtocolDicomSeg,
     volumesFromDicom,
 )
@@ -53,6 +54,7 @@ def test_export_writes_seg_for_dicom_volumes_only(tmp_path, random_model):
     logic = SegmentationLogic(scene)
     logic.setModel(IntensityBinsModel(random_model))
     logic.run([ct, plain], RunSettings(M, K, "cpu"))
+    assert dicomVolumesOfProtocol(logic, 1, lookup) == [ct]
     report = exportProtocolDicomSeg(logic, 1, tmp_path / "out", lookup)
     assert [p.relative_to(tmp_path / "out").as_posix() for p in report.files] == ["CT abdomen/CT abdomen_P02.seg.dcm"]
     seg = hd.seg.segread(report.files[0])

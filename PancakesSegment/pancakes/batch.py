@@ -8,11 +8,12 @@ Usage::
 
 Layout of OUT::
 
-    <subject>/<subject>_P01.seg.nrrd ...   one file per protocol (or .nii.gz)
+    <subject>/<subject>_P01.seg.nrrd ...   one file per protocol (or .nii.gz, or .seg.dcm: dicom_seg.py)
     <subject>/.thumbnail.npz                middle slices for the gallery
     <subject>/.complete.json                written last: M, K, format, axis, model hash, counts
     <subject>/.in_progress.json             while it is segmented; left behind only by a process that died
     volumes.csv, gallery.png, failures.csv  rebuilt at the end from every complete subject in OUT
+    run.json, report.html                   the run manifest (manifest.py) and the study report (report.py)
     .failures.json                          failures of every run, so that failures.csv covers earlier runs
     gallery_2.png, ...                      further gallery pages of large batches
     pancakes_M8_K20_colors.txt              with --format nifti

@@ -80,7 +80,10 @@ def _subject_entry(name: str, marker: Dict) -> Dict:
     series_uid = str(marker.get("source_key", "")).partition("#")[2] or None
     return {"subject": name, "input": marker.get("source"), "series_uid": series_uid,
             "fingerprint": {"files": stamp[0], "bytes": stamp[1], "mtime_ns": stamp[2]},
-            "seconds": marker.get("seconds"), "finished": marker.get("finished"), "files": marker.get("files", [])}
+            "seconds": marker.get("seconds"), "finished": marker.get("finished"), "files": marker.get("files", []),
+            # The study tables pool subjects of every format and axis with the same M, K, model and adapt
+            # (study.py), so each subject says which it was made with.
+            "format": marker.get("format"), "axis": marker.get("axis")}
 
 
 def build_manifest(out_dir: Path, settings: Dict, model_info: Dict, run: Dict,

@@ -10,6 +10,9 @@ and PACS that reads SEG (Slicer, OHIF, 3D Slicer's QuantitativeReporting, dcmqi,
 pydicom-seg), while LABELMAP (Supplement 243, 2024) is not yet. Empty frames are omitted,
 which keeps a binary SEG of K=20 labels about the size of the labelmap.
 
+highdicom is imported inside the functions: its import takes about a second, which runs
+with other formats, and the Slicer module, need not pay.
+
 Usage::
 
     algorithm = algorithm_identification(model_version="3", model_sha256=sha)

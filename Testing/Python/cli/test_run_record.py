@@ -109,3 +109,21 @@ def test_resume_refuses_other_settings_and_leaves_out_alone(batch, random_model_
     rc, err = _run(*args, "--resume")
     assert rc == 1 and "3 already complete" in err
     assert len(json.loads((out / "run.json").read_text(encoding="utf-8"))["runs"]) == 2
+
+
+def test_report_renders_in_headless_chromium(batch, tmp_path):
+    """What scripts/screenshot_report.sh does for the README, on this batch's report."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    _, out, _, _ = batch
+    script = Path(__file__).resolve().parents[3] / "scripts" / "screenshot_report.sh"
+    png = tmp_path / "report.png"
+    subprocess.run(["bash", str(script), str(out), str(png)], check=True, timeout=180, capture_output=True)
+    with Image.open(png) as im:
+        assert im.size == (1280, 2200)
+        # The gallery and the plots bring the label colours: far more than a page of text in black and grey.
+        assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 200

@@ -40,6 +40,13 @@ def _databaseLookup() -> Optional[FileForInstance]:
     return database.fileForInstance if database is not None else None
 
 
+def highdicomInstalled() -> bool:
+    """Slicer's Python has pydicom but not highdicom, which the SEG writer needs (pip, on request)."""
+    import importlib.util
+
+    return importlib.util.find_spec("highdicom") is not None
+
+
 def dicomSourceFiles(volumeNode, fileForInstance: Optional[FileForInstance] = None) -> Optional[List[str]]:
     """The DICOM files a volume was loaded from, or None when it was not loaded from DICOM
     (or a file is no longer in the database, so that the SEG could not reference it)."""

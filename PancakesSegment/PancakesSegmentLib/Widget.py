@@ -22,7 +22,7 @@ from pancakes.render import protocol_thumbnails
 from .Browse import segmentationVolumeRows, thumbnailImageData, volumeTable
 from .Collection import loadVolumeFolder, scalarVolumeNodes
 from .Export import exportProtocol
-from .ExportDicom import dicomVolumesOfProtocol, exportProtocolDicomSeg
+from .ExportDicom import dicomVolumesOfProtocol, exportProtocolDicomSeg, highdicomInstalled
 from .Keep import findKeptNode, keepProtocol
 from .LogicProtocol import SegmentationLogicProtocol
 from .ParameterNode import (MODULE_NAME, PancakesSegmentParameterNode, createParameterNode, saveSettings, saveValue,
@@ -328,6 +328,12 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
                 _("{count} of these volumes were loaded from DICOM. Also write them as DICOM SEG?").format(
                     count=count), windowTitle=_("Pancakes")):
             return
+        if not highdicomInstalled():
+            if not slicer.util.confirmOkCancelDisplay(_("Writing DICOM SEG needs the highdicom Python package. "
+                                                        "Install it now?"), windowTitle=_("Pancakes")):
+                return
+            with slicer.util.WaitCursor():
+                slicer.util.pip_install("highdicom")
         try:
             with slicer.util.WaitCursor():
                 report = exportProtocolDicomSeg(self.logic, m, folder)

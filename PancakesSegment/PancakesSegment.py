@@ -28,7 +28,8 @@ class PancakesSegment(ScriptedLoadableModule):
             "(Pancakes). Every protocol's labels line up across the volumes: label 7 of protocol 3 has "
             "the same segment ID, name and colour in every scan. Pick the protocol that suits the "
             "question, keep it as editable segmentations, rename labels once for the whole collection, "
-            "and export .seg.nrrd files with a table of label volumes. "
+            "and export .seg.nrrd files with a table of label volumes (and DICOM SEG for volumes loaded "
+            "from DICOM). "
             "PyTorch comes from the PyTorch extension.")
         self.parent.acknowledgementText = _(
             "Based on 'Pancakes: Consistent Multi-Protocol Image Segmentation Across Biomedical Domains'. "

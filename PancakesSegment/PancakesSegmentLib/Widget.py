@@ -22,6 +22,7 @@ from pancakes.render import protocol_thumbnails
 from .Browse import segmentationVolumeRows, thumbnailImageData, volumeTable
 from .Collection import loadVolumeFolder, scalarVolumeNodes
 from .Export import exportProtocol
+from .ExportDicom import dicomVolumesOfProtocol, exportProtocolDicomSeg, highdicomInstalled
 from .Keep import findKeptNode, keepProtocol
 from .LogicProtocol import SegmentationLogicProtocol
 from .ParameterNode import (MODULE_NAME, PancakesSegmentParameterNode, createParameterNode, saveSettings, saveValue,
@@ -329,6 +330,31 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         slicer.util.infoDisplay(
             _("Wrote {count} segmentations and {csv}").format(count=len(report.files), csv=report.volumesCsv),
             windowTitle=_("Pancakes"))
+        self._offerDicomSeg(folder)
+
+    def _offerDicomSeg(self, folder: str) -> None:
+        """Volumes loaded from DICOM can also go out as DICOM SEG (ExportDicom.py), for PACS and viewers."""
+        m = self._currentProtocol()
+        count = len(dicomVolumesOfProtocol(self.logic, m))
+        if not count or not slicer.util.confirmYesNoDisplay(
+                _("{count} of these volumes were loaded from DICOM. Also write them as DICOM SEG?").format(
+                    count=count), windowTitle=_("Pancakes")):
+            return
+        if not highdicomInstalled():
+            if not slicer.util.confirmOkCancelDisplay(_("Writing DICOM SEG needs the highdicom Python package. "
+                                                        "Install it now?"), windowTitle=_("Pancakes")):
+                return
+            with slicer.util.WaitCursor():
+                slicer.util.pip_install("highdicom")
+        try:
+            with slicer.util.WaitCursor():
+                report = exportProtocolDicomSeg(self.logic, m, folder)
+        except Exception as error:  # highdicom refuses sources it cannot reference: say why, keep the panel
+            slicer.util.errorDisplay(_("DICOM SEG export failed: {error}").format(error=error),
+                                     windowTitle=_("Pancakes"))
+            return
+        slicer.util.infoDisplay(_("Wrote {count} DICOM SEG files").format(count=len(report.files)),
+                                windowTitle=_("Pancakes"))
 
     # ---- refine ---------------------------------------------------------------
     def onRefineSegmentationChanged(self, segmentationNode=None) -> None:

@@ -8,11 +8,12 @@ Usage::
 
 Layout of OUT::
 
-    <subject>/<subject>_P01.seg.nrrd ...   one file per protocol (or .nii.gz)
+    <subject>/<subject>_P01.seg.nrrd ...   one file per protocol (or .nii.gz, or .seg.dcm: dicom_seg.py)
     <subject>/.thumbnail.npz                middle slices for the gallery
     <subject>/.complete.json                written last: M, K, format, axis, model hash, counts
     <subject>/.in_progress.json             while it is segmented; left behind only by a process that died
     volumes.csv, gallery.png, failures.csv  rebuilt at the end from every complete subject in OUT
+    run.json, report.html                   the run manifest (manifest.py) and the study report (report.py)
     .failures.json                          failures of every run, so that failures.csv covers earlier runs
     gallery_2.png, ...                      further gallery pages of large batches
     pancakes_M8_K20_colors.txt              with --format nifti
@@ -43,6 +44,7 @@ from .errors import PancakesInputError
 from .in_progress import CRASHED, crashed_before, mark_ended, mark_started
 from .inputs import MARKER, Loaded, Subject, load_subject
 from .render import load_thumbnail, make_thumbnail, save_thumbnail, write_gallery_pages
+from .manifest import check_resume, run_record, run_settings, write_manifest
 from .label_volumes import label_counts, volume_rows, voxel_volume_mm3, write_volumes_csv
 from .segio import (FORMATS, PARTIAL, colour_table_path, output_path, write_colour_table, write_json,
                     write_nifti_labelmap, write_seg_nrrd, write_text)
@@ -62,6 +64,8 @@ class BatchOptions:
     progress: bool = True  # tqdm bars (shown only on a terminal)
     adapt: float = 0.0  # set by run_batch from the model: decode-time adaptation is part of what --resume matches
     retry_crashed: bool = False  # segment again the subjects an earlier process died in (in_progress.py)
+    model_path: Optional[str] = None  # recorded in run.json
+    argv: Optional[List[str]] = None  # the command line recorded in run.json (None: sys.argv)
 
 
 @dataclass
@@ -73,7 +77,7 @@ class BatchResult:
 
 def reserved_names(M: int, K: int) -> List[str]:
     """Top-level output names a subject folder must not take."""
-    return ["volumes.csv", "gallery.png", "failures.csv", colour_table_path(".", M, K).name]
+    return ["volumes.csv", "gallery.png", "failures.csv", "run.json", "report.html", colour_table_path(".", M, K).name]
 
 
 def file_sha256(path) -> str:
@@ -173,17 +177,35 @@ def process_subject(model, subject: Subject, opts: BatchOptions, model_sha256: s
     sdir = opts.out_dir / subject.name
     if sdir.is_dir():
         _clear(sdir)
+    if opts.fmt == "dicom-seg" and not subject.series_uid:  # before any work: nothing to reference
+        raise PancakesInputError(f"{subject.source}: --format dicom-seg needs a DICOM series as input")
     expected = _marker_expected(subject, opts, model_sha256)  # before reading: the stamp of what was read
     mark_started(sdir, subject)
+    started = time.perf_counter()
     try:
-        marker = _segment_and_write(model, subject, opts, expected, bar)
+        marker = _segment_and_write(model, subject, opts, expected, bar, started)
     finally:  # any exit Python sees; only a process that dies leaves the record behind
         mark_ended(sdir)
     return marker
 
 
+def _writer(model, subject: Subject, opts: BatchOptions, model_sha256: str) -> Callable:
+    """(path, labels, M, K, m) -> path for this run's format."""
+    if opts.fmt == "dicom-seg":
+        from .dicom_seg import algorithm_identification, write_dicom_seg
+
+        algorithm = algorithm_identification(model_version(getattr(model, "metadata", {})), model_sha256)
+        return lambda path, lab, M, K, m: write_dicom_seg(path, lab, subject.files, M, K, m, algorithm)
+    return write_seg_nrrd if opts.fmt == "seg.nrrd" else write_nifti_labelmap
+
+
+def model_version(metadata: Dict) -> str:
+    """What a model file calls its version: 'version' when its metadata has one, else its format version."""
+    return str(metadata.get("version", metadata.get("format_version", "unknown")))
+
+
 def _segment_and_write(model, subject: Subject, opts: BatchOptions, expected: Dict,
-                       bar: Optional[_SliceBar]) -> Dict:
+                       bar: Optional[_SliceBar], started: float) -> Dict:
     M, K = opts.protocols, opts.labels
     sdir = opts.out_dir / subject.name
     loaded = load_subject(subject)
@@ -196,7 +218,7 @@ def _segment_and_write(model, subject: Subject, opts: BatchOptions, expected: Di
     geometry = dict(size=list(volume.GetSize()), spacing=list(volume.GetSpacing()), voxel_mm3=voxel_volume_mm3(volume))
     del loaded, volume
     files, counts = [], []
-    writer = write_seg_nrrd if opts.fmt == "seg.nrrd" else write_nifti_labelmap
+    writer = _writer(model, subject, opts, expected["model_sha256"])
     for m in range(M):
         lab = labels[m]
         labels[m] = None
@@ -207,7 +229,8 @@ def _segment_and_write(model, subject: Subject, opts: BatchOptions, expected: Di
         del lab
     _remove_stale_protocols(sdir, subject.name, opts.fmt, files)
     marker = dict(expected, subject=subject.name, source=subject.source, files=files, **geometry,
-                  counts=counts, pancakes_version=__version__, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                  counts=counts, pancakes_version=__version__, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  seconds=round(time.perf_counter() - started, 3))
     write_json(sdir / MARKER, marker)
     return marker
 
@@ -221,9 +244,10 @@ def failures_csv_text(failures: Sequence[Tuple[str, str]]) -> str:
 
 
 def write_summaries(opts: BatchOptions, done: Sequence[Tuple[str, Dict]], failures: Sequence[Tuple[str, str]],
-                    model_sha256: str = "", attempted: Sequence[str] = ()) -> None:
+                    model_sha256: str = "", attempted: Sequence[str] = ()) -> Tuple[List, List]:
     """volumes.csv, gallery.png, failures.csv (and the colour table) from every complete subject in OUT
-    with these settings (``done``, this run's, plus earlier runs'), and every failure not since fixed."""
+    with these settings (``done``, this run's, plus earlier runs'), and every failure not since fixed.
+    -> (study-level done, study-level failures), which run.json and report.html list."""
     M, K, out = opts.protocols, opts.labels, opts.out_dir
     done = study_subjects(out, done, M, K, model_sha256, opts.adapt)
     failures = study_failures(out, failures, attempted, {marker.get("source") for _, marker in done},
@@ -234,6 +258,21 @@ def write_summaries(opts: BatchOptions, done: Sequence[Tuple[str, Dict]], failur
     if opts.fmt == "nifti":
         write_colour_table(colour_table_path(out, M, K), M, K)
     write_gallery_pages(out, [name for name, _ in done], lambda name: load_thumbnail(out / name / THUMBNAIL), M, K)
+    return done, failures
+
+
+def write_run_record(model, opts: BatchOptions, model_sha256: str, started: str, done: Sequence[Tuple[str, Dict]],
+                     failures: Sequence[Tuple[str, str]]) -> None:
+    """OUT/run.json (manifest.py), then OUT/report.html (report.py), which shows it."""
+    from .report import write_report
+
+    meta = getattr(model, "metadata", {}) or {}
+    model_info = {"file": opts.model_path, "sha256": model_sha256, "version": model_version(meta),
+                  "format_version": meta.get("format_version"), "kind": meta.get("kind"),
+                  "trained": (meta.get("training") or {}).get("trained")}
+    settings = run_settings(opts.protocols, opts.labels, opts.fmt, opts.axis, opts.adapt, model_sha256)
+    manifest = write_manifest(opts.out_dir, settings, model_info, run_record(model, started, opts.argv), done)
+    write_report(opts.out_dir, done, failures, manifest, opts.protocols, opts.labels)
 
 
 def run_batch(model, subjects: Sequence[Subject], opts: BatchOptions, model_sha256: str,
@@ -242,6 +281,10 @@ def run_batch(model, subjects: Sequence[Subject], opts: BatchOptions, model_sha2
     if opts.fmt not in FORMATS:
         raise PancakesInputError(f"format {opts.fmt!r}: use one of {', '.join(FORMATS)}")
     opts = replace(opts, adapt=float(getattr(model, "adapt", 0.0)))
+    if opts.resume:  # before any work: a refused run must leave OUT as it was
+        check_resume(opts.out_dir, run_settings(opts.protocols, opts.labels, opts.fmt, opts.axis, opts.adapt,
+                                                model_sha256))
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     result = BatchResult(failures=list(problems))
     for source, reason in problems:
@@ -276,6 +319,7 @@ def run_batch(model, subjects: Sequence[Subject], opts: BatchOptions, model_sha2
     finally:
         bar.close()
         outer.close()
-    write_summaries(opts, done, result.failures, model_sha256,
-                    [s.source for s in subjects] + [source for source, _ in problems])
+    done, failures = write_summaries(opts, done, result.failures, model_sha256,
+                                     [s.source for s in subjects] + [source for source, _ in problems])
+    write_run_record(model, opts, model_sha256, started, done, failures)
     return result

@@ -8,7 +8,8 @@ Usage::
     pancakes info [--model PATH] [--json]
 
 Exit codes: 0 all inputs segmented, 1 some inputs failed (listed in
-OUT/failures.csv), 2 bad arguments or no usable model, 130 interrupted,
+OUT/failures.csv), 2 bad arguments, no usable model, or --resume into an OUT
+whose run.json holds other settings, 130 interrupted,
 141 the reader of stdout closed the pipe (quietly, like other tools).
 Errors are single lines on stderr: ``pancakes: <input>: <reason>``.
 """
@@ -51,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--axis", default=DEFAULT_AXIS, choices=list(AXES),
                      help=f"slicing direction for 3D volumes (default {DEFAULT_AXIS})")
     seg.add_argument("--format", dest="fmt", default="seg.nrrd", choices=list(FORMATS),
-                     help="Slicer segmentation per protocol, or NIfTI labelmap + colour table (default seg.nrrd)")
+                     help="Slicer segmentation per protocol, NIfTI labelmap + colour table, or DICOM SEG "
+                     "(DICOM series inputs only) (default seg.nrrd)")
     seg.add_argument("--resume", action="store_true", help="skip inputs already complete in OUT with the same "
-                     "M, K, format, axis and model")
+                     "M, K, format, axis and model; refused (exit 2) if OUT/run.json records other settings")
     seg.add_argument("--retry-crashed", action="store_true", help="segment again the inputs that an earlier "
                      "run died in (a native crash or out of memory); without it they are listed in "
                      "failures.csv and skipped")
@@ -129,8 +131,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
     for source, note in renamed:
         print(f"pancakes: {source}: {note}", file=sys.stderr)
     opts = BatchOptions(args.output, M, K, args.axis, args.fmt, args.resume, args.batch_size, not args.quiet,
-                        retry_crashed=args.retry_crashed)
-    result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
+                        retry_crashed=args.retry_crashed, model_path=str(Path(model_path).resolve()),
+                        argv=getattr(args, "argv", None))
+    try:
+        result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
+    except PancakesInputError as exc:  # refused up front (--resume into another run's OUT): nothing was done
+        _error(str(exc).splitlines()[0])
+        return EXIT_USAGE
     parts = [f"{len(result.completed)} segmented"]
     if result.skipped:
         parts.append(f"{len(result.skipped)} already complete")
@@ -176,6 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_usage(sys.stderr)
         return EXIT_USAGE
+    args.argv = ["pancakes"] + [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # for run.json
     try:
         code = cmd_segment(args) if args.command == "segment" else cmd_info(args)
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below

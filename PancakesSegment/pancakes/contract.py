@@ -115,7 +115,8 @@ def check_batch_size(batch_size) -> Optional[int]:
 
 
 # ---- output names ----------------------------------------------------------------------
-FORMATS = {"seg.nrrd": ".seg.nrrd", "nifti": ".nii.gz"}  # --format -> file suffix
+# --format -> file suffix. dicom-seg: DICOM SEG, for DICOM series inputs only (pancakes.dicom_seg).
+FORMATS = {"seg.nrrd": ".seg.nrrd", "nifti": ".nii.gz", "dicom-seg": ".seg.dcm"}
 
 
 def protocol_file_name(subject: str, m: int, fmt: str = "seg.nrrd") -> str:

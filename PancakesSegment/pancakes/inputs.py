@@ -40,7 +40,7 @@ SKIP_SUFFIXES = (".seg.nrrd",)
 # OUT inside it, or OUT = INPUT), it is output, not input: segmenting label maps and the
 # gallery as scans gives nonsense and fails on constant label maps.
 MARKER = ".complete.json"
-_SUBJECT_OUTPUT = re.compile(r"_P\d{2}(\.seg\.nrrd|\.nii\.gz)")
+_SUBJECT_OUTPUT = re.compile(r"_P\d{2}(\.seg\.nrrd|\.nii\.gz|\.seg\.dcm)")
 
 
 @dataclass

@@ -28,7 +28,7 @@ from . import protocols
 from .contract import FORMATS, colour_table_path, output_path  # noqa: F401  (output naming, re-exported)
 
 PathLike = Union[str, Path]
-_COMPOUND = (".seg.nrrd", ".nii.gz")
+_COMPOUND = (".seg.nrrd", ".nii.gz", ".seg.dcm")
 PARTIAL = ".partial"  # marks temporary files, which --resume cleans up
 
 

@@ -45,8 +45,11 @@ def test_runs_that_add_subjects_keep_the_earlier_ones_in_the_tables(tmp_path, ca
     rc, _, _ = run(capsys, "segment", tmp_path / "a.nii.gz", "-o", out, "--model", random_model_path,
                    "-M", M, "-K", K + 1, "-q")
     assert rc == 0 and subjects_in(out) == ["a"] and failures(out) == []
-    # Back to K: a's folder now holds the K+1 result, so it is not listed; b and c are.
-    assert run(capsys, "segment", tmp_path / "b.nii.gz", *common, "--resume")[0] == 0
+    # Back to K: --resume is refused, OUT/run.json records the K+1 run (one line naming the difference).
+    rc, _, err = run(capsys, "segment", tmp_path / "b.nii.gz", *common, "--resume")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and f"K {K + 1} -> {K}" in err
+    # A plain run: a's folder now holds the K+1 result, so it is not listed; b and c are.
+    assert run(capsys, "segment", tmp_path / "b.nii.gz", *common)[0] == 0
     assert subjects_in(out) == ["c", "b"] and failures(out) == [str(bad)]
     # The failed input, fixed and run again, leaves failures.csv.
     write_volume(bad, seed=7)

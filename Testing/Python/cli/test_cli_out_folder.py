@@ -37,15 +37,19 @@ def test_resume_skips_complete_subjects_and_redoes_the_rest(tmp_path, capsys, ra
     assert rc == 0 and "1 segmented, 1 already complete" in err
     assert stat_of(out / "a")["a_P01.seg.nrrd"] != a_before["a_P01.seg.nrrd"]
     a_before = stat_of(out / "a")
-    # Another K does not match the markers: everything is redone.
-    rc, _, err = run(capsys, "segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K + 1,
-                     "--resume")
+    # Another K with --resume is refused (run.json records K): one line, OUT untouched.
+    other_k = ["segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K + 1]
+    before = checksums(out)
+    rc, _, err = run(capsys, *other_k, "--resume")
+    assert rc == 2 and f"K {K} -> {K + 1}" in err and len(err.strip().splitlines()) == 1
+    assert checksums(out) == before
+    # Without --resume it is a new run: the markers do not match, so everything is redone.
+    rc, _, err = run(capsys, *other_k)
     assert rc == 0 and "2 segmented" in err
     assert stat_of(out / "a")["a_P01.seg.nrrd"] != a_before["a_P01.seg.nrrd"]
-    # Decoding without adaptation gives other labels, so it does not match the markers either.
-    rc, _, err = run(capsys, "segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K + 1,
-                     "--resume", "--adapt", "0")
-    assert rc == 0 and "2 segmented" in err
+    # Decoding without adaptation gives other labels: resuming with it is refused too.
+    rc, _, err = run(capsys, *other_k, "--resume", "--adapt", "0")
+    assert rc == 2 and "adapt 1.0 -> 0.0" in err
 
 
 def test_outputs_inside_the_study_are_not_taken_as_inputs(tmp_path, capsys, random_model_path):

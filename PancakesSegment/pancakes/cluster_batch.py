@@ -1,0 +1,137 @@
+"""The client side of a cluster study: ``pancakes segment ... --scheduler ADDRESS`` or ``--workers N``.
+
+The same study as ``batch.run_batch``, with the subjects run as Dask tasks (``cluster_worker``):
+the client decides what to do (``--resume`` skips complete subjects, a subject an earlier process
+died in is listed unless ``--retry-crashed``), submits one task per remaining subject, shows one
+progress bar over the tasks, and writes the study-level files (volumes.csv, gallery, failures.csv)
+itself at the end, from every finished subject in OUT, exactly as the in-process run does.
+
+Faults:
+- a worker that dies mid-task: Dask reruns the task on another worker; the rerun clears the dead
+  attempt's temporary files, so nothing is lost, doubled or left partial;
+- a subject that keeps killing workers: after Dask's allowed failures
+  (``distributed.scheduler.allowed-failures``, 3 by default) its task ends with ``KilledWorker``,
+  which goes to failures.csv as its reason, and its in-progress record stays, so a later run lists it
+  as crashed until ``--retry-crashed``;
+- Ctrl-C cancels the study's tasks; losing the scheduler raises ``SchedulerLost`` (the CLI prints one
+  line and exits 3). Finished subjects are kept either way, and ``--resume`` continues.
+
+Usage::
+
+    with connect(args.scheduler, args.workers) as client:
+        result = run_cluster_batch(client, subjects, opts, ModelSpec(path, sha, device, adapt), problems)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+from tqdm import tqdm
+
+from .batch import BatchOptions, BatchResult, Report, _stderr, one_line, read_marker, write_summaries
+from .cluster import SchedulerLost, refuse_blind_workers, write_probe
+from .cluster_worker import ModelSpec, segment_task
+from .errors import PancakesInputError
+from .in_progress import CRASHED, crashed_before
+from .inputs import Subject
+from .segio import FORMATS, PARTIAL
+
+
+def _absolute(subject: Subject) -> Subject:
+    """Workers run in other folders: they get absolute input paths (the source shown stays as given)."""
+    return replace(subject, files=[os.path.abspath(f) for f in subject.files])
+
+
+def _clear_partials(sdir: Path) -> None:
+    """Temporary files a killed worker left (a subject that ended in KilledWorker is not rerun)."""
+    for tmp in sdir.glob(f".*{PARTIAL}*"):
+        tmp.unlink(missing_ok=True)
+
+
+def _scheduler_gone(client) -> bool:
+    return getattr(client, "status", "running") not in ("running", "connecting")
+
+
+def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, spec: ModelSpec,
+                      problems: Sequence[Tuple[str, str]] = (), report: Report = _stderr) -> BatchResult:
+    """Segment every subject on the cluster behind ``client``; a failing one is reported in one line
+    and the rest carry on. The model's adaptation is ``spec.adapt`` (what the client's model has)."""
+    from distributed import as_completed
+    from distributed.client import FutureCancelledError
+
+    if opts.fmt not in FORMATS:
+        raise PancakesInputError(f"format {opts.fmt!r}: use one of {', '.join(FORMATS)}")
+    out_dir = Path(os.path.abspath(opts.out_dir))
+    opts = replace(opts, adapt=float(spec.adapt), out_dir=out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = BatchResult(failures=list(problems))
+    for source, reason in problems:
+        report(f"pancakes: {source}: {reason}")
+    markers: Dict[int, Tuple[str, Dict]] = {}  # subject index -> (name, marker), for the in-order tables
+    todo: List[Tuple[int, Subject]] = []
+    for i, subject in enumerate(subjects):
+        marker = read_marker(out_dir, subject, opts, spec.sha256) if opts.resume else None
+        if marker is not None:
+            result.skipped.append(subject.name)
+            markers[i] = (subject.name, marker)
+        elif not opts.retry_crashed and crashed_before(out_dir / subject.name, subject):
+            result.failures.append((subject.source, CRASHED))
+            report(f"pancakes: {subject.source}: {CRASHED}")
+        else:
+            todo.append((i, subject))
+    probe = write_probe(out_dir)
+    futures = {}
+    bar = tqdm(total=len(subjects), initial=len(subjects) - len(todo), unit="subject", desc="pancakes",
+               disable=None if opts.progress else True)
+    try:
+        refuse_blind_workers(client, out_dir, probe.name)
+        for i, subject in todo:
+            fut = client.submit(segment_task, _absolute(subject), opts, spec, probe.name, pure=False,
+                                key=f"pancakes-{subject.name}-{probe.name[-8:]}", priority=-i)
+            futures[fut] = (i, subject)
+        for fut in as_completed(list(futures), loop=client.loop):
+            i, subject = futures[fut]
+            bar.set_postfix_str(subject.name[:30], refresh=False)
+            bar.update(1)
+            answer = _answer(fut, subject, client, FutureCancelledError)
+            if answer.get("status") == "done":
+                result.completed.append(subject.name)
+                markers[i] = (subject.name, answer["marker"])
+            else:
+                _clear_partials(out_dir / subject.name)
+                result.failures.append((subject.source, answer["reason"]))
+                report(f"pancakes: {subject.source}: {answer['reason']}")
+    except BaseException as exc:  # Ctrl-C, a lost scheduler: the study's tasks go, finished subjects stay
+        if futures and not _scheduler_gone(client):
+            try:
+                client.cancel(list(futures), force=True)
+            except Exception:
+                pass
+        if not isinstance(exc, (KeyboardInterrupt, SchedulerLost, PancakesInputError)) and _scheduler_gone(client):
+            raise SchedulerLost(str(exc)) from exc
+        raise
+    finally:
+        bar.close()
+        probe.unlink(missing_ok=True)
+    done = [markers[i] for i in sorted(markers)]
+    write_summaries(opts, done, result.failures, spec.sha256,
+                    [s.source for s in subjects] + [source for source, _ in problems])
+    return result
+
+
+def _answer(fut, subject: Subject, client, cancelled_error) -> Dict:
+    """The task's answer, or a failure whose reason is what ended it (KilledWorker after Dask's
+    allowed failures); SchedulerLost when the scheduler went away."""
+    if fut.status == "finished":
+        try:
+            return fut.result()
+        except Exception as exc:  # the result could not come back (connection lost while fetching it)
+            if _scheduler_gone(client):
+                raise SchedulerLost(str(exc)) from exc
+            return {"status": "failed", "reason": one_line(exc, subject.source)}
+    if fut.status == "cancelled" or _scheduler_gone(client):
+        raise SchedulerLost(f"task of {subject.source} was {fut.status}")
+    exc = fut.exception()
+    return {"status": "failed", "reason": one_line(exc, subject.source)}

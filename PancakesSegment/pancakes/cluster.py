@@ -13,6 +13,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import uuid
@@ -59,13 +60,17 @@ def connect(scheduler: Optional[str], workers: Optional[int] = None) -> Iterator
     """A ``distributed.Client`` on the scheduler (address or scheduler file), or on a local cluster of
     ``workers`` processes started here (and stopped on the way out)."""
     distributed = import_distributed()
+    # Dask logs a lost connection as a traceback on stderr; the study says it in one line instead.
+    for name in ("distributed", "distributed.client", "distributed.core", "distributed.comm"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     cluster = None
     try:
         if scheduler is None:
             if not workers or workers < 1:
                 raise PancakesInputError(f"--workers {workers}: must be at least 1")
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, env=local_worker_env(workers))
+                                               dashboard_address=None, env=local_worker_env(workers),
+                                               silence_logs=logging.CRITICAL)
             client = distributed.Client(cluster, set_as_default=False)
         elif is_address(scheduler):
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)

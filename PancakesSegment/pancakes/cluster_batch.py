@@ -12,7 +12,9 @@ Faults:
 - a subject that keeps killing workers: after Dask's allowed failures
   (``distributed.scheduler.allowed-failures``, 3 by default) its task ends with ``KilledWorker``,
   which goes to failures.csv as its reason, and its in-progress record stays, so a later run lists it
-  as crashed until ``--retry-crashed``;
+  as crashed until ``--retry-crashed``. Dask also gives up on the tasks that merely waited in the
+  queue of those workers; they never started (no in-progress record), so the client submits them
+  again (up to ``INNOCENT_RETRIES`` times);
 - Ctrl-C cancels the study's tasks; losing the scheduler raises ``SchedulerLost`` (the CLI prints one
   line and exits 3). Finished subjects are kept either way, and ``--resume`` continues.
 
@@ -34,9 +36,10 @@ from .batch import BatchOptions, BatchResult, Report, _stderr, one_line, read_ma
 from .cluster import SchedulerLost, refuse_blind_workers, write_probe
 from .cluster_worker import ModelSpec, segment_task
 from .errors import PancakesInputError
-from .in_progress import CRASHED, crashed_before
+from .in_progress import CRASHED, crashed_before, read_record
 from .inputs import Subject
 from .segio import FORMATS, PARTIAL
+INNOCENT_RETRIES = 3  # resubmissions of a task that Dask gave up on while it only waited on dying workers
 
 
 def _absolute(subject: Subject) -> Subject:
@@ -59,7 +62,6 @@ def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, s
     """Segment every subject on the cluster behind ``client``; a failing one is reported in one line
     and the rest carry on. The model's adaptation is ``spec.adapt`` (what the client's model has)."""
     from distributed import as_completed
-    from distributed.client import FutureCancelledError
 
     if opts.fmt not in FORMATS:
         raise PancakesInputError(f"format {opts.fmt!r}: use one of {', '.join(FORMATS)}")
@@ -91,11 +93,20 @@ def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, s
             fut = client.submit(segment_task, _absolute(subject), opts, spec, probe.name, pure=False,
                                 key=f"pancakes-{subject.name}-{probe.name[-8:]}", priority=-i)
             futures[fut] = (i, subject)
-        for fut in as_completed(list(futures), loop=client.loop):
+        tasks = as_completed(list(futures), loop=client.loop)
+        resubmitted: Dict[int, int] = {}
+        for fut in tasks:
             i, subject = futures[fut]
+            answer = _answer(fut, subject, client)
+            if _innocent_victim(answer, out_dir / subject.name, subject) and resubmitted.get(i, 0) < INNOCENT_RETRIES:
+                resubmitted[i] = resubmitted.get(i, 0) + 1
+                again = client.submit(segment_task, _absolute(subject), opts, spec, probe.name, pure=False,
+                                      key=f"pancakes-{subject.name}-{probe.name[-8:]}-{resubmitted[i]}", priority=-i)
+                futures[again] = (i, subject)
+                tasks.add(again)
+                continue
             bar.set_postfix_str(subject.name[:30], refresh=False)
             bar.update(1)
-            answer = _answer(fut, subject, client, FutureCancelledError)
             if answer.get("status") == "done":
                 result.completed.append(subject.name)
                 markers[i] = (subject.name, answer["marker"])
@@ -121,7 +132,16 @@ def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, s
     return result
 
 
-def _answer(fut, subject: Subject, client, cancelled_error) -> Dict:
+def _innocent_victim(answer: Dict, sdir: Path, subject: Subject) -> bool:
+    """A task Dask gave up on (KilledWorker) that never started: it only sat queued on the workers that
+    a guilty subject killed. Guilty ones leave their in-progress record behind; this one has none."""
+    if answer.get("status") == "done" or not answer.get("reason", "").startswith("KilledWorker"):
+        return False
+    record = read_record(sdir)
+    return record is None or record.get("source_key") != subject.key
+
+
+def _answer(fut, subject: Subject, client) -> Dict:
     """The task's answer, or a failure whose reason is what ended it (KilledWorker after Dask's
     allowed failures); SchedulerLost when the scheduler went away."""
     if fut.status == "finished":

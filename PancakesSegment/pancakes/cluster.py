@@ -52,7 +52,7 @@ def local_worker_env(workers: int, cpus: Optional[int] = None) -> Dict[str, str]
     (torch reads OMP_NUM_THREADS when it starts)."""
     cpus = cpus or os.cpu_count() or 1
     threads = str(max(1, cpus // max(1, workers)))
-    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
 
 
 @contextlib.contextmanager
@@ -68,9 +68,14 @@ def connect(scheduler: Optional[str], workers: Optional[int] = None) -> Iterator
         if scheduler is None:
             if not workers or workers < 1:
                 raise PancakesInputError(f"--workers {workers}: must be at least 1")
-            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, env=local_worker_env(workers),
-                                               silence_logs=logging.CRITICAL)
+            import dask
+
+            # Dask's nanny also sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which turns off glibc's
+            # adaptive mmap threshold: every large temporary array is then mmapped and page-faulted afresh.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None, env=local_worker_env(workers),
+                                                   silence_logs=logging.CRITICAL)
             client = distributed.Client(cluster, set_as_default=False)
         elif is_address(scheduler):
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)

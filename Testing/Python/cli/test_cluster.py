@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -175,6 +176,39 @@ def test_a_subject_that_keeps_killing_workers_ends_in_failures_csv(dask_cluster,
     assert {r["subject"] for r in read_volumes_csv(out / "volumes.csv")} == {"ok1", "ok2"}
     assert no_partial_files(out)
     dask_cluster.wait_for_workers(2)
+
+
+def test_ctrl_c_cancels_the_study_s_tasks(dask_cluster, tmp_path, random_model_path):
+    from distributed import Client
+
+    study = make_study(tmp_path / "in", ["i1", "i2", "i3", "i4"])
+    for name in ("i1", "i2", "i3", "i4"):
+        (dask_cluster.hooks / f"slow_{name}.nii.gz").write_text("")
+    out = tmp_path / "out"
+    proc = cli("segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K, "-q",
+               "--scheduler", dask_cluster.scheduler_file)
+    try:
+        _wait_for_record(out / "i1" / IN_PROGRESS)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for name in ("i1", "i2", "i3", "i4"):
+            (dask_cluster.hooks / f"slow_{name}.nii.gz").unlink()
+    assert proc.returncode == 130, err
+    assert "interrupted; finished subjects are kept, rerun with --resume" in err and "Traceback" not in err
+    with Client(scheduler_file=str(dask_cluster.scheduler_file), timeout="30s") as client:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            left = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+            if not [k for k in left if k.startswith("pancakes-i")]:
+                break
+            time.sleep(0.5)
+        assert not [k for k in left if k.startswith("pancakes-i")]
+    # The subjects not begun were never segmented: the workers stopped taking the study's tasks.
+    assert len(markers(out)) < 4
 
 
 def test_losing_the_scheduler_is_one_line_and_resume_continues(dask_cluster, tmp_path, random_model_path, capsys):

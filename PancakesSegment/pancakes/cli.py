@@ -223,7 +223,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted; finished subjects are kept, rerun with --resume to do the rest")
         return EXIT_INTERRUPTED
-    except Exception as exc:
+    except BrokenPipeError:
+        # The reader went away (`pancakes info --json | head`): stop quietly, as other tools do. Point
+        # stdout at /dev/null, or the interpreter's own flush at exit prints the error after all.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # after BrokenPipeError, which is an Exception too
         from .cluster import SchedulerLost
 
         if not isinstance(exc, SchedulerLost):
@@ -231,12 +237,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         where = f" at {args.scheduler}" if getattr(args, "scheduler", None) else ""
         _error(f"lost the Dask scheduler{where}; finished subjects are kept, rerun with --resume to do the rest")
         return EXIT_SCHEDULER_LOST
-    except BrokenPipeError:
-        # The reader went away (`pancakes info --json | head`): stop quietly, as other tools do. Point
-        # stdout at /dev/null, or the interpreter's own flush at exit prints the error after all.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

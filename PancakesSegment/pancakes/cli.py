@@ -5,12 +5,15 @@ Usage::
     pancakes segment study/ more.nii.gz -o out --protocols 8 --labels 20 --format seg.nrrd
     pancakes segment --sample -o out            # the bundled sample collection
     pancakes segment study/ -o out --resume     # finish an interrupted batch
+    pancakes segment study/ -o /shared/out --scheduler tcp://head:8786   # on a Dask cluster
+    pancakes segment study/ -o out --workers 2  # a local cluster of 2 worker processes
     pancakes info [--model PATH] [--json]
 
 Exit codes: 0 all inputs segmented, 1 some inputs failed (listed in
 OUT/failures.csv), 2 bad arguments, no usable model, or --resume into an OUT
-whose run.json holds other settings, 130 interrupted,
-141 the reader of stdout closed the pipe (quietly, like other tools).
+whose run.json holds other settings, 3 the Dask scheduler was lost during
+the run, 130 interrupted, 141 the reader of stdout closed the pipe (quietly,
+like other tools).
 Errors are single lines on stderr: ``pancakes: <input>: <reason>``.
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .contract import (AXES, DEFAULT_ADAPT, DEFAULT_AXIS, DEFAULT_DEVICE, DEFAUL
                        FORMATS, check_adapt, check_mk)
 from .errors import ModelFileError, PancakesInputError
 
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_SCHEDULER_LOST, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader closed the pipe
 
 
@@ -67,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="strength of the per-image prototype adaptation at decode time; 0 turns it off "
                      "(default 1, see the model card)")
     seg.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    where = seg.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run the subjects as tasks on a Dask cluster: "
+                       "tcp://host:port or a scheduler file; every worker must see INPUT and OUT "
+                       "(needs pip install -e \".[cluster]\")")
+    where.add_argument("--workers", type=int, metavar="N", help="run the subjects on a local Dask cluster "
+                       "of N worker processes")
     info = sub.add_parser("info", help="print a model's metadata")
     info.add_argument("--model", type=Path, metavar="PATH", help="model file (default: the bundled model)")
     info.add_argument("--json", action="store_true", help="print the raw metadata as JSON")
@@ -113,6 +122,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         _error(f"--batch-size {args.batch_size}: must be at least 1")
         return EXIT_USAGE
+    if args.workers is not None and args.workers < 1:
+        _error(f"--workers {args.workers}: must be at least 1")
+        return EXIT_USAGE
+    on_cluster = args.scheduler is not None or args.workers is not None
     try:
         M, K = check_mk(args.protocols, args.labels)
         inputs: List[str] = list(args.inputs) + ([str(sample_data_dir())] if args.sample else [])
@@ -120,7 +133,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
             raise PancakesInputError("no INPUT given; pass image files or folders, or --sample")
         if args.output.exists() and not args.output.is_dir():
             raise PancakesInputError(f"{args.output}: output exists and is not a folder")
-        model, model_path = _load_model(args.model, args.device, args.adapt)
+        if on_cluster:
+            from .cluster import import_distributed
+
+            import_distributed()  # the install hint before anything slow
+        # On a cluster the client loads the model on CPU only to check it; the workers use --device.
+        model, model_path = _load_model(args.model, "cpu" if on_cluster else args.device, args.adapt)
         _writable_output(args.output)
     except (PancakesInputError, ModelFileError) as exc:
         _error(str(exc).splitlines()[0])
@@ -134,7 +152,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
                         retry_crashed=args.retry_crashed, model_path=str(Path(model_path).resolve()),
                         argv=getattr(args, "argv", None))
     try:
-        result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
+        if on_cluster:
+            result = _run_on_cluster(args, model, model_path, subjects, opts, problems)
+            if result is None:
+                return EXIT_USAGE
+        else:
+            result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
     except PancakesInputError as exc:  # refused up front (--resume into another run's OUT): nothing was done
         _error(str(exc).splitlines()[0])
         return EXIT_USAGE
@@ -145,6 +168,23 @@ def cmd_segment(args: argparse.Namespace) -> int:
         parts.append(f"{len(result.failures)} failed (see {args.output / 'failures.csv'})")
     print(f"pancakes: {', '.join(parts)}; results in {args.output}", file=sys.stderr)
     return EXIT_FAILURES if result.failures else EXIT_OK
+
+
+def _run_on_cluster(args, model, model_path, subjects, opts, problems):
+    """The study on a Dask cluster (cluster_batch); None after a one-line refusal (no scheduler, a
+    worker that does not see OUT)."""
+    from .batch import file_sha256
+    from .cluster import connect
+    from .cluster_batch import run_cluster_batch
+    from .cluster_worker import ModelSpec
+
+    spec = ModelSpec(os.path.abspath(model_path), file_sha256(model_path), args.device, float(model.adapt))
+    try:
+        with connect(args.scheduler, args.workers) as client:
+            return run_cluster_batch(client, subjects, opts, spec, problems, model=model)
+    except PancakesInputError as exc:
+        _error(str(exc).splitlines()[0])
+        return None
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -197,6 +237,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except Exception as exc:  # after BrokenPipeError, which is an Exception too
+        from .cluster import SchedulerLost
+
+        if not isinstance(exc, SchedulerLost):
+            raise
+        where = f" at {args.scheduler}" if getattr(args, "scheduler", None) else ""
+        _error(f"lost the Dask scheduler{where}; finished subjects are kept, rerun with --resume to do the rest")
+        return EXIT_SCHEDULER_LOST
 
 
 if __name__ == "__main__":

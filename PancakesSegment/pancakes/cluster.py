@@ -1,0 +1,125 @@
+"""Connecting ``pancakes segment`` to a Dask distributed cluster (``--scheduler``, ``--workers``).
+
+Dask is an optional extra (``pip install -e ".[cluster]"``): nothing here imports it at module
+level, and asking for a cluster without it is one line saying how to install it. No torch either.
+
+Usage::
+
+    with connect("tcp://10.0.0.5:8786") as client: ...       # an existing scheduler
+    with connect("/shared/scheduler.json") as client: ...    # its scheduler file (dask-jobqueue, SLURM)
+    with connect(None, workers=2) as client: ...              # a local cluster of 2 worker processes
+    probe = write_probe(out_dir); refuse_blind_workers(client, out_dir, probe.name)
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+from .errors import PancakesInputError
+
+INSTALL_HINT = ("the cluster options need Dask's distributed scheduler, which is not installed: "
+                "pip install -e \".[cluster]\" (or pip install \"dask[distributed]\")")
+PROBE_PREFIX = ".pancakes_cluster_probe_"
+CONNECT_TIMEOUT = "20s"
+
+
+class SchedulerLost(RuntimeError):
+    """The connection to the scheduler went away during a study."""
+
+
+def import_distributed():
+    """The ``distributed`` module, or PancakesInputError with the install hint."""
+    try:
+        import distributed
+    except ImportError:
+        raise PancakesInputError(INSTALL_HINT) from None
+    return distributed
+
+
+def is_address(text: str) -> bool:
+    """'tcp://host:port' (any Dask protocol), as opposed to the path of a scheduler file."""
+    return "://" in text
+
+
+def local_worker_env(workers: int, cpus: Optional[int] = None) -> Dict[str, str]:
+    """Environment of the local workers. Dask's nanny pins OMP/MKL to 1 thread per worker; with fewer
+    workers than cores that would leave cores idle, so each worker gets its share of the cores
+    (torch reads OMP_NUM_THREADS when it starts)."""
+    cpus = cpus or os.cpu_count() or 1
+    threads = str(max(1, cpus // max(1, workers)))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+
+
+@contextlib.contextmanager
+def connect(scheduler: Optional[str], workers: Optional[int] = None) -> Iterator:
+    """A ``distributed.Client`` on the scheduler (address or scheduler file), or on a local cluster of
+    ``workers`` processes started here (and stopped on the way out)."""
+    distributed = import_distributed()
+    # Dask logs a lost connection as a traceback on stderr; the study says it in one line instead.
+    for name in ("distributed", "distributed.client", "distributed.core", "distributed.comm"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    cluster = None
+    try:
+        if scheduler is None:
+            if not workers or workers < 1:
+                raise PancakesInputError(f"--workers {workers}: must be at least 1")
+            import dask
+
+            # Dask's nanny also sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which turns off glibc's
+            # adaptive mmap threshold: every large temporary array is then mmapped and page-faulted afresh.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None, env=local_worker_env(workers),
+                                                   silence_logs=logging.CRITICAL)
+            client = distributed.Client(cluster, set_as_default=False)
+        elif is_address(scheduler):
+            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        elif Path(scheduler).is_file():
+            client = distributed.Client(scheduler_file=scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        else:
+            raise PancakesInputError(f"--scheduler {scheduler}: neither an address (tcp://host:port) nor an "
+                                     "existing scheduler file")
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise PancakesInputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close(timeout=5)
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=10)
+
+
+def write_probe(out_dir: Path) -> Path:
+    """A uniquely named empty file in OUT that every worker must see (removed by the caller)."""
+    probe = Path(out_dir) / f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+    probe.write_bytes(b"")
+    return probe
+
+
+def sees_out(out_dir: str, probe_name: str) -> Optional[str]:
+    """Run on a worker: None when it sees OUT (the client's probe is there), else the reason."""
+    if (Path(out_dir) / probe_name).is_file():
+        return None
+    return (f"{out_dir}: the output folder is not visible on worker host {socket.gethostname()}: every worker "
+            "must see the inputs and OUT at the same paths (a shared filesystem)")
+
+
+def refuse_blind_workers(client, out_dir: Path, probe_name: str) -> int:
+    """Ask every worker now connected whether it sees OUT; PancakesInputError naming the first that does
+    not. Waits for a first worker when none is there yet. -> the number of workers."""
+    client.wait_for_workers(1)  # a SLURM job may still wait in the queue; Ctrl-C stops the wait
+    answers = client.run(sees_out, str(out_dir), probe_name)
+    for worker, reason in sorted(answers.items()):
+        if reason:
+            raise PancakesInputError(f"{reason} (worker {worker})")
+    return len(answers)

@@ -1,0 +1,89 @@
+"""``pancakes segment --workers N`` (a local Dask cluster), the cluster options' refusals, and the
+workers' choice of device."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from cli_runs import M, K, no_partial_files, run
+from study_files import write_volume
+
+from pancakes.cluster import INSTALL_HINT, local_worker_env
+from pancakes.cluster_worker import pick_device
+from pancakes.label_volumes import read_volumes_csv
+
+
+def _labels(out):
+    return {f.name: sitk.GetArrayFromImage(sitk.ReadImage(str(f))) for f in sorted(out.rglob("*_P*.seg.nrrd"))}
+
+
+def test_workers_2_gives_the_in_process_result(tmp_path, random_model_path, capsys):
+    pytest.importorskip("distributed")
+    study = tmp_path / "in"
+    study.mkdir()
+    for seed, name in enumerate(["w1", "w2", "w3"]):
+        write_volume(study / f"{name}.nii.gz", shape=(10, 20, 24), seed=seed)
+    common = ["segment", study, "--model", random_model_path, "-M", M, "-K", K, "-q"]
+    rc, _, err = run(capsys, *common, "-o", tmp_path / "local")
+    assert rc == 0, err
+    rc, _, err = run(capsys, *common, "-o", tmp_path / "two", "--workers", 2)
+    assert rc == 0, err
+    assert "3 segmented" in err
+    mine, theirs = _labels(tmp_path / "two"), _labels(tmp_path / "local")
+    assert sorted(mine) == sorted(theirs) and len(mine) == 3 * M
+    for name in mine:
+        np.testing.assert_array_equal(mine[name], theirs[name], err_msg=name)
+    assert read_volumes_csv(tmp_path / "two" / "volumes.csv") == read_volumes_csv(tmp_path / "local" / "volumes.csv")
+    assert no_partial_files(tmp_path / "two")
+    # The run record and the report, as in-process; and the same --resume guard.
+    manifests = [json.loads((tmp_path / d / "run.json").read_text()) for d in ("two", "local")]
+    assert manifests[0]["settings"] == manifests[1]["settings"]
+    assert [e["subject"] for e in manifests[0]["subjects"]] == [e["subject"] for e in manifests[1]["subjects"]]
+    assert (tmp_path / "two" / "report.html").is_file()
+    before = (tmp_path / "two" / "run.json").read_bytes()
+    rc, _, err = run(capsys, *[a if a != K else K + 1 for a in common], "-o", tmp_path / "two", "--workers", 1,
+                     "--resume")
+    assert rc == 2 and "--resume refused" in err, err
+    assert (tmp_path / "two" / "run.json").read_bytes() == before
+
+
+def test_without_dask_the_cluster_options_say_how_to_install_it(tmp_path, random_model_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    write_volume(tmp_path / "a.nii.gz")
+    for option in (["--scheduler", "tcp://127.0.0.1:8786"], ["--workers", "2"]):
+        rc, _, err = run(capsys, "segment", tmp_path / "a.nii.gz", "-o", tmp_path / "out", "--model",
+                         random_model_path, *option)
+        assert rc == 2
+        assert err == f"pancakes: {INSTALL_HINT}\n"
+        assert 'pip install -e ".[cluster]"' in err
+
+
+def test_cluster_option_refusals(tmp_path, random_model_path, capsys):
+    pytest.importorskip("distributed")
+    write_volume(tmp_path / "a.nii.gz")
+    base = ["segment", tmp_path / "a.nii.gz", "-o", tmp_path / "out", "--model", random_model_path]
+    rc, _, err = run(capsys, *base, "--scheduler", tmp_path / "no-such-file.json")
+    assert rc == 2 and "neither an address (tcp://host:port) nor an existing scheduler file" in err
+    rc, _, err = run(capsys, *base, "--workers", 0)
+    assert rc == 2 and err == "pancakes: --workers 0: must be at least 1\n"
+    rc, _, err = run(capsys, *base, "--workers", 1, "--scheduler", "tcp://127.0.0.1:8786")
+    assert rc == 2 and "not allowed with argument" in err
+
+
+def test_workers_pick_their_device():
+    assert pick_device("cpu", 4, "0") == "cpu"
+    assert pick_device("cuda:2", 4, "0") == "cuda:2"
+    assert pick_device("auto", 0, "0") == "auto"  # no GPU: 'auto' is the CPU
+    assert pick_device("auto", 1, "3") == "cuda:0"  # CUDA_VISIBLE_DEVICES / dask-cuda: its own GPU
+    assert [pick_device("cuda", 2, str(n)) for n in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    named = pick_device("auto", 4, "tcp://10.0.0.1:4000")
+    assert named.startswith("cuda:") and named == pick_device("auto", 4, "tcp://10.0.0.1:4000")
+
+
+def test_local_workers_share_the_cores():
+    assert local_worker_env(1, cpus=2)["OMP_NUM_THREADS"] == "2"
+    assert local_worker_env(2, cpus=2)["OMP_NUM_THREADS"] == "1"
+    assert local_worker_env(8, cpus=2)["OMP_NUM_THREADS"] == "1"

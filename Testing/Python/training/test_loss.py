@@ -157,4 +157,4 @@ def test_only_the_allowed_protocols_can_win_or_get_gradient():
     loss.backward()
     per_protocol = logits.grad.abs().sum((0, 2, 3, 4))
     assert per_protocol[0] == 0 and per_protocol[1] == 0
-    assert float(loss) > float(free)
+    assert float(loss.detach()) > float(free.detach())

@@ -29,7 +29,7 @@ def export_checkpoint(ckpt: Path, out: Path) -> dict:
     from .train import export
 
     state = load_checkpoint(ckpt)
-    cfg = TrainConfig.from_dict({k: v for k, v in state["config"].items()})
+    cfg = TrainConfig.from_dict(dict(state["config"]))
     cfg.device = "cpu"
     trainer = Trainer(cfg, Path(out).parent, sample_set=None, augment=None, log=lambda m: None)
     trainer.net.load_state_dict(state["net"])

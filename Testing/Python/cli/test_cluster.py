@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -142,22 +143,34 @@ def _wait_for_record(path, timeout=120):
     raise AssertionError(f"{path} never appeared")
 
 
-def test_a_worker_killed_mid_task_loses_nothing(dask_cluster, tmp_path, random_model_path):
-    study = make_study(tmp_path / "in", ["k1", "k2", "k3", "k4"])
-    (dask_cluster.hooks / "slow_k2.nii.gz").write_text("")
-    out = tmp_path / "out"
-    proc = cli("segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K, "-q",
+@contextmanager
+def cli_on_cluster(dask_cluster, study, out, model, slow=()):
+    """``pancakes segment`` of ``study`` into ``out`` on ``dask_cluster``, in its own process, with the
+    inputs named in ``slow`` made slow on the workers (4 s each: time to act mid-run). On exit the
+    process is gone and the hooks are removed, whatever the test did."""
+    hooks = [dask_cluster.hooks / f"slow_{name}.nii.gz" for name in slow]
+    for hook in hooks:
+        hook.write_text("")
+    proc = cli("segment", study, "-o", out, "--model", model, "-M", M, "-K", K, "-q",
                "--scheduler", dask_cluster.scheduler_file)
     try:
-        record = _wait_for_record(out / "k2" / IN_PROGRESS)
-        assert record["pid"] not in (os.getpid(), proc.pid)
-        os.kill(record["pid"], 9)  # the worker segmenting k2, as the OOM killer would
-        _, err = proc.communicate(timeout=300)
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        (dask_cluster.hooks / "slow_k2.nii.gz").unlink()
+        for hook in hooks:
+            hook.unlink(missing_ok=True)
+
+
+def test_a_worker_killed_mid_task_loses_nothing(dask_cluster, tmp_path, random_model_path):
+    study = make_study(tmp_path / "in", ["k1", "k2", "k3", "k4"])
+    out = tmp_path / "out"
+    with cli_on_cluster(dask_cluster, study, out, random_model_path, slow=["k2"]) as proc:
+        record = _wait_for_record(out / "k2" / IN_PROGRESS)
+        assert record["pid"] not in (os.getpid(), proc.pid)
+        os.kill(record["pid"], 9)  # the worker segmenting k2, as the OOM killer would
+        _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert sorted(markers(out)) == sorted(str(study / f"k{i}.nii.gz") for i in range(1, 5))
     rows = read_volumes_csv(out / "volumes.csv")
@@ -190,21 +203,11 @@ def test_ctrl_c_cancels_the_study_s_tasks(dask_cluster, tmp_path, random_model_p
     from distributed import Client
 
     study = make_study(tmp_path / "in", ["i1", "i2", "i3", "i4"])
-    for name in ("i1", "i2", "i3", "i4"):
-        (dask_cluster.hooks / f"slow_{name}.nii.gz").write_text("")
     out = tmp_path / "out"
-    proc = cli("segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K, "-q",
-               "--scheduler", dask_cluster.scheduler_file)
-    try:
+    with cli_on_cluster(dask_cluster, study, out, random_model_path, slow=["i1", "i2", "i3", "i4"]) as proc:
         _wait_for_record(out / "i1" / IN_PROGRESS)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for name in ("i1", "i2", "i3", "i4"):
-            (dask_cluster.hooks / f"slow_{name}.nii.gz").unlink()
     assert proc.returncode == 130, err
     assert "interrupted; finished subjects are kept, rerun with --resume" in err and "Traceback" not in err
     with Client(scheduler_file=str(dask_cluster.scheduler_file), timeout="30s") as client:
@@ -221,19 +224,11 @@ def test_ctrl_c_cancels_the_study_s_tasks(dask_cluster, tmp_path, random_model_p
 
 def test_losing_the_scheduler_is_one_line_and_resume_continues(dask_cluster, tmp_path, random_model_path, capsys):
     study = make_study(tmp_path / "in", ["s1", "s2", "s3"])
-    for name in ("s1", "s2", "s3"):
-        (dask_cluster.hooks / f"slow_{name}.nii.gz").write_text("")
     out = tmp_path / "out"
-    proc = cli("segment", study, "-o", out, "--model", random_model_path, "-M", M, "-K", K, "-q",
-               "--scheduler", dask_cluster.scheduler_file)
-    try:
+    with cli_on_cluster(dask_cluster, study, out, random_model_path, slow=["s1", "s2", "s3"]) as proc:
         _wait_for_record(out / "s1" / IN_PROGRESS)
         dask_cluster.stop()  # the scheduler and its workers go
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 3, err
     assert f"pancakes: lost the Dask scheduler at {dask_cluster.scheduler_file}; finished subjects are kept, " \
            "rerun with --resume" in err

@@ -69,8 +69,8 @@ def labels_from_logits(logits: torch.Tensor, fit: Fit) -> torch.Tensor:
     boundaries stay smooth; label_upsampling gets them without resizing all P*K maps.
     """
     (t, l), (h, w) = fit.offset, fit.inner
-    lab = upsampled_argmax(logits[..., t : t + h, l : l + w], fit.shape) + 1
-    return lab.to(torch.uint8 if logits.shape[2] < 256 else torch.int16)
+    lab = upsampled_argmax(logits[..., t : t + h, l : l + w], fit.shape)  # uint8 for K < 256, int16 above
+    return lab.add_(1)
 
 
 def prepare_images(images: Sequence[np.ndarray], names: Optional[Sequence[str]] = None) -> list:

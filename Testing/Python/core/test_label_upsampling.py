@@ -49,3 +49,21 @@ def test_taps_match_pytorch_weights():
     ref = F.interpolate(ramp[None, None], size=19, mode="linear", align_corners=False)[0, 0]
     assert torch.allclose(ours, ref, atol=1e-6)
     assert int(i0.min()) >= 0 and int(i1.max()) <= 6
+
+
+@pytest.mark.parametrize("k,dtype", [(7, torch.uint8), (255, torch.uint8), (300, torch.int16)])
+def test_labels_come_in_the_smallest_type(k, dtype):
+    # Full-size int64 labels cost 8 bytes a pixel per protocol; the labels leave in bytes where K allows.
+    logits = _region_logits(1, 2, k, 12, 12, seed=3)
+    got = upsampled_argmax(logits, (30, 29))
+    assert got.dtype == dtype
+    assert torch.equal(got.long(), _reference(logits, (30, 29)))
+
+
+def test_boundary_cells_at_the_last_row_and_column():
+    # Labels that change only in the last model row and column: the clamped corners are the ones read.
+    logits = torch.zeros(1, 1, 3, 8, 8)
+    logits[0, 0, 0] = 1.0
+    logits[0, 0, 1, -1, :] = 2.0
+    logits[0, 0, 2, :, -1] = 3.0
+    assert torch.equal(upsampled_argmax(logits, (29, 31)).long(), _reference(logits, (29, 31)))

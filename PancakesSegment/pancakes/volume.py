@@ -78,6 +78,20 @@ def slice_geometry(oriented: sitk.Image, axis: str) -> Tuple[int, Tuple[int, int
     return a, (size_zyx[plane[0]], size_zyx[plane[1]]), (spacing_zyx[plane[0]], spacing_zyx[plane[1]])
 
 
+def orientation_of(image: sitk.Image) -> str:
+    """The three-letter DICOM orientation closest to ``image``'s direction ("LPS" for most CTs)."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
+
+
+def oriented_lps(image: sitk.Image) -> sitk.Image:
+    """``image`` with its axes in LPS order: the image itself when they already are.
+
+    DICOMOrient copies the voxels even when there is nothing to permute, and that copy (2 bytes a
+    voxel of a CT, held while the volume is segmented) made peak memory grow faster than the input.
+    """
+    return image if orientation_of(image) == "LPS" else sitk.DICOMOrient(image, "LPS")
+
+
 def cut_volume(image: sitk.Image, axis: str, input_size: int, name: str = "volume",
                plane_axis: Optional[int] = None) -> Tuple[np.ndarray, Slicing]:
     """Check and normalise once -> (slices float32 [D, rows, cols] in [0, 1], slicing).
@@ -94,7 +108,7 @@ def cut_volume(image: sitk.Image, axis: str, input_size: int, name: str = "volum
         grey = normalise(to_grey(plane, name), name)
         fit = plan_fit(grey.shape, input_size, check_spacings([spacing], 1)[0])
         return grey[None], Slicing(fit, plane_axis, image, image, reorient=False)
-    oriented = sitk.DICOMOrient(image, "LPS")
+    oriented = oriented_lps(image)
     a, shape, spacing = slice_geometry(oriented, axis)
     if min(shape) < 4:
         raise PancakesInputError(f"{name}: slices of {shape[0]}x{shape[1]} voxels along {axis} are too small")
@@ -160,7 +174,7 @@ def restack(out: List[np.ndarray], slicing: Slicing) -> List[sitk.Image]:
     Each array is taken out of ``out`` as it is converted, so that (when nothing else holds them)
     an array's memory is freed before the next image is made: the labels exist about once, not twice."""
     results = []
-    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(slicing.original.GetDirection())
+    orientation = orientation_of(slicing.original)
     while out:
         img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(out.pop(0), 0, slicing.array_axis)))
         if slicing.reorient:

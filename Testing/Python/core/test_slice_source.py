@@ -40,3 +40,16 @@ def test_an_integer_volume_and_its_float_copy_get_the_same_labels(random_model):
     as_float = sitk.Cast(image, sitk.sitkFloat32)  # goes the whole-volume way
     for a, b in zip(random_model.segment_volume(image, 2, 4), random_model.segment_volume(as_float, 2, 4)):
         np.testing.assert_array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b))
+
+
+def test_an_lps_volume_is_sliced_without_a_reoriented_copy():
+    # DICOMOrient copies even when no axis moves: a CT held twice while it is segmented.
+    from pancakes.volume import oriented_lps
+
+    lps = sitk.GetImageFromArray(np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6))
+    assert oriented_lps(lps) is lps
+    ras = sitk.Image(lps)
+    ras.SetDirection((-1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0))
+    turned = oriented_lps(ras)
+    assert turned is not ras and np.allclose(turned.GetDirection(), np.eye(3).ravel())
+    assert np.array_equal(sitk.GetArrayViewFromImage(turned), sitk.GetArrayViewFromImage(ras)[:, ::-1, ::-1])

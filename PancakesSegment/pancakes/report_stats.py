@@ -83,15 +83,18 @@ def protocol_plot(table: Table, m: int, M: int, K: int, flagged: Sequence[Outlie
     ax.boxplot(data, positions=range(1, K + 1), widths=0.6, showfliers=False, medianprops={"color": "black"})
     rng = np.random.default_rng(m)  # fixed jitter: the same OUT gives the same picture
     ringed = {(o.k, o.subject) for o in flagged if o.m == m}
+    xs, ys, colours, ring = [], [], [], []
     for k in range(K):
         names = list(table[(m, k)])
-        y = np.array([table[(m, k)][n] for n in names])
-        x = k + 1 + rng.uniform(-0.18, 0.18, len(y))
-        rgb = np.array(protocols.colour(M, K, m, k)) / 255.0
-        ax.scatter(x, y, s=12, color=rgb, edgecolors="none", zorder=3)
-        ring = [i for i, n in enumerate(names) if (k, n) in ringed]
-        if ring:
-            ax.scatter(x[ring], y[ring], s=60, facecolors="none", edgecolors="black", linewidths=1.2, zorder=4)
+        xs.append(k + 1 + rng.uniform(-0.18, 0.18, len(names)))
+        ys.append(np.array([table[(m, k)][n] for n in names], dtype=float))
+        colours += [np.array(protocols.colour(M, K, m, k)) / 255.0] * len(names)
+        ring += [(k, n) in ringed for n in names]
+    # One scatter for all labels (K calls took most of the plot's time), then the rings on top.
+    x, y, ring = np.concatenate(xs), np.concatenate(ys), np.array(ring, dtype=bool)
+    ax.scatter(x, y, s=12, c=np.array(colours).reshape(-1, 3), edgecolors="none", zorder=3)
+    if ring.any():
+        ax.scatter(x[ring], y[ring], s=60, facecolors="none", edgecolors="black", linewidths=1.2, zorder=4)
     ax.set_xticks(range(1, K + 1), [f"L{k + 1:02d}" for k in range(K)], fontsize=7, rotation=90 if K > 30 else 0)
     ax.set_ylabel("volume (mm³)")
     ax.set_title(protocols.protocol_name(M, K, m), fontsize=10)

@@ -27,6 +27,11 @@ import torch
 
 from . import volume
 from .contract import DEFAULT_AXIS, Cancel, Progress, check_axis, check_batch_size, check_mk, check_which
+from .memory import release_free_memory
+
+# Batches between two malloc_trim calls: often enough that the heap does not grow with depth
+# (a batch is 4 slices at M=8, K=20), rarely enough that trimming costs nothing measurable.
+TRIM_EVERY_BATCHES = 8
 
 
 class SliceModel(Protocol):
@@ -133,5 +138,8 @@ class Predictor:
             labels = volume.decode_batch(self.model, phi.to(torch.float16), M, K, [], fit)
             for m in range(M):
                 out[m][start : start + step] = labels[m]
+            if (start // step) % TRIM_EVERY_BATCHES == TRIM_EVERY_BATCHES - 1:
+                release_free_memory()  # freed temporaries fragment the heap: RSS would grow with depth
         del slices  # the normalised volume (4 bytes a voxel) is not needed while the images are made
+        release_free_memory()
         return volume.restack(out, slicing)

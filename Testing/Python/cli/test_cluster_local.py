@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -87,3 +88,31 @@ def test_local_workers_share_the_cores():
     assert local_worker_env(1, cpus=2)["OMP_NUM_THREADS"] == "2"
     assert local_worker_env(2, cpus=2)["OMP_NUM_THREADS"] == "1"
     assert local_worker_env(8, cpus=2)["OMP_NUM_THREADS"] == "1"
+
+
+def test_the_client_leaves_loading_the_model_to_its_workers(tmp_path, random_model_path, capsys, monkeypatch):
+    """The cluster client reads the model file's metadata without deserialising the network (seconds of
+    torch it would spend for nothing): the workers, other processes, load it."""
+    pytest.importorskip("distributed")
+    import torch
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the cluster client deserialised the model")
+
+    monkeypatch.setattr(torch.jit, "load", no_load)  # this process only: the workers are spawned afresh
+    write_volume(tmp_path / "a.nii.gz", shape=(6, 20, 24))
+    rc, _, err = run(capsys, "segment", tmp_path / "a.nii.gz", "--model", random_model_path, "-M", M, "-K", K,
+                     "-q", "-o", tmp_path / "out", "--workers", 1, "--device", "cpu")
+    assert rc == 0, err
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert manifest["model"]["format_version"] == 1 and manifest["model"]["trained"] is False
+    assert manifest["settings"]["adapt"] == 1.0
+    assert manifest["runs"][-1]["device"] == "cpu" and manifest["runs"][-1]["torch_version"] == torch.__version__
+    # A file whose metadata reads well but whose network does not load: the worker says so, in one line.
+    broken = tmp_path / "broken.pt"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("broken/extra/metadata.json", json.dumps({"format_version": 1}))
+    rc, _, err = run(capsys, "segment", tmp_path / "a.nii.gz", "--model", broken, "-q", "-o", tmp_path / "out2",
+                     "--workers", 1)
+    assert rc == 2 and err.count("\n") == 1 and "broken.pt: not a readable TorchScript model" in err, err
+    assert not (tmp_path / "out2" / "run.json").exists()

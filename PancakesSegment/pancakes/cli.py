@@ -198,10 +198,12 @@ def _run_on_cluster(args, model_path: Path, scan: Callable[[], Tuple[List, List]
     adapt = DEFAULT_ADAPT if args.adapt is None else float(args.adapt)
     spec = ModelSpec(os.path.abspath(model_path), file_sha256(model_path), args.device, adapt)
     try:
-        with connect(args.scheduler, args.workers) as client:
+        connection = connect(args.scheduler, args.workers)
+        with connection as client:
             loading = start_model_load(client, spec)  # a worker loads the model while the client scans
             subjects, problems = scan()
-            return run_cluster_batch(client, subjects, opts, spec, problems, loading=loading)
+            return run_cluster_batch(client, subjects, opts, spec, problems, loading=loading,
+                                     release=connection.release)
     except (PancakesInputError, ModelFileError) as exc:
         _error(str(exc).splitlines()[0])
         return None

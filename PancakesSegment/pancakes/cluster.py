@@ -8,6 +8,8 @@ Usage::
     with connect("tcp://10.0.0.5:8786") as client: ...       # an existing scheduler
     with connect("/shared/scheduler.json") as client: ...    # its scheduler file (dask-jobqueue, SLURM)
     with connect(None, workers=2) as client: ...              # a local cluster of 2 worker processes
+    connection = connect(None, workers=1)
+    with connection as client: ...; connection.release()      # closing starts now, the exit waits for it
     probe = write_probe(out_dir); refuse_blind_workers(client, out_dir, probe.name)
 """
 from __future__ import annotations
@@ -16,9 +18,10 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Optional, Tuple
 
 from .errors import PancakesInputError
 
@@ -55,10 +58,56 @@ def local_worker_env(workers: int, cpus: Optional[int] = None) -> Dict[str, str]
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
 
 
-@contextlib.contextmanager
-def connect(scheduler: Optional[str], workers: Optional[int] = None) -> Iterator:
+# For the local cluster of --workers N: its workers' statistical profiler samples the task thread's stack every
+# 10 ms for the dashboard, which a local cluster here does not serve; off, it costs the subjects nothing.
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False,
+                # Dask's nanny also sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which turns off glibc's
+                # adaptive mmap threshold: every large temporary array is then mmapped and page-faulted afresh.
+                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+class Connection:
+    """``with connect(...) as client``: the client, closed (with the local cluster, if one was started) on the
+    way out. ``release()`` starts that closing early, in a background thread, once nothing more will be
+    submitted: stopping local workers takes a fraction of a second that then overlaps the client's own
+    writing of the study-level files; the way out waits for it."""
+
+    def __init__(self, scheduler: Optional[str], workers: Optional[int]) -> None:
+        self.scheduler, self.workers = scheduler, workers
+        self.client = self.cluster = None
+        self._closing: Optional[threading.Thread] = None
+
+    def __enter__(self):
+        self.client, self.cluster = _open(self.scheduler, self.workers)
+        return self.client
+
+    def release(self) -> None:
+        if self._closing is None and self.client is not None:
+            self._closing = threading.Thread(target=self._close, name="pancakes-cluster-close", daemon=True)
+            self._closing.start()
+
+    def __exit__(self, *exc_info) -> None:
+        if self._closing is None:
+            self._close()
+        else:
+            self._closing.join()
+
+    def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=5)
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close(timeout=10)
+
+
+def connect(scheduler: Optional[str], workers: Optional[int] = None) -> Connection:
     """A ``distributed.Client`` on the scheduler (address or scheduler file), or on a local cluster of
     ``workers`` processes started here (and stopped on the way out)."""
+    return Connection(scheduler, workers)
+
+
+def _open(scheduler: Optional[str], workers: Optional[int]) -> Tuple:
+    """-> (client, the local cluster or None); PancakesInputError (one line) when there is no scheduler."""
     distributed = import_distributed()
     # Dask logs a lost connection as a traceback on stderr; the study says it in one line instead.
     for name in ("distributed", "distributed.client", "distributed.core", "distributed.comm"):
@@ -70,9 +119,7 @@ def connect(scheduler: Optional[str], workers: Optional[int] = None) -> Iterator
                 raise PancakesInputError(f"--workers {workers}: must be at least 1")
             import dask
 
-            # Dask's nanny also sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which turns off glibc's
-            # adaptive mmap threshold: every large temporary array is then mmapped and page-faulted afresh.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            with dask.config.set(LOCAL_CONFIG):  # the nannies hand this config to their worker processes
                 cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                    dashboard_address=None, env=local_worker_env(workers),
                                                    silence_logs=logging.CRITICAL)
@@ -89,14 +136,7 @@ def connect(scheduler: Optional[str], workers: Optional[int] = None) -> Iterator
             cluster.close()
         raise PancakesInputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    try:
-        yield client
-    finally:
-        with contextlib.suppress(Exception):
-            client.close(timeout=5)
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close(timeout=10)
+    return client, cluster
 
 
 def write_probe(out_dir: Path) -> Path:

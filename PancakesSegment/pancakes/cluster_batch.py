@@ -29,6 +29,7 @@ Usage::
         loading = start_model_load(client, spec)   # spec = ModelSpec(path, sha, device, adapt)
         subjects, problems = find_subjects(...)      # meanwhile a worker loads the model
         result = run_cluster_batch(client, subjects, opts, spec, problems, loading=loading)
+    # (the CLI also passes release=connection.release: the cluster stops while the study files are written)
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Sequence, Set, Tuple
 
 from tqdm import tqdm
 
@@ -97,10 +98,12 @@ def loaded_model(client, loading, spec: ModelSpec, report: Report = _stderr) -> 
 
 def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, spec: ModelSpec,
                       problems: Sequence[Tuple[str, str]] = (), report: Report = _stderr,
-                      loading=None) -> BatchResult:
+                      loading=None, release: Callable[[], None] = lambda: None) -> BatchResult:
     """Segment every subject on the cluster behind ``client``; a failing one is reported in one line
     and the rest carry on. ``loading``: the future of ``start_model_load`` (started here when None);
-    its answer gives the adaptation in effect and names the run in OUT/run.json and report.html."""
+    its answer gives the adaptation in effect and names the run in OUT/run.json and report.html.
+    ``release`` is called once every task has answered, before the study-level files are written (the
+    CLI's ``Connection.release``: the local cluster stops meanwhile)."""
     from distributed import as_completed
 
     if opts.fmt not in FORMATS:
@@ -172,6 +175,7 @@ def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, s
     finally:
         bar.close()
         probe.unlink(missing_ok=True)
+    release()
     done = [markers[i] for i in sorted(markers)]
     done, failures = write_summaries(opts, done, result.failures, spec.sha256,
                                      [s.source for s in subjects] + [source for source, _ in problems])

@@ -116,3 +116,19 @@ def test_the_client_leaves_loading_the_model_to_its_workers(tmp_path, random_mod
                      "--workers", 1)
     assert rc == 2 and err.count("\n") == 1 and "broken.pt: not a readable TorchScript model" in err, err
     assert not (tmp_path / "out2" / "run.json").exists()
+
+
+def test_release_stops_the_local_cluster_early_and_the_exit_waits_for_it():
+    """What lets the local workers stop while the client writes the study-level files."""
+    pytest.importorskip("distributed")
+    from pancakes.cluster import connect
+
+    connection = connect(None, workers=1)
+    with connection as client:
+        assert client.submit(sum, [1, 2], pure=False).result() == 3
+        connection.release()
+        connection.release()  # once only
+        closing = connection._closing
+        assert closing is not None and closing.name == "pancakes-cluster-close"
+    assert not closing.is_alive()
+    assert client.status == "closed" and connection.cluster.status.name == "closed"

@@ -112,7 +112,8 @@ def model_info(spec: ModelSpec) -> Dict:
     import torch
 
     model = worker_model(spec)
-    return {"adapt": float(model.adapt), "device": str(model.device), "torch_version": torch.__version__}
+    # str(): torch.__version__ is a TorchVersion, which would make the client import torch to unpickle it.
+    return {"adapt": float(model.adapt), "device": str(model.device), "torch_version": str(torch.__version__)}
 
 
 def segment_task(subject: Subject, opts: BatchOptions, spec: ModelSpec, probe_name: str) -> Dict:

@@ -29,7 +29,7 @@ Usage::
         loading = start_model_load(client, spec)   # spec = ModelSpec(path, sha, device, adapt)
         subjects, problems = find_subjects(...)      # meanwhile a worker loads the model
         result = run_cluster_batch(client, subjects, opts, spec, problems, loading=loading)
-    # (the CLI also passes release=connection.release: the cluster stops while the study files are written)
+    # (the CLI also passes release=connection.release: the cluster stops before the study files are written)
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, s
     and the rest carry on. ``loading``: the future of ``start_model_load`` (started here when None);
     its answer gives the adaptation in effect and names the run in OUT/run.json and report.html.
     ``release`` is called once every task has answered, before the study-level files are written (the
-    CLI's ``Connection.release``: the local cluster stops meanwhile)."""
+    CLI's ``Connection.release``: a local cluster is stopped first, it would slow the writing)."""
     from distributed import as_completed
 
     if opts.fmt not in FORMATS:

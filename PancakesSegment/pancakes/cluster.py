@@ -48,11 +48,19 @@ def is_address(text: str) -> bool:
     return "://" in text
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on: its affinity mask (taskset, a SLURM job's cgroup, a container's
+    cpuset), which os.cpu_count() ignores; the machine's count where there is no mask (macOS, Windows)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def local_worker_env(workers: int, cpus: Optional[int] = None) -> Dict[str, str]:
     """Environment of the local workers. Dask's nanny pins OMP/MKL to 1 thread per worker; with fewer
-    workers than cores that would leave cores idle, so each worker gets its share of the cores
-    (torch reads OMP_NUM_THREADS when it starts)."""
-    cpus = cpus or os.cpu_count() or 1
+    workers than cores that would leave cores idle, so each worker gets its share of the cores it may use
+    (torch reads OMP_NUM_THREADS when it starts; more threads than cores only makes them wait on each other)."""
+    cpus = cpus or usable_cpus()
     threads = str(max(1, cpus // max(1, workers)))
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
 

@@ -133,3 +133,12 @@ def test_release_stops_the_local_cluster_before_the_exit():
         assert client.status == "closed" and connection.cluster.status.name == "closed"
         connection.release()  # a second release, and the exit, find nothing left to close
     assert connection.closed
+
+
+def test_local_workers_count_the_cores_they_may_use(monkeypatch):
+    """A study started under taskset or in a SLURM job may use fewer cores than the machine has."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert local_worker_env(1)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert local_worker_env(2)["OMP_NUM_THREADS"] == "2"

@@ -68,8 +68,8 @@ def local_worker_env(workers: int, cpus: Optional[int] = None) -> Dict[str, str]
 # For the local cluster of --workers N, which serves no dashboard: its workers' statistical profiler (the task
 # thread's stack every 10 ms) goes, and the event loop's tick (20 ms), the memory monitor (100 ms) and the system
 # monitor (500 ms) wake less often. Each wakes the worker's event loop thread, which then takes the GIL from the
-# task: with the defaults a subject took 4-8 % longer in a worker than in-process (4 CT-sized volumes on one
-# core), with these as long. Memory limits are still enforced, within a second instead of 0.1 s.
+# task: with the defaults the subjects of 4 CT-sized volumes on one core took 5-8 % longer in a worker than
+# in-process, with these 0-4 %. Memory limits are still enforced, within a second instead of 0.1 s.
 LOCAL_CONFIG = {"distributed.worker.profile.enabled": False,
                 "distributed.admin.tick.interval": "1000ms",
                 "distributed.worker.memory.monitor-interval": "1s",

@@ -20,3 +20,8 @@ def find_bundled(file_name: str, env_var: str, what: str) -> Path:
         if c.is_file():
             return c
     raise ModelFileError(f"no bundled {what} found (looked in " + ", ".join(str(c) for c in candidates) + "); pass path=")
+
+
+def bundled_model_path() -> Path:
+    """Where the shipped model lives: $PANCAKES_MODEL, the source tree, or the Slicer module."""
+    return find_bundled("pancakes.pt", "PANCAKES_MODEL", "model")

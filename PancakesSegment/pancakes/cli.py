@@ -24,7 +24,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .contract import (AXES, DEFAULT_ADAPT, DEFAULT_AXIS, DEFAULT_DEVICE, DEFAULT_LABELS, DEFAULT_PROTOCOLS, DEVICES,
@@ -86,13 +86,14 @@ def _error(message: str) -> None:
     print(f"pancakes: {message}", file=sys.stderr)
 
 
-def _load_model(path: Optional[Path], device: str, adapt: Optional[float] = None):
-    """-> (model, path) or raise ModelFileError / PancakesInputError (one line each)."""
-    from .engine import Pancakes, bundled_model_path
+def _model_path(path: Optional[Path], adapt: Optional[float] = None) -> Path:
+    """The model file to use, its metadata checked without torch (model_metadata.py); raises
+    ModelFileError / PancakesInputError (one line each) for it or for --adapt."""
+    from .bundled import bundled_model_path
+    from .model_metadata import read_metadata
 
-    adapt = DEFAULT_ADAPT if adapt is None else adapt
     try:
-        check_adapt(adapt)
+        check_adapt(DEFAULT_ADAPT if adapt is None else adapt)
     except PancakesInputError:
         raise PancakesInputError(f"--adapt {adapt}: must be a finite number >= 0") from None
     if path is None:
@@ -100,7 +101,16 @@ def _load_model(path: Optional[Path], device: str, adapt: Optional[float] = None
             path = bundled_model_path()
         except ModelFileError as exc:  # the engine's text speaks to Python callers
             raise ModelFileError(str(exc).replace("; pass path=", "; pass --model PATH")) from None
-    return Pancakes.load(path, device=device, adapt=adapt), path
+    read_metadata(path)
+    return Path(path)
+
+
+def _load_model(path: Optional[Path], device: str, adapt: Optional[float] = None):
+    """-> (model, path) or raise ModelFileError / PancakesInputError (one line each)."""
+    from .engine import Pancakes
+
+    path = _model_path(path, adapt)
+    return Pancakes.load(path, device=device, adapt=DEFAULT_ADAPT if adapt is None else adapt), path
 
 
 def _writable_output(out: Path) -> None:
@@ -137,26 +147,33 @@ def cmd_segment(args: argparse.Namespace) -> int:
             from .cluster import import_distributed
 
             import_distributed()  # the install hint before anything slow
-        # On a cluster the client loads the model on CPU only to check it; the workers use --device.
-        model, model_path = _load_model(args.model, "cpu" if on_cluster else args.device, args.adapt)
+        if on_cluster:  # the workers load the network; the client only checks the file (no torch)
+            model, model_path = None, _model_path(args.model, args.adapt)
+        else:
+            model, model_path = _load_model(args.model, args.device, args.adapt)
         _writable_output(args.output)
     except (PancakesInputError, ModelFileError) as exc:
         _error(str(exc).splitlines()[0])
         return EXIT_USAGE
-    reserved = reserved_names(M, K) + occupied_names(str(args.output))
-    subjects, problems = find_subjects(inputs, exclude=[str(args.output)], reserved=reserved)
-    subjects, renamed = keep_other_results(subjects, str(args.output), reserved)
-    for source, note in renamed:
-        print(f"pancakes: {source}: {note}", file=sys.stderr)
+
+    def scan():
+        reserved = reserved_names(M, K) + occupied_names(str(args.output))
+        subjects, problems = find_subjects(inputs, exclude=[str(args.output)], reserved=reserved)
+        subjects, renamed = keep_other_results(subjects, str(args.output), reserved)
+        for source, note in renamed:
+            print(f"pancakes: {source}: {note}", file=sys.stderr)
+        return subjects, problems
+
     opts = BatchOptions(args.output, M, K, args.axis, args.fmt, args.resume, args.batch_size, not args.quiet,
                         retry_crashed=args.retry_crashed, model_path=str(Path(model_path).resolve()),
                         argv=getattr(args, "argv", None))
     try:
         if on_cluster:
-            result = _run_on_cluster(args, model, model_path, subjects, opts, problems)
+            result = _run_on_cluster(args, model_path, scan, opts)
             if result is None:
                 return EXIT_USAGE
         else:
+            subjects, problems = scan()
             result = run_batch(model, subjects, opts, file_sha256(model_path), problems)
     except PancakesInputError as exc:  # refused up front (--resume into another run's OUT): nothing was done
         _error(str(exc).splitlines()[0])
@@ -170,19 +187,24 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if result.failures else EXIT_OK
 
 
-def _run_on_cluster(args, model, model_path, subjects, opts, problems):
+def _run_on_cluster(args, model_path: Path, scan: Callable[[], Tuple[List, List]], opts):
     """The study on a Dask cluster (cluster_batch); None after a one-line refusal (no scheduler, a
-    worker that does not see OUT)."""
+    worker that does not see OUT or cannot load the model)."""
     from .batch import file_sha256
     from .cluster import connect
-    from .cluster_batch import run_cluster_batch
+    from .cluster_batch import run_cluster_batch, start_model_load
     from .cluster_worker import ModelSpec
 
-    spec = ModelSpec(os.path.abspath(model_path), file_sha256(model_path), args.device, float(model.adapt))
+    adapt = DEFAULT_ADAPT if args.adapt is None else float(args.adapt)
+    spec = ModelSpec(os.path.abspath(model_path), file_sha256(model_path), args.device, adapt)
     try:
-        with connect(args.scheduler, args.workers) as client:
-            return run_cluster_batch(client, subjects, opts, spec, problems, model=model)
-    except PancakesInputError as exc:
+        connection = connect(args.scheduler, args.workers)
+        with connection as client:
+            loading = start_model_load(client, spec)  # a worker loads the model while the client scans
+            subjects, problems = scan()
+            return run_cluster_batch(client, subjects, opts, spec, problems, loading=loading,
+                                     release=connection.release)
+    except (PancakesInputError, ModelFileError) as exc:
         _error(str(exc).splitlines()[0])
         return None
 

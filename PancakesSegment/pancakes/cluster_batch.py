@@ -6,6 +6,11 @@ died in is listed unless ``--retry-crashed``), submits one task per remaining su
 progress bar over the tasks, and writes the study-level files (volumes.csv, gallery, failures.csv)
 itself at the end, from every finished subject in OUT, exactly as the in-process run does.
 
+The client does not load the network (importing torch and deserialising the model would cost it seconds
+that the in-process run spends once): it reads the model file's metadata from the archive
+(model_metadata.py), and its first task (``start_model_load``) has a worker load the model, which that
+worker keeps for its subjects, and answer the adaptation in effect, its device and torch version.
+
 Faults:
 - a worker that dies mid-task: Dask reruns the task on another worker; the rerun clears the dead
   attempt's temporary files, so nothing is lost, doubled or left partial;
@@ -21,27 +26,33 @@ Faults:
 Usage::
 
     with connect(args.scheduler, args.workers) as client:
-        result = run_cluster_batch(client, subjects, opts, ModelSpec(path, sha, device, adapt), problems)
+        loading = start_model_load(client, spec)   # spec = ModelSpec(path, sha, device, adapt)
+        subjects, problems = find_subjects(...)      # meanwhile a worker loads the model
+        result = run_cluster_batch(client, subjects, opts, spec, problems, loading=loading)
+    # (the CLI also passes release=connection.release: the cluster stops before the study files are written)
 """
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Set, Tuple
 
 from tqdm import tqdm
 
 from .batch import (BatchOptions, BatchResult, Report, _stderr, one_line, read_marker, write_run_record,
                     write_summaries)
 from .cluster import SchedulerLost, refuse_blind_workers, write_probe
-from .cluster_worker import ModelSpec, segment_task
+from .cluster_worker import ModelInfo, ModelSpec, model_info, segment_task
 from .errors import PancakesInputError
 from .in_progress import CRASHED, crashed_before, read_record
 from .inputs import Subject
 from .manifest import check_resume, run_settings
+from .model_metadata import read_metadata
 from .segio import FORMATS, PARTIAL
+
 INNOCENT_RETRIES = 3  # resubmissions of a task that Dask gave up on while it only waited on dying workers
 
 
@@ -60,18 +71,46 @@ def _scheduler_gone(client) -> bool:
     return getattr(client, "status", "running") not in ("running", "connecting")
 
 
+def start_model_load(client, spec: ModelSpec):
+    """Have a worker load the model now (the future of ``model_info``), so that it loads while the client
+    still scans the inputs; the worker keeps it for its subjects."""
+    return client.submit(model_info, spec, pure=False, key=f"pancakes-model-{uuid.uuid4().hex[:8]}")
+
+
+def loaded_model(client, loading, spec: ModelSpec, report: Report = _stderr) -> ModelInfo:
+    """What the worker answered of ``start_model_load``; PancakesInputError (one line) when it could not
+    load the model, SchedulerLost when the scheduler went away meanwhile."""
+    metadata = read_metadata(spec.path)
+    try:
+        answer = loading.result()
+    except BaseException as exc:
+        if _scheduler_gone(client):
+            raise SchedulerLost(str(exc)) from exc
+        if not isinstance(exc, Exception):  # Ctrl-C: the load need not go on
+            loading.cancel()
+            raise
+        raise PancakesInputError(f"{spec.path}: {one_line(exc, spec.path)}") from None
+    if answer["adapt"] < spec.adapt:  # said by the worker's load, on the worker's stderr
+        report(f"pancakes: {spec.path}: this model file has no decode_logits_adapted (exported by an older "
+               "version): decoding without prototype adaptation; re-export it to enable it")
+    return ModelInfo(metadata, **answer)
+
+
 def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, spec: ModelSpec,
                       problems: Sequence[Tuple[str, str]] = (), report: Report = _stderr,
-                      model=None) -> BatchResult:
+                      loading=None, release: Callable[[], None] = lambda: None) -> BatchResult:
     """Segment every subject on the cluster behind ``client``; a failing one is reported in one line
-    and the rest carry on. The model's adaptation is ``spec.adapt`` (what the client's model has).
-    ``model``, the client's copy, names the run in OUT/run.json and report.html, as in-process."""
+    and the rest carry on. ``loading``: the future of ``start_model_load`` (started here when None);
+    its answer gives the adaptation in effect and names the run in OUT/run.json and report.html.
+    ``release`` is called once every task has answered, before the study-level files are written (the
+    CLI's ``Connection.release``: a local cluster is stopped first, it would slow the writing)."""
     from distributed import as_completed
 
     if opts.fmt not in FORMATS:
         raise PancakesInputError(f"format {opts.fmt!r}: use one of {', '.join(FORMATS)}")
+    info = loaded_model(client, loading if loading is not None else start_model_load(client, spec), spec, report)
     out_dir = Path(os.path.abspath(opts.out_dir))
-    opts = replace(opts, adapt=float(spec.adapt), out_dir=out_dir)
+    opts = replace(opts, adapt=info.adapt, out_dir=out_dir)
     if opts.resume:  # before any work, as in-process: a refused run leaves OUT as it was
         check_resume(out_dir, run_settings(opts.protocols, opts.labels, opts.fmt, opts.axis, opts.adapt, spec.sha256))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -93,6 +132,7 @@ def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, s
             todo.append((i, subject))
     probe = write_probe(out_dir)
     futures = {}
+    devices: Set[str] = set()  # where the subjects ran, for run.json
     bar = tqdm(total=len(subjects), initial=len(subjects) - len(todo), unit="subject", desc="pancakes",
                disable=None if opts.progress else True)
     try:
@@ -118,6 +158,7 @@ def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, s
             if answer.get("status") == "done":
                 result.completed.append(subject.name)
                 markers[i] = (subject.name, answer["marker"])
+                devices.add(answer.get("device") or info.device)
             else:
                 _clear_partials(out_dir / subject.name)
                 result.failures.append((subject.source, answer["reason"]))
@@ -134,11 +175,13 @@ def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, s
     finally:
         bar.close()
         probe.unlink(missing_ok=True)
+    release()
     done = [markers[i] for i in sorted(markers)]
     done, failures = write_summaries(opts, done, result.failures, spec.sha256,
                                      [s.source for s in subjects] + [source for source, _ in problems])
-    if model is not None:
-        write_run_record(model, opts, spec.sha256, started, done, failures)
+    if devices:
+        info = replace(info, device=", ".join(sorted(devices)))
+    write_run_record(info, opts, spec.sha256, started, done, failures)
     return result
 
 

@@ -1,8 +1,10 @@
 """The worker side of a cluster study: one task segments one subject with the batch code.
 
 A task is ``segment_task(subject, opts, spec, probe_name)``. It runs in a Dask worker process, which
-loads the model once (the first task) and keeps it for every later task of the same model, device and
-adaptation; the subject goes through ``batch.process_subject``, the very code of the in-process run,
+loads the model once and keeps it for every later task of the same model, device and adaptation. The
+client never loads the network itself: its first task, ``model_info(spec)``, has a worker load the model
+(while the client scans the inputs) and answer what the client needs from it, the adaptation in effect
+(an older model file decodes without it), the device and the torch version. The subject goes through ``batch.process_subject``, the very code of the in-process run,
 so the files, the marker and the in-progress record are the same, written atomically. A worker killed
 mid-task leaves only the in-progress record and hidden temporary files, which the rerun of the task
 on another worker clears.
@@ -15,6 +17,7 @@ named 0, 1, ...), so that the workers of one machine spread over its GPUs.
 Usage (what cluster_batch submits)::
 
     spec = ModelSpec(path="/shared/pancakes.pt", sha256=..., device="auto", adapt=1.0)
+    info = ModelInfo(metadata, **client.submit(model_info, spec, pure=False).result())
     client.submit(segment_task, subject, opts, spec, probe.name, pure=False)
 """
 from __future__ import annotations
@@ -32,12 +35,24 @@ from .inputs import Subject
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a worker needs to load the client's model: a path every worker sees and its hash."""
+    """What a worker needs to load the client's model: a path every worker sees, its hash, and the
+    adaptation asked for (``--adapt``)."""
 
     path: str
     sha256: str
     device: str = "auto"
     adapt: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The client's view of the model a worker loaded; it names the run in run.json (batch.write_run_record
+    reads ``metadata`` and ``device``, manifest.run_record ``torch_version``) as a loaded model does."""
+
+    metadata: Dict
+    adapt: float  # in effect: 0 for a model file exported before the adaptation existed
+    device: str
+    torch_version: Optional[str] = None
 
 
 _MODELS: Dict[Tuple, object] = {}  # this worker process's loaded models (normally one)
@@ -92,6 +107,15 @@ def worker_model(spec: ModelSpec):
     return model
 
 
+def model_info(spec: ModelSpec) -> Dict:
+    """Run as a task: load the model on this worker (kept for its later tasks) -> what the client needs of it."""
+    import torch
+
+    model = worker_model(spec)
+    # str(): torch.__version__ is a TorchVersion, which would make the client import torch to unpickle it.
+    return {"adapt": float(model.adapt), "device": str(model.device), "torch_version": str(torch.__version__)}
+
+
 def segment_task(subject: Subject, opts: BatchOptions, spec: ModelSpec, probe_name: str) -> Dict:
     """Segment one subject on this worker -> {"status": "done", "marker": ...} or
     {"status": "failed", "reason": ...}. Only a dying process escapes it (Dask reruns the task)."""
@@ -103,7 +127,7 @@ def segment_task(subject: Subject, opts: BatchOptions, spec: ModelSpec, probe_na
         marker = process_subject(model, subject, opts, spec.sha256)
     except Exception as exc:  # one bad input must not stop the study
         return {"status": "failed", "reason": one_line(exc, subject.source)}
-    return {"status": "done", "marker": marker}
+    return {"status": "done", "marker": marker, "device": str(model.device)}
 
 
 def model_loads() -> int:

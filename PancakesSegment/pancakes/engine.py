@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .bundled import find_bundled
+from .bundled import bundled_model_path  # noqa: F401 (re-exported; torch-free callers import it from bundled)
 from .contract import (DEFAULT_ADAPT, DEFAULT_AXIS, Cancel, Cancelled, Progress, check_adapt,  # noqa: F401 (re-exported)
                        check_mk, check_which)
 from .devices import batch_size_for, default_batch_size, resolve_device
@@ -30,11 +30,6 @@ from .model_file import load_torchscript
 from .predictor import Predictor
 from .preprocessing import (Fit, check_spacings, from_model_output, labels_from_logits, plan_fit, prepare_images,
                             to_model_input)
-
-
-def bundled_model_path() -> Path:
-    """Where the shipped model lives: $PANCAKES_MODEL, the source tree, or the Slicer module."""
-    return find_bundled("pancakes.pt", "PANCAKES_MODEL", "model")
 
 
 @dataclass

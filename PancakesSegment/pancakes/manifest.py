@@ -66,12 +66,14 @@ def check_resume(out_dir: Path, settings: Dict) -> None:
 
 def run_record(model, started: str, argv: Optional[Sequence[str]] = None) -> Dict:
     """One run's device, torch version, command line and start time."""
-    torch = sys.modules.get("torch")  # loaded with the model; not imported here for torch-free callers
+    # A cluster client names its workers' torch (cluster_worker.ModelInfo); in-process, torch came with the
+    # model, and it is not imported here for torch-free callers.
+    torch_version = getattr(model, "torch_version", None) or getattr(sys.modules.get("torch"), "__version__", None)
     argv = list(sys.argv if argv is None else argv)
     return {"started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "command": " ".join(shlex.quote(a) for a in argv), "argv": argv,
             "device": str(getattr(model, "device", "unknown")),
-            "torch_version": getattr(torch, "__version__", None), "python": sys.version.split()[0],
+            "torch_version": torch_version, "python": sys.version.split()[0],
             "pancakes_version": __version__}
 
 

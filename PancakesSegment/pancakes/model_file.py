@@ -15,9 +15,7 @@ from typing import Any, Dict, Tuple, Union
 import torch
 
 from .errors import ModelFileError
-
-FORMAT_VERSION = 1
-METADATA_FILE = "metadata.json"
+from .model_metadata import FORMAT_VERSION, METADATA_FILE, check_metadata  # noqa: F401 (re-exported)
 
 
 def default_metadata(net: torch.nn.Module, **extra: Any) -> Dict[str, Any]:
@@ -68,10 +66,4 @@ def load_torchscript(path: Union[str, Path], device: Union[str, torch.device] = 
     except Exception as exc:  # torch raises RuntimeError subclasses with multi-line text
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{path}: not a readable TorchScript model ({first})") from None
-    try:
-        meta = json.loads(extra[METADATA_FILE] or "{}")
-    except json.JSONDecodeError:
-        raise ModelFileError(f"{path}: metadata.json inside the model is not valid JSON") from None
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: model format version {meta.get('format_version')!r} is not {FORMAT_VERSION}")
-    return module.eval(), meta
+    return module.eval(), check_metadata(path, extra[METADATA_FILE])

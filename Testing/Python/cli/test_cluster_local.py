@@ -3,7 +3,10 @@ workers' choice of device."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -87,3 +90,55 @@ def test_local_workers_share_the_cores():
     assert local_worker_env(1, cpus=2)["OMP_NUM_THREADS"] == "2"
     assert local_worker_env(2, cpus=2)["OMP_NUM_THREADS"] == "1"
     assert local_worker_env(8, cpus=2)["OMP_NUM_THREADS"] == "1"
+
+
+def test_the_client_leaves_loading_the_model_to_its_workers(tmp_path, random_model_path, capsys):
+    """The cluster client neither deserialises the network nor imports torch (seconds it would spend for
+    nothing): it reads the model file's metadata, and the workers, other processes, load the model."""
+    pytest.importorskip("distributed")
+    import torch
+
+    write_volume(tmp_path / "a.nii.gz", shape=(6, 20, 24))
+    args = ["segment", str(tmp_path / "a.nii.gz"), "--model", str(random_model_path), "-M", str(M), "-K", str(K),
+            "-q", "-o", str(tmp_path / "out"), "--workers", "1", "--device", "cpu"]
+    client = ("import sys; from pancakes.cli import main; rc = main(sys.argv[1:]); "
+              "print('client imported torch' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", client, *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "no torch"
+    manifest = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert manifest["model"]["format_version"] == 1 and manifest["model"]["trained"] is False
+    assert manifest["settings"]["adapt"] == 1.0
+    assert manifest["runs"][-1]["device"] == "cpu" and manifest["runs"][-1]["torch_version"] == torch.__version__
+    # A file whose metadata reads well but whose network does not load: the worker says so, in one line.
+    broken = tmp_path / "broken.pt"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("broken/extra/metadata.json", json.dumps({"format_version": 1}))
+    rc, _, err = run(capsys, "segment", tmp_path / "a.nii.gz", "--model", broken, "-q", "-o", tmp_path / "out2",
+                     "--workers", 1)
+    assert rc == 2 and err.count("\n") == 1 and "broken.pt: not a readable TorchScript model" in err, err
+    assert not (tmp_path / "out2" / "run.json").exists()
+
+
+def test_release_stops_the_local_cluster_before_the_exit():
+    """What lets the client write the study-level files without the local cluster running beside it."""
+    pytest.importorskip("distributed")
+    from pancakes.cluster import connect
+
+    connection = connect(None, workers=1)
+    with connection as client:
+        assert client.submit(sum, [1, 2], pure=False).result() == 3
+        connection.release()
+        assert client.status == "closed" and connection.cluster.status.name == "closed"
+        connection.release()  # a second release, and the exit, find nothing left to close
+    assert connection.closed
+
+
+def test_local_workers_count_the_cores_they_may_use(monkeypatch):
+    """A study started under taskset or in a SLURM job may use fewer cores than the machine has."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert local_worker_env(1)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert local_worker_env(2)["OMP_NUM_THREADS"] == "2"

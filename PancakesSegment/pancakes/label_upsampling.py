@@ -53,8 +53,8 @@ def upsampled_argmax(logits: torch.Tensor, shape: Tuple[int, int]) -> torch.Tens
     if (h, w) == (rows, cols):
         return low
     dev = logits.device
-    y0, y1, wy = bilinear_taps(h, rows, dev)
-    x0, x1, wx = bilinear_taps(w, cols, dev)
+    y0, _, wy = bilinear_taps(h, rows, dev)  # the corner rows clamp the second tap themselves
+    x0, _, wx = bilinear_taps(w, cols, dev)
     # A cell (i, j) is "uniform" when labels at (i, j), (i, j+1), (i+1, j), (i+1, j+1)
     # agree; replicate-padding the last row and column mirrors the clamped taps there.
     pad = torch.cat([low, low[..., -1:, :]], dim=-2)

@@ -21,16 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Protocol, Sequence, Tuple
 
-import numpy as np
 import SimpleITK as sitk
 import torch
 
 from . import volume
 from .contract import DEFAULT_AXIS, Cancel, Progress, check_axis, check_batch_size, check_mk, check_which
+from .label_stack import empty_label_images, paste_slices
 from .memory import release_free_memory
 
 # Batches between two malloc_trim calls: often enough that the heap does not grow with depth
-# (a batch is 4 slices at M=8, K=20), rarely enough that trimming costs nothing measurable.
+# (a batch is 2 slices at M=8, K=20), rarely enough that trimming costs nothing measurable.
 TRIM_EVERY_BATCHES = 8
 
 
@@ -129,17 +129,16 @@ class Predictor:
         M, K = check_mk(M, K)
         slices, slicing = volume.cut_volume(self.image, self.axis, self.model.input_size, self.name, self.plane_axis)
         fit = slicing.fit
-        # One array per protocol, so that restack frees them one by one.
-        out = [np.zeros((slices.shape[0],) + tuple(fit.shape), dtype=np.uint8) for _ in range(M)]
+        # Filled in place, batch by batch: no label volume is ever converted or copied (label_stack.py).
+        out = empty_label_images(M, slices.shape[0], fit.shape)
         step = min(self.batch_size, volume.decode_step(M, K, fit))
         for start, phi in volume.encoded_batches(self.model, slices, fit, step, progress, cancel, self.name):
             # Through float16 like cached features, so streamed and cached decodes give the same labels
             # (the decode-time adaptation would otherwise flip a few near-tied pixels).
             labels = volume.decode_batch(self.model, phi.to(torch.float16), M, K, [], fit)
-            for m in range(M):
-                out[m][start : start + step] = labels[m]
+            paste_slices(out, start, labels)
             if (start // step) % TRIM_EVERY_BATCHES == TRIM_EVERY_BATCHES - 1:
                 release_free_memory()  # freed temporaries fragment the heap: RSS would grow with depth
         del slices  # the normalised volume (4 bytes a voxel) is not needed while the images are made
         release_free_memory()
-        return volume.restack(out, slicing)
+        return volume.restack_images(out, slicing)

@@ -25,9 +25,11 @@ from .errors import PancakesInputError
 from .preprocessing import Fit, check_spacings, finite_float, labels_from_logits, normalise, plan_fit, to_grey, to_model_input
 from .slice_source import NormalisedSlices, streamable
 
-# Model-size logits held at once while decoding: 4 slices at M=8, K=20, small enough
-# to stay in cache (larger batches were slower per slice on CPU).
-DECODE_BUDGET_BYTES = 48 * 2**20
+# Model-size logits held at once while decoding: 2 slices at M=8, K=20. Smaller batches stay in
+# cache: 4 slices were 6-9 % slower per slice on CPU than 2 (and 1 slower again), and the decode's
+# temporaries (several logit-sized tensors in the adaptation) are the largest part of peak memory
+# above the input and the labels (benchmarks/README.md, issue 15).
+DECODE_BUDGET_BYTES = 24 * 2**20
 
 
 @dataclass
@@ -173,10 +175,31 @@ def restack(out: List[np.ndarray], slicing: Slicing) -> List[sitk.Image]:
 
     Each array is taken out of ``out`` as it is converted, so that (when nothing else holds them)
     an array's memory is freed before the next image is made: the labels exist about once, not twice."""
+    images = []
+    while out:
+        images.append(restack_images([sitk.GetImageFromArray(out.pop(0))], slicing)[0])
+    return images
+
+
+def slice_order_permutation(array_axis: int) -> List[int]:
+    """PermuteAxes order that takes a slice-order image ((k, j, i) array [D, rows, cols]) to one whose
+    array has the slices along ``array_axis``: the image version of np.moveaxis(a, 0, array_axis)."""
+    numpy_order = list(range(1, array_axis + 1)) + [0] + list(range(array_axis + 1, 3))
+    return [2 - numpy_order[2 - j] for j in range(3)]
+
+
+def restack_images(images: List[sitk.Image], slicing: Slicing) -> List[sitk.Image]:
+    """P label images in slice order (pancakes.label_stack) -> P label images in the input's geometry.
+
+    Images are taken out of ``images`` as they are placed. Slices along the first array axis of an
+    LPS volume (an axial CT) need no voxel moved: each image is returned as it is, with the input's
+    geometry. Other cases make one image-sized copy at a time."""
     results = []
     orientation = orientation_of(slicing.original)
-    while out:
-        img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(out.pop(0), 0, slicing.array_axis)))
+    while images:
+        img = images.pop(0)
+        if slicing.array_axis != 0:
+            img = sitk.PermuteAxes(img, slice_order_permutation(slicing.array_axis))
         if slicing.reorient:
             img.CopyInformation(slicing.reference)
             # Already in LPS order (most CTs): the same voxels, so no reoriented copy of each label volume.

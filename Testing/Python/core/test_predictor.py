@@ -67,10 +67,25 @@ def test_a_2d_image_is_a_one_slice_volume_cut_in_its_own_plane(random_model):
         assert np.array_equal(sitk.GetArrayViewFromImage(lab)[0], expected[m])
 
 
-def test_streamed_and_cached_give_the_same_labels(random_model):
+@pytest.mark.parametrize("axis", ["axial", "coronal", "sagittal"])
+@pytest.mark.parametrize("direction", [None, (-1, 0, 0, 0, 0, 1, 0, -1, 0)], ids=["LPS", "RSA"])
+def test_streamed_and_cached_give_the_same_labels(random_model, axis, direction):
+    """The streamed path pastes batches into label images (pancakes.label_stack); the cached path
+    converts arrays: both must land every voxel in the same place, in the input's geometry."""
     img = _volume(seed=4)
-    streamed = random_model.predictor(img, axis="sagittal").segment(3, 5)
-    cached = random_model.predictor(img, axis="sagittal").decode(3, 5)
+    if direction is not None:
+        img.SetDirection(direction)
+    streamed = random_model.predictor(img, axis=axis).segment(3, 5)
+    cached = random_model.predictor(img, axis=axis).decode(3, 5)
+    for s, c in zip(streamed, cached):
+        assert s.GetSize() == img.GetSize() and s.GetDirection() == img.GetDirection()
+        assert np.array_equal(sitk.GetArrayViewFromImage(s), sitk.GetArrayViewFromImage(c))
+
+
+def test_a_streamed_2d_image_matches_its_cached_decode(random_model):
+    loaded = as_scalar_volume(sitk.GetImageFromArray(np.random.default_rng(5).random((30, 44)).astype(np.float32)), "p")
+    streamed = random_model.predictor(loaded.volume, plane_axis=loaded.plane_axis).segment(2, 4)
+    cached = random_model.predictor(loaded.volume, plane_axis=loaded.plane_axis).decode(2, 4)
     for s, c in zip(streamed, cached):
         assert np.array_equal(sitk.GetArrayViewFromImage(s), sitk.GetArrayViewFromImage(c))
 

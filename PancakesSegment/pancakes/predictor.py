@@ -131,7 +131,7 @@ class Predictor:
         fit = slicing.fit
         # Filled in place, batch by batch: no label volume is ever converted or copied (label_stack.py).
         out = empty_label_images(M, slices.shape[0], fit.shape)
-        step = min(self.batch_size, volume.decode_step(M, K, fit))
+        step = min(self.batch_size, volume.decode_step(M, K, fit, self.model.device))
         for start, phi in volume.encoded_batches(self.model, slices, fit, step, progress, cancel, self.name):
             # Through float16 like cached features, so streamed and cached decodes give the same labels
             # (the decode-time adaptation would otherwise flip a few near-tied pixels).

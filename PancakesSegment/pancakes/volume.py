@@ -30,6 +30,8 @@ from .slice_source import NormalisedSlices, streamable
 # temporaries (several logit-sized tensors in the adaptation) are the largest part of peak memory
 # above the input and the labels (benchmarks/README.md, issue 15).
 DECODE_BUDGET_BYTES = 24 * 2**20
+# A GPU has no such cache to stay in, and wants large batches (devices.default_batch_size).
+DECODE_BUDGET_BYTES_GPU = 1 << 30
 
 
 @dataclass
@@ -149,9 +151,11 @@ def decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: 
     return labels.permute(1, 0, 2, 3).cpu().numpy()
 
 
-def decode_step(n_prot: int, K: int, fit: Fit) -> int:
-    """Slices per decode batch so that model-size logits stay under DECODE_BUDGET_BYTES."""
-    return max(1, min(32, DECODE_BUDGET_BYTES // max(1, n_prot * K * fit.size * fit.size * 4)))
+def decode_step(n_prot: int, K: int, fit: Fit, device: Optional[torch.device] = None) -> int:
+    """Slices per decode batch so that model-size logits stay under the device's budget
+    (DECODE_BUDGET_BYTES on CPU, DECODE_BUDGET_BYTES_GPU on a GPU)."""
+    budget = DECODE_BUDGET_BYTES_GPU if device is not None and torch.device(device).type == "cuda" else DECODE_BUDGET_BYTES
+    return max(1, min(32, budget // max(1, n_prot * K * fit.size * fit.size * 4)))
 
 
 def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence[int], fit: Fit,
@@ -160,7 +164,7 @@ def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence
     n_prot = len(sel) if sel else M
     depth = features.shape[0]
     out = np.zeros((n_prot, depth) + tuple(fit.shape), dtype=np.uint8)
-    step = decode_step(n_prot, K, fit)
+    step = decode_step(n_prot, K, fit, getattr(model, "device", None))
     for start in range(0, depth, step):
         if cancel is not None and cancel():
             raise Cancelled(f"decoding cancelled after {start} of {depth} slices")

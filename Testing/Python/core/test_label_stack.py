@@ -42,3 +42,15 @@ def test_axial_labels_of_an_lps_volume_are_returned_without_a_copy():
     result = restack_images(images, slicing)[0]
     assert result is pasted and not images  # taken out of the list as placed
     assert result.GetOrigin() == volume.GetOrigin() and result.GetSpacing() == volume.GetSpacing()
+
+
+def test_decode_batches_are_small_on_cpu_and_large_on_a_gpu():
+    """CPU: 2 slices of M=8, K=20 logits stay in cache; a GPU (no such cache) gets the batch cap."""
+    import torch
+
+    from pancakes.preprocessing import plan_fit
+    from pancakes.volume import decode_step
+
+    fit = plan_fit((512, 512), 128, (0.7, 0.7))
+    assert decode_step(8, 20, fit, torch.device("cpu")) == decode_step(8, 20, fit) == 2
+    assert decode_step(8, 20, fit, torch.device("cuda")) == 32

@@ -203,7 +203,7 @@ def _run_on_cluster(args, model_path: Path, scan: Callable[[], Tuple[List, List]
             loading = start_model_load(client, spec)  # a worker loads the model while the client scans
             subjects, problems = scan()
             return run_cluster_batch(client, subjects, opts, spec, problems, loading=loading,
-                                     release=connection.release)
+                                     release=connection.release_finished)
     except (PancakesInputError, ModelFileError) as exc:
         _error(str(exc).splitlines()[0])
         return None

@@ -142,3 +142,26 @@ def test_local_workers_count_the_cores_they_may_use(monkeypatch):
     assert local_worker_env(1)["OMP_NUM_THREADS"] == "1"
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert local_worker_env(2)["OMP_NUM_THREADS"] == "2"
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped, counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_finished_study_ends_its_local_workers_at_once():
+    """release_finished ends the idle local worker processes instead of asking them to shut down."""
+    pytest.importorskip("distributed")
+    from pancakes.cluster import connect
+
+    connection = connect(None, workers=1)
+    with connection as client:
+        pids = list(client.run(os.getpid).values())
+        assert pids and all(_alive(p) for p in pids)
+        connection.release_finished()
+        assert client.status == "closed" and connection.cluster.status.name == "closed"
+    assert not any(_alive(p) for p in pids)

@@ -120,7 +120,7 @@ class Predictor:
         self.encode(cancel=cancel)
         enc = self.features
         out = volume.decode_features(self.model, enc.features, M, K, sel, enc.slicing.fit, progress, cancel)
-        self.last = Decoded(key, volume.restack(list(out), enc.slicing))
+        self.last = Decoded(key, volume.restack_images(out, enc.slicing))
         return self.last.labels
 
     def segment(self, M: int, K: int, progress: Progress = None, cancel: Cancel = None) -> List[sitk.Image]:
@@ -139,6 +139,6 @@ class Predictor:
             paste_slices(out, start, labels)
             if (start // step) % TRIM_EVERY_BATCHES == TRIM_EVERY_BATCHES - 1:
                 release_free_memory()  # freed temporaries fragment the heap: RSS would grow with depth
-        del slices  # the normalised volume (4 bytes a voxel) is not needed while the images are made
+        del slices  # the normalised volume (4 bytes a voxel) is not needed while the images are placed
         release_free_memory()
         return volume.restack_images(out, slicing)

@@ -22,6 +22,7 @@ import torch
 
 from .contract import Cancel, Cancelled, Progress, check_axis
 from .errors import PancakesInputError
+from .label_stack import empty_label_images, paste_slices
 from .preprocessing import Fit, check_spacings, finite_float, labels_from_logits, normalise, plan_fit, to_grey, to_model_input
 from .slice_source import NormalisedSlices, streamable
 
@@ -159,30 +160,21 @@ def decode_step(n_prot: int, K: int, fit: Fit, device: Optional[torch.device] = 
 
 
 def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence[int], fit: Fit,
-                    progress: Progress = None, cancel: Cancel = None) -> np.ndarray:
-    """Cached features [D, C, S, S] -> labels uint8 [P, D, rows, cols] (values 1..K), in slice order."""
+                    progress: Progress = None, cancel: Cancel = None) -> List[sitk.Image]:
+    """Cached features [D, C, S, S] -> one uint8 label image per protocol (values 1..K), in slice order
+    (size (cols, rows, D); restack_images puts them in the input's geometry). Filled batch by batch
+    in place (pancakes.label_stack), like the streamed path: the labels exist once, not twice."""
     n_prot = len(sel) if sel else M
     depth = features.shape[0]
-    out = np.zeros((n_prot, depth) + tuple(fit.shape), dtype=np.uint8)
+    out = empty_label_images(n_prot, depth, fit.shape)
     step = decode_step(n_prot, K, fit, getattr(model, "device", None))
     for start in range(0, depth, step):
         if cancel is not None and cancel():
             raise Cancelled(f"decoding cancelled after {start} of {depth} slices")
-        out[:, start : start + step] = decode_batch(model, features[start : start + step], M, K, list(sel), fit)
+        paste_slices(out, start, decode_batch(model, features[start : start + step], M, K, list(sel), fit))
         if progress is not None:
             progress(min(start + step, depth), depth)
     return out
-
-
-def restack(out: List[np.ndarray], slicing: Slicing) -> List[sitk.Image]:
-    """labels: P arrays [D, rows, cols] in slice order -> P label images in the input's geometry.
-
-    Each array is taken out of ``out`` as it is converted, so that (when nothing else holds them)
-    an array's memory is freed before the next image is made: the labels exist about once, not twice."""
-    images = []
-    while out:
-        images.append(restack_images([sitk.GetImageFromArray(out.pop(0))], slicing)[0])
-    return images
 
 
 def slice_order_permutation(array_axis: int) -> List[int]:

@@ -177,6 +177,20 @@ def load_rows(paths: Sequence[str], draw: dict) -> List[dict]:
     return out
 
 
+def model_methods(rows: List[dict]) -> List[str]:
+    """The networks among the rows' methods, in order: every method that is not a baseline.
+
+    Why not the "pancakes" prefix: ``--name`` may call the model anything, and a model row
+    that is not recognised left the kind report without a reference model (IndexError).
+    """
+    from ..evaluation.baselines import BASELINES
+    from .task_kinds import OTSU_2
+
+    baselines = set(BASELINES) | {OTSU_2}
+    return [m for m in dict.fromkeys(r["method"] for r in rows)
+            if m not in baselines and not m.startswith("trivial")]
+
+
 def main(argv: Sequence[str] = None) -> int:
     from ..evaluation.baselines import BASELINES, trivial
     from ..errors import ModelFileError, PancakesInputError
@@ -266,7 +280,7 @@ def main(argv: Sequence[str] = None) -> int:
     rows = earlier + evaluate_methods(sets, methods, args.M, args.K, progress=not args.quiet)
     if args.rows_out:
         save_rows(args.rows_out, rows, draw)
-    models = [m for m in dict.fromkeys(r["method"] for r in rows) if m.startswith("pancakes")]
+    models = model_methods(rows)
     if args.by_kind:
         from .kind_report import format_kind_report
 

@@ -121,3 +121,21 @@ def test_eval_by_kind_without_baselines_says_so_instead_of_nan_margins(monkeypat
     out = capsys.readouterr().out
     assert "nan" not in out
     assert "no baselines in these rows" in out
+
+
+def test_eval_by_kind_takes_any_model_name(monkeypatch, random_model_path, capsys):
+    """--name need not start with "pancakes": the report found no model and raised IndexError."""
+    from pancakes.training import task_kinds
+
+    monkeypatch.setattr(task_kinds, "all_kind_sets", _fake_kind_sets)
+    assert evaluate.main(["--model", str(random_model_path), "--name", "v2b mixed", "--by-kind", "--sets", "8",
+                          "--S", "1", "5", "--M", "2", "--K", "3", "--intervals", "20", "--quiet", "--no-baselines",
+                          "--adapt", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "| **v2b mixed** |" in out and "| v2b mixed |" in out
+
+
+def test_model_methods_are_every_method_but_the_baselines():
+    rows = [{"method": m} for m in ["mine", "felzenszwalb", "otsu (two classes)", "trivial (one label)",
+                                    "pancakes (x.pt)", "mine"]]
+    assert evaluate.model_methods(rows) == ["mine", "pancakes (x.pt)"]

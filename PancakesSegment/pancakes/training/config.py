@@ -39,6 +39,9 @@ class TrainConfig:
     # Positions t_m <= coarse_zone of the protocols are kept for the relabelled (coarse) sets,
     # the rest for sets as drawn (granularity.zone_protocols); 0 lets every set win anywhere.
     coarse_zone: float = 0.0
+    # Share of sets given 1-3 small lesion-like blobs per image as one new label
+    # (small_lesions.py): coarse targets had cost small structures. 0 trains without them.
+    p_lesions: float = 0.0
     # Real datasets are drawn by weight, not uniformly: the paper samples datasets
     # uniformly, but here one source has 12 slices and would get a quarter of all sets.
     real_weights: dict = field(default_factory=lambda: {
@@ -90,6 +93,8 @@ class TrainConfig:
             raise ValueError(f"config: adapt={self.adapt} must be >= 0")
         if not (0 <= self.p_figure and 0 <= self.p_coarse and self.p_figure + self.p_coarse <= 1):
             raise ValueError("config: p_figure and p_coarse must be >= 0 with a sum of at most 1")
+        if not 0 <= self.p_lesions <= 1:
+            raise ValueError(f"config: p_lesions={self.p_lesions} must lie in [0, 1]")
         if not 0 <= self.coarse_zone < 1:
             raise ValueError(f"config: coarse_zone={self.coarse_zone} must lie in [0, 1)")
         if not 0 <= self.alpha <= 1 or not 0 <= self.p_synthetic <= 1:

@@ -24,6 +24,7 @@ from .checkpoint import load_checkpoint, net_from_model_file, save_checkpoint
 from .config import TrainConfig
 from .granularity import is_coarse, regranulate, zone_protocols
 from .loss import pancakes_loss
+from .small_lesions import insert_lesions
 
 
 def build_net(cfg: TrainConfig) -> PancakesNet:
@@ -115,6 +116,8 @@ class Trainer:
                 continue
             if cfg.p_figure or cfg.p_coarse:
                 task = regranulate(task, rng, cfg.p_figure, cfg.p_coarse)
+            if cfg.p_lesions and rng.random() < cfg.p_lesions:
+                task = insert_lesions(task, rng)
             tensors = set_to_tensors(task, rng, size, cfg.max_targets, self.augment, self.gen)
             if tensors is None:
                 continue

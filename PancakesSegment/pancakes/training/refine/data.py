@@ -47,7 +47,7 @@ class ExampleSource:
         gen = SyntheticGenerator(size=128, n_templates=n_templates, seed=0, cache_dir=default_cache_dir())
         real = None
         if not synthetic_only:
-            from ..training.real_data import DataUnavailableError, load_bank
+            from ..real_data import DataUnavailableError, load_bank
 
             try:
                 real = load_bank("train", build=False)

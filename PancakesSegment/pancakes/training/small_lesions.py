@@ -65,8 +65,9 @@ def insert_lesions(task: TaskSet, rng: np.random.Generator, max_lesions: int = M
         inside = np.argwhere(allowed)
         if len(inside) < 10:  # nothing to go by: anywhere away from the border
             allowed = np.ones((h, w), bool)
-            inside = np.argwhere(np.ones((h, w), bool)[int(0.1 * h): h - int(0.1 * h), int(0.1 * w): w - int(0.1 * w)])
-            inside += [int(0.1 * h), int(0.1 * w)]
+            centres = np.zeros((h, w), bool)
+            centres[int(0.1 * h): h - int(0.1 * h), int(0.1 * w): w - int(0.1 * w)] = True
+            inside = np.argwhere(centres)
         for _ in range(int(rng.integers(1, max_lesions + 1))):
             centre = inside[int(rng.integers(len(inside)))].astype(np.float32)
             radii = np.maximum(rng.uniform(*RADIUS_RANGE, size=2) * side, 1.5).astype(np.float32)

@@ -16,7 +16,7 @@ named 0, 1, ...), so that the workers of one machine spread over its GPUs.
 
 Usage (what cluster_batch submits)::
 
-    spec = ModelSpec(path="/shared/pancakes.pt", sha256=..., device="auto", adapt=1.0)
+    spec = ModelSpec(path="/shared/pancakes.pt", sha256=..., device="auto", adapt=1.0, coarse=True)
     info = ModelInfo(metadata, **client.submit(model_info, spec, pure=False).result())
     client.submit(segment_task, subject, opts, spec, probe.name, pure=False)
 """
@@ -36,12 +36,13 @@ from .inputs import Subject
 @dataclass(frozen=True)
 class ModelSpec:
     """What a worker needs to load the client's model: a path every worker sees, its hash, and the
-    adaptation asked for (``--adapt``)."""
+    adaptation and coarse protocol asked for (``--adapt``, ``--coarse``)."""
 
     path: str
     sha256: str
     device: str = "auto"
     adapt: float = 1.0
+    coarse: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ModelInfo:
     adapt: float  # in effect: 0 for a model file exported before the adaptation existed
     device: str
     torch_version: Optional[str] = None
+    coarse: bool = False  # in effect: False for a model whose head has no label queries
 
 
 _MODELS: Dict[Tuple, object] = {}  # this worker process's loaded models (normally one)
@@ -84,7 +86,7 @@ def _worker_name() -> Optional[str]:
 
 def worker_model(spec: ModelSpec):
     """The model of ``spec`` for this process: loaded on the first call, cached after."""
-    key = (spec.path, spec.sha256, spec.device, spec.adapt)
+    key = (spec.path, spec.sha256, spec.device, spec.adapt, spec.coarse)
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:
@@ -100,7 +102,7 @@ def worker_model(spec: ModelSpec):
                 raise ModelFileError(f"{spec.path}: this worker's copy of the model file differs from the client's")
             gpus = torch.cuda.device_count() if spec.device != "cpu" else 0
             device = pick_device(spec.device, gpus, _worker_name())
-            model = Pancakes.load(spec.path, device=device, adapt=spec.adapt)
+            model = Pancakes.load(spec.path, device=device, adapt=spec.adapt, coarse=spec.coarse)
             _MODELS.clear()  # one model per worker: a study with another model replaces it
             _MODELS[key] = model
             LOADS["count"] += 1
@@ -113,7 +115,8 @@ def model_info(spec: ModelSpec) -> Dict:
 
     model = worker_model(spec)
     # str(): torch.__version__ is a TorchVersion, which would make the client import torch to unpickle it.
-    return {"adapt": float(model.adapt), "device": str(model.device), "torch_version": str(torch.__version__)}
+    return {"adapt": float(model.adapt), "coarse": bool(model.coarse), "device": str(model.device),
+            "torch_version": str(torch.__version__)}
 
 
 def segment_task(subject: Subject, opts: BatchOptions, spec: ModelSpec, probe_name: str) -> Dict:

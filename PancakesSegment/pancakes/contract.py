@@ -29,6 +29,8 @@ MAX_LABELS = 255  # labels are stored as uint8 values 1..K
 # Strength of the per-image prototype adaptation at decode time
 # (modeling/heads.DotProductHead.adapted_logits); 0 turns it off.
 DEFAULT_ADAPT = 1.0
+# Whether the last protocol is merged into figure and ground (pancakes.coarse_protocol).
+DEFAULT_COARSE = True
 
 # ---- axes and devices ------------------------------------------------------------
 AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in (z, y, x) LPS order

@@ -23,9 +23,11 @@ import numpy as np
 import torch
 
 from .bundled import bundled_model_path  # noqa: F401 (re-exported; torch-free callers import it from bundled)
-from .contract import (DEFAULT_ADAPT, DEFAULT_AXIS, Cancel, Cancelled, Progress, check_adapt,  # noqa: F401 (re-exported)
-                       check_mk, check_which)
+from .coarse_protocol import apply_coarse, has_queries
+from .contract import (DEFAULT_ADAPT, DEFAULT_AXIS, DEFAULT_COARSE, Cancel, Cancelled, Progress,  # noqa: F401
+                       check_adapt, check_mk, check_which)  # (re-exported)
 from .devices import batch_size_for, default_batch_size, resolve_device
+from .errors import PancakesInputError
 from .model_file import load_torchscript
 from .predictor import Predictor
 from .preprocessing import (Fit, check_spacings, from_model_output, labels_from_logits, plan_fit, prepare_images,
@@ -49,13 +51,29 @@ class Pancakes:
     """A loaded Pancakes model with an encode/decode split (see module docstring)."""
 
     def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device,
-                 adapt: float = DEFAULT_ADAPT) -> None:
+                 adapt: float = DEFAULT_ADAPT, coarse: bool = DEFAULT_COARSE) -> None:
         self.module = module
         self.metadata = metadata
         self.device = device
         self.input_size = int(metadata.get("input_size", 128))
         self.adapt = 0.0
         self.set_adapt(adapt)
+        self.coarse = False
+        self._groups: dict = {}  # (M, K) -> the coarse protocol's label groups (they depend on the queries only)
+        self.set_coarse(coarse)
+
+    def set_coarse(self, coarse: bool) -> bool:
+        """Merge the last protocol into figure and ground (pancakes.coarse_protocol) or keep it fine;
+        returns what is in effect."""
+        if not isinstance(coarse, (bool, int)) or isinstance(coarse, int) and coarse not in (0, 1):
+            raise PancakesInputError(f"coarse={coarse!r}: must be True or False")
+        value = bool(coarse)
+        if value and not has_queries(self.module):
+            warnings.warn("this model file's head has no label queries: every protocol stays fine "
+                          "(no coarse protocol)", stacklevel=3)
+            value = False
+        self.coarse = value
+        return value
 
     def set_adapt(self, adapt: float) -> float:
         """Set the decode-time adaptation strength (0 = off); returns the strength in effect."""
@@ -70,14 +88,15 @@ class Pancakes:
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, device: str = "auto",
-             adapt: float = DEFAULT_ADAPT) -> "Pancakes":
+             adapt: float = DEFAULT_ADAPT, coarse: bool = DEFAULT_COARSE) -> "Pancakes":
         """Load a TorchScript model file (the bundled one when ``path`` is None).
 
         ``adapt``: strength of the per-image prototype adaptation at decode time (0 = off).
+        ``coarse``: the last of several protocols is merged into figure and ground (False: all fine).
         """
         dev = resolve_device(device)
         module, meta = load_torchscript(bundled_model_path() if path is None else path, dev)
-        return cls(module, meta, dev, adapt)
+        return cls(module, meta, dev, adapt, coarse)
 
     def default_batch_size(self) -> int:
         """Slices (or images) per UNet forward pass when the caller does not say."""
@@ -89,12 +108,20 @@ class Pancakes:
             return self.module.encode(x.to(self.device))
 
     def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int]) -> torch.Tensor:
-        """features [B, C, S, S] on any device -> logits [B, P, K, S, S] on the model's device."""
+        """features [B, C, S, S] on any device -> logits [B, P, K, S, S] on the model's device.
+
+        With ``coarse`` on, the last protocol's slot holds its labels merged into two groups
+        (slots 3..K never win); every decode path (2D, volumes, streamed) comes through here.
+        """
         phi = features.to(self.device, torch.float32)
         with torch.no_grad():
             if self.adapt > 0:
-                return self.module.decode_logits_adapted(phi, M, K, sel, self.adapt)
-            return self.module.decode_logits(phi, M, K, sel)
+                logits = self.module.decode_logits_adapted(phi, M, K, sel, self.adapt)
+            else:
+                logits = self.module.decode_logits(phi, M, K, sel)
+            if self.coarse:
+                apply_coarse(self.module, logits, M, K, sel, self._groups)
+        return logits
 
     # ---- 2D collections -------------------------------------------------
     def encode(self, images: Sequence[np.ndarray], names: Optional[Sequence[str]] = None,

@@ -1,14 +1,14 @@
 """OUT/run.json: what produced the results in OUT, and the guard that keeps --resume from mixing runs.
 
 It records the project and model versions, the model file's SHA-256, the settings that
-change a segmentation (M, K, format, axis, adapt, label scheme), the device, torch version
+change a segmentation (M, K, format, axis, adapt, coarse protocol, label scheme), the device, torch version
 and command line of every run that added to OUT, and per subject the input's fingerprint
 (files, bytes, newest mtime, as the completion markers hold it) and the seconds it took.
 Written atomically after each run, from every finished subject in OUT with these settings.
 
 Usage::
 
-    settings = run_settings(M=8, K=20, fmt="seg.nrrd", axis="axial", adapt=1.0, model_sha256=sha)
+    settings = run_settings(M=8, K=20, fmt="seg.nrrd", axis="axial", adapt=1.0, model_sha256=sha, coarse=True)
     check_resume(out, settings)         # PancakesInputError (one line) if OUT holds another run's settings
     write_manifest(out, settings, model, run_record(model, started), done)
 """
@@ -28,12 +28,12 @@ from .segio import write_json
 MANIFEST = "run.json"
 PROJECT = "PancakesSegment"
 # What --resume must find unchanged: any of these changes what a finished subject's files contain.
-SETTINGS = ("M", "K", "format", "axis", "adapt", "model_sha256", "label_scheme")
+SETTINGS = ("M", "K", "format", "axis", "adapt", "coarse", "model_sha256", "label_scheme")
 
 
-def run_settings(M: int, K: int, fmt: str, axis: str, adapt: float, model_sha256: str) -> Dict:
-    return {"M": M, "K": K, "format": fmt, "axis": axis, "adapt": float(adapt), "model_sha256": model_sha256,
-            "label_scheme": protocols.SCHEME}
+def run_settings(M: int, K: int, fmt: str, axis: str, adapt: float, model_sha256: str, coarse: bool) -> Dict:
+    return {"M": M, "K": K, "format": fmt, "axis": axis, "adapt": float(adapt), "coarse": bool(coarse),
+            "model_sha256": model_sha256, "label_scheme": protocols.SCHEME}
 
 
 def read_manifest(out_dir: Path) -> Optional[Dict]:

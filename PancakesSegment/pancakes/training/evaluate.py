@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import torch
 
+from ..coarse_protocol import apply_coarse, has_queries
 from ..evaluation.metrics import label_usage, per_image_scores, set_dice
 from .intervals import format_intervals
 from .taskset import TaskSet
@@ -25,11 +26,13 @@ from .taskset import TaskSet
 MapFn = Callable[[np.ndarray, int, int], np.ndarray]  # images [S,H,W] -> labels [S,M,H,W]
 
 
-def net_maps(net: torch.nn.Module, device: torch.device, adapt: float = 0.0) -> MapFn:
+def net_maps(net: torch.nn.Module, device: torch.device, adapt: float = 0.0, coarse: bool = False) -> MapFn:
     """Label maps from an eager or scripted PancakesNet on already normalised 128^2 images.
 
-    ``adapt`` > 0 decodes with per-image prototype adaptation (as the engine does by default).
+    ``adapt`` > 0 decodes with per-image prototype adaptation, and ``coarse`` merges the
+    last protocol into figure and ground (pancakes.coarse_protocol), as the engine does by default.
     """
+    groups: dict = {}
 
     def fn(images: np.ndarray, M: int, K: int) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(device)
@@ -39,6 +42,8 @@ def net_maps(net: torch.nn.Module, device: torch.device, adapt: float = 0.0) -> 
                 logits = net.decode_logits_adapted(feats, M, K, [], adapt)
             else:
                 logits = net.decode_logits(feats, M, K, [])
+            if coarse:
+                apply_coarse(net, logits, M, K, [], groups)
         return (logits.argmax(2) + 1).cpu().numpy()
 
     return fn
@@ -214,6 +219,9 @@ def main(argv: Sequence[str] = None) -> int:
     ap.add_argument("--adapt", type=float, default=None, metavar="S",
                     help="decode-time prototype adaptation strength for every model (default: the engine's, 1); "
                     "when above 0, the main model is also scored without it, on the same sets")
+    ap.add_argument("--coarse", type=int, choices=[0, 1], default=None,
+                    help="1: the last protocol is merged into figure and ground (the engine's default); 0: every "
+                    "protocol fine. When 1, the main model is also scored with fine protocols only, on the same sets")
     ap.add_argument("--intervals", type=int, default=2000, metavar="DRAWS",
                     help="bootstrap draws for the 95%% intervals of the models' figures (0: none; default 2000)")
     ap.add_argument("--by-kind", action="store_true",
@@ -231,9 +239,10 @@ def main(argv: Sequence[str] = None) -> int:
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args(argv)
     try:
-        from ..engine import DEFAULT_ADAPT, bundled_model_path, check_adapt
+        from ..engine import DEFAULT_ADAPT, DEFAULT_COARSE, bundled_model_path, check_adapt
 
         adapt = check_adapt(DEFAULT_ADAPT if args.adapt is None else args.adapt)
+        coarse = bool(DEFAULT_COARSE if args.coarse is None else args.coarse)
         path = args.model or bundled_model_path()
         module, meta = load_torchscript(path, "cpu")
         others = {f"pancakes ({other})": load_torchscript(other, "cpu")[0] for other in args.compare}
@@ -252,15 +261,19 @@ def main(argv: Sequence[str] = None) -> int:
             if adapt > 0 and not hasattr(m, "decode_logits_adapted"):
                 raise ModelFileError(f"{name}: exported before decode-time adaptation existed; "
                                      "re-export it or pass --adapt 0")
+            if coarse and not has_queries(m):
+                raise ModelFileError(f"{name}: its head has no label queries to merge; pass --coarse 0")
     except (ModelFileError, DataUnavailableError, PancakesInputError, ValueError, OSError) as exc:
         print(f"pancakes-eval: {exc}", file=sys.stderr)
         return 2
     cpu = torch.device("cpu")
-    methods: Dict[str, MapFn] = {args.name: net_maps(module, cpu, adapt)}
+    methods: Dict[str, MapFn] = {args.name: net_maps(module, cpu, adapt, coarse)}
     for name, other in others.items():
-        methods[name] = net_maps(other, cpu, adapt)
+        methods[name] = net_maps(other, cpu, adapt, coarse)
     if adapt > 0:
-        methods[f"{args.name} (no adaptation)"] = net_maps(module, cpu)
+        methods[f"{args.name} (no adaptation)"] = net_maps(module, cpu, coarse=coarse)
+    if coarse:
+        methods[f"{args.name} (fine protocols only)"] = net_maps(module, cpu, adapt)
     if args.faithful:
         methods["pancakes (faithful head)"] = net_maps(load_torchscript(args.faithful, "cpu")[0], cpu)
     if not args.no_baselines:
@@ -291,7 +304,7 @@ def main(argv: Sequence[str] = None) -> int:
         text += "\n\n" + format_intervals(rows, models, args.S, n_boot=args.intervals, seed=args.seed)
     header = (f"Development Set Dice, M={args.M}, K={args.K}, {args.sets} sets per S, seed {args.seed}, "
               f"dev part {part}{', by task kind' if args.by_kind else ''}, "
-              f"model {path}, adaptation {adapt:g} ({time.time() - t0:.0f} s)\n\n")
+              f"model {path}, adaptation {adapt:g}, coarse protocol {int(coarse)} ({time.time() - t0:.0f} s)\n\n")
     print(header + text)
     if args.markdown:
         from pathlib import Path

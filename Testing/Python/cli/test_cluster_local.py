@@ -109,7 +109,7 @@ def test_the_client_leaves_loading_the_model_to_its_workers(tmp_path, random_mod
     assert done.stdout.strip() == "no torch"
     manifest = json.loads((tmp_path / "out" / "run.json").read_text())
     assert manifest["model"]["format_version"] == 1 and manifest["model"]["trained"] is False
-    assert manifest["settings"]["adapt"] == 1.0
+    assert manifest["settings"]["adapt"] == 1.0 and manifest["settings"]["coarse"] is True
     assert manifest["runs"][-1]["device"] == "cpu" and manifest["runs"][-1]["torch_version"] == torch.__version__
     # A file whose metadata reads well but whose network does not load: the worker says so, in one line.
     broken = tmp_path / "broken.pt"

@@ -55,8 +55,9 @@ def test_eval_shows_progress_over_every_set_unless_quiet(monkeypatch, random_mod
     args = ["--model", str(random_model_path), "--sets", "3", "--S", "1", "2", "--M", "2", "--K", "3", "--no-baselines"]
     assert evaluate.main(args) == 0
     err = capsys.readouterr().err
-    # 3 methods (the model with and without adaptation, the trivial answer) x 2 S x 3 sets, counted to the end.
-    assert "pancakes-eval" in err and "18/18" in err
+    # 4 methods (the model, without adaptation, with fine protocols only, the trivial answer) x 2 S x 3 sets,
+    # counted to the end.
+    assert "pancakes-eval" in err and "24/24" in err
     assert evaluate.main(args + ["--quiet"]) == 0
     assert capsys.readouterr().err == ""
 
@@ -139,3 +140,17 @@ def test_model_methods_are_every_method_but_the_baselines():
     rows = [{"method": m} for m in ["mine", "felzenszwalb", "otsu (two classes)", "trivial (one label)",
                                     "pancakes (x.pt)", "mine"]]
     assert evaluate.model_methods(rows) == ["mine", "pancakes (x.pt)"]
+
+
+def test_eval_scores_the_coarse_protocol_beside_fine_protocols_only(monkeypatch, random_model_path, capsys):
+    monkeypatch.setattr(real_data, "dev_sets", _fake_dev_sets)
+    base = ["--model", str(random_model_path), "--sets", "2", "--S", "1", "--M", "3", "--K", "4", "--no-baselines",
+            "--adapt", "0", "--intervals", "0", "--quiet"]
+    assert evaluate.main(base) == 0
+    out = capsys.readouterr().out
+    assert "coarse protocol 1" in out.splitlines()[0] and "| pancakes (fine protocols only) |" in out
+    assert evaluate.main(base + ["--coarse", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "coarse protocol 0" in out.splitlines()[0] and "fine protocols only" not in out
+    with pytest.raises(SystemExit):
+        evaluate.main(base + ["--coarse", "2"])

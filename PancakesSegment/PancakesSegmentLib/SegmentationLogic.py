@@ -91,6 +91,7 @@ class VolumeResult:
     M: int = 0
     K: int = 0
     adapt: float = 0.0  # the decode-time adaptation strength the labels were decoded with
+    coarse: bool = False  # whether the last protocol was merged into figure and ground
     labels: List[sitk.Image] = field(default_factory=list)  # one per protocol, values 1..K
     previewNodeID: Optional[str] = None
 
@@ -136,7 +137,8 @@ class SegmentationLogic:
     # ---- model --------------------------------------------------------
     def setModel(self, model) -> None:
         """Use an already loaded model (tests, or a model the caller chose): a pancakes.Pancakes, or anything
-        with its ``predictor(image, axis, name)``, ``set_adapt``, ``adapt`` and ``device``."""
+        with its ``predictor(image, axis, name)``, ``set_adapt``, ``adapt``, ``device`` and optionally
+        ``set_coarse`` and ``coarse``."""
         self.model = model
 
     def loadModel(self, device: str = "auto"):
@@ -156,6 +158,8 @@ class SegmentationLogic:
         settings = settings.validated()
         model = self.loadModel(settings.device)
         model.set_adapt(DEFAULT_ADAPT if settings.adapt else 0.0)
+        if hasattr(model, "set_coarse"):
+            model.set_coarse(settings.coarse)
         self.settings = settings
         self.currentProtocol = min(self.currentProtocol, settings.protocols - 1)
         report = RunReport()
@@ -227,7 +231,8 @@ class SegmentationLogic:
             return []
         return [r for r in self.results.values()
                 if r.labels and (r.M, r.K) == (self.settings.protocols, self.settings.labels)
-                and (r.adapt > 0) == self.settings.adapt and self.scene.GetNodeByID(r.volumeID) is not None]
+                and (r.adapt > 0) == self.settings.adapt and r.coarse == _coarse(self.model)
+                and self.scene.GetNodeByID(r.volumeID) is not None]
 
     def labels(self, volumeID: str, m: int) -> sitk.Image:
         """Label volume of protocol m (0-based) for one volume (values 1..K)."""
@@ -257,11 +262,11 @@ class SegmentationLogic:
         return result
 
     def _decode(self, model, result: VolumeResult, settings: RunSettings, progress, cancel) -> None:
-        M, K, adapt = settings.protocols, settings.labels, float(getattr(model, "adapt", 0.0))
-        if result.labels and (result.M, result.K, result.adapt) == (M, K, adapt):
+        M, K, adapt, coarse = settings.protocols, settings.labels, float(getattr(model, "adapt", 0.0)), _coarse(model)
+        if result.labels and (result.M, result.K, result.adapt, result.coarse) == (M, K, adapt, coarse):
             return  # what the preview shows already
         labels = result.predictor.decode(M, K, progress=progress, cancel=cancel)
-        result.M, result.K, result.adapt, result.labels = M, K, adapt, labels
+        result.M, result.K, result.adapt, result.coarse, result.labels = M, K, adapt, coarse, labels
 
     def _showPreview(self, result: VolumeResult, volumeNode):
         node = self.scene.GetNodeByID(result.previewNodeID) if result.previewNodeID else None
@@ -314,3 +319,8 @@ def _releaseGpuMemory() -> None:
             torch.cuda.empty_cache()
     except ImportError:
         pass
+
+
+def _coarse(model) -> bool:
+    """Whether ``model`` decodes the last protocol coarse (False for models without the option)."""
+    return bool(getattr(model, "coarse", False))

@@ -62,6 +62,13 @@ class IntensityBinsModel:
     def set_adapt(self, adapt: float) -> float:
         return self.model.set_adapt(adapt)
 
+    @property
+    def coarse(self) -> bool:
+        return self.model.coarse
+
+    def set_coarse(self, coarse: bool) -> bool:
+        return self.model.set_coarse(coarse)
+
     def predictor(self, image, axis="axial", name="volume", plane_axis=None, batch_size=None):
         return IntensityBinsPredictor(self.model.predictor(image, axis, name, plane_axis, batch_size))
 

@@ -75,6 +75,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self.ui.protocolsSpinBox.connect("valueChanged(int)", self.onProtocolsOrLabelsChanged)
         self.ui.labelsSpinBox.connect("valueChanged(int)", self.onProtocolsOrLabelsChanged)
         self.ui.adaptCheckBox.toggled.connect(self.onProtocolsOrLabelsChanged)  # re-decodes, like M and K
+        self.ui.coarseCheckBox.toggled.connect(self.onProtocolsOrLabelsChanged)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
         self.ui.axisComboBox.connect("currentIndexChanged(int)", self.onAxisChanged)
         self.ui.protocolListWidget.currentRowChanged.connect(self.onProtocolSelected)
@@ -120,6 +121,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
             "settings.protocols": self.ui.protocolsSpinBox,
             "settings.labels": self.ui.labelsSpinBox,
             "settings.adapt": self.ui.adaptCheckBox,
+            "settings.coarse": self.ui.coarseCheckBox,
         })
         self._selectComboData(self.ui.deviceComboBox, parameterNode.settings.device)
         self._selectComboData(self.ui.axisComboBox, parameterNode.settings.axis)
@@ -164,6 +166,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         saveValue("protocols", self.ui.protocolsSpinBox.value)
         saveValue("labels", self.ui.labelsSpinBox.value)
         saveValue("adapt", self.ui.adaptCheckBox.checked)
+        saveValue("coarse", self.ui.coarseCheckBox.checked)
         if self.logic.results and not self._running:
             self._redecodeTimer.start()  # wait for the spin box to settle
 

@@ -64,13 +64,14 @@ def test_combo_boxes_are_filled_with_signals_blocked():
 
 
 # ---- defect 5: "Adapt labels" re-decodes and is saved ----
-def test_adapt_checkbox_redecodes_like_protocols_and_labels():
+def test_adapt_and_coarse_checkboxes_redecode_like_protocols_and_labels():
     init = function(tree("Widget.py"), "__init__", "Widget")
     slots = {dotted(c.func): [dotted(a) for a in c.args] for _, c in calls(init)}
-    assert slots.get("self.ui.adaptCheckBox.toggled.connect") == ["self.onProtocolsOrLabelsChanged"]
     saved = [c.args[0].value for name, c in calls(function(tree("Widget.py"), "onProtocolsOrLabelsChanged"))
              if name == "saveValue"]
-    assert "adapt" in saved
+    for box, key in (("adaptCheckBox", "adapt"), ("coarseCheckBox", "coarse")):
+        assert slots.get(f"self.ui.{box}.toggled.connect") == ["self.onProtocolsOrLabelsChanged"]
+        assert key in saved
 
 
 # ---- defect 6: the Add / Remove place buttons show their text ----

@@ -213,6 +213,26 @@ def test_adaptation_switch_redecodes_from_the_cache(scene, volumes, encodeCalls,
     assert all(np.array_equal(a, sitk.GetArrayFromImage(logic.labels(v.GetID(), 0))) for a, v in zip(on, volumes))
 
 
+def test_coarse_switch_redecodes_the_last_protocol_from_the_cache(scene, volumes, encodeCalls, random_model_path):
+    """The coarse protocol is on by default: the last protocol holds two labels; off, it is fine again
+    (other labels, no UNet), and the other protocols never change."""
+    from pancakes import Pancakes
+
+    logic = SegmentationLogic(scene)
+    logic.setModel(Pancakes.load(random_model_path, device="cpu", coarse=False))
+    logic.run(volumes, SETTINGS)  # the settings turn it on
+    assert logic.model.coarse is True
+    last = [sitk.GetArrayFromImage(logic.labels(v.GetID(), M - 1)) for v in volumes]
+    first = [sitk.GetArrayFromImage(logic.labels(v.GetID(), 0)) for v in volumes]
+    assert all(set(np.unique(a)) <= {1, 2} for a in last)
+    report = logic.redecode(RunSettings(M, K, "cpu", coarse=False))
+    assert len(report.finished) == 3 and encodeCalls == ["A", "B", "C"] and logic.model.coarse is False
+    assert len(logic.finishedResults()) == 3
+    fine = [sitk.GetArrayFromImage(logic.labels(v.GetID(), M - 1)) for v in volumes]
+    assert any(not np.array_equal(a, b) for a, b in zip(last, fine))
+    assert all(np.array_equal(a, sitk.GetArrayFromImage(logic.labels(v.GetID(), 0))) for a, v in zip(first, volumes))
+
+
 def test_bad_volumes_are_reported_while_the_others_finish(scene, logic, volumes):
     vector = slicer.vtkMRMLVectorVolumeNode()
     vector.SetName("rgb")
@@ -328,9 +348,9 @@ def test_volume_table_has_one_line_per_label_and_a_column_per_scan(logic, volume
 def test_run_settings_are_checked():
     assert RunSettings().protocols == 8 and RunSettings().labels == 20
     assert RunSettings(device="GPU").validated().device == "cuda"
-    assert RunSettings().adapt is True
+    assert RunSettings().adapt is True and RunSettings().coarse is True
     for bad in (RunSettings(protocols=0), RunSettings(labels=256), RunSettings(device="tpu"), RunSettings(axis="oblique"),
-                RunSettings(adapt="yes")):
+                RunSettings(adapt="yes"), RunSettings(coarse=1)):
         with pytest.raises(PancakesInputError):
             bad.validated()
 

@@ -39,6 +39,10 @@ class TrainConfig:
     # Positions t_m <= coarse_zone of the protocols are kept for the relabelled (coarse) sets,
     # the rest for sets as drawn (granularity.zone_protocols); 0 lets every set win anywhere.
     coarse_zone: float = 0.0
+    # Train the last protocol as the engine decodes it by default: its labels merged into figure and
+    # ground by their queries (pancakes.coarse_protocol). It may then win only sets of at most two
+    # targets; every other protocol stays free to learn fine parcels. False trains every protocol fine.
+    coarse_train: bool = False
     # Share of sets given 1-3 small lesion-like blobs per image as one new label
     # (small_lesions.py): coarse targets had cost small structures. 0 trains without them.
     p_lesions: float = 0.0

@@ -132,16 +132,18 @@ def kind_means(rows: List[dict], method: str) -> Dict[str, Dict[int, float]]:
     return {k: {s: float(np.mean(v)) for s, v in by_s.items()} for k, by_s in acc.items()}
 
 
-def quick_dev_eval(sets: Dict[int, List[TaskSet]], M: int = 8, K: int = 20, adapt: float = 0.0) -> Callable:
+def quick_dev_eval(sets: Dict[int, List[TaskSet]], M: int = 8, K: int = 20, adapt: float = 0.0,
+                   coarse: bool = False) -> Callable:
     """The periodic evaluation the trainer runs: score = mean Set Dice over S and datasets
-    (decoded with the adaptation strength the run trains with). Sets drawn by task kind
+    (decoded with the adaptation strength the run trains with, and the coarse last protocol when it
+    trains with one). Sets drawn by task kind
     (dataset "<kind>:<source>") are scored per kind, and the score weighs each kind the same.
     """
 
     def evaluate(net: torch.nn.Module, device: torch.device) -> dict:
         was = net.training
         net.eval()
-        rows = evaluate_methods(sets, {"model": net_maps(net, device, adapt)}, M, K)
+        rows = evaluate_methods(sets, {"model": net_maps(net, device, adapt, coarse)}, M, K)
         net.train(was)
         summ = summarise(rows)["model"]
         out = {f"dice_S{s}": v for s, v in summ.items()}

@@ -11,12 +11,13 @@ import math
 import platform
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..coarse_protocol import merge_logits, query_groups
 from ..devices import resolve_device
 from ..modeling import PancakesNet
 from .batches import set_to_tensors
@@ -144,6 +145,8 @@ class Trainer:
                     logits = self.net.decode_logits_adapted(phi, M, K, [], self.cfg.adapt)
                 else:
                     logits = self.net.decode_logits(phi, M, K, [])
+            if self.cfg.coarse_train:
+                logits, allowed = coarse_last(self.net, logits, M, K, targets.shape[0], allowed)
             loss, info = pancakes_loss(logits, targets, self.cfg.alpha, self.cfg.beta, self.cfg.relax,
                                        self.cfg.n_relax, self.gen, self.cfg.gamma,
                                        self.cfg.entropy_to_targets, allowed)
@@ -198,3 +201,21 @@ class Trainer:
             save_checkpoint(self.run_dir / "best.ckpt", self.state())
             if on_best is not None:
                 on_best(self, res)
+
+
+def coarse_last(net, logits: torch.Tensor, M: int, K: int, n_targets: int,
+                allowed: Optional[List[int]]) -> Tuple[torch.Tensor, Optional[List[int]]]:
+    """Merge the last protocol of training logits [S, M, K, H, W] as the engine does (out of place, so
+    gradients reach the merged labels) -> (logits, protocols allowed to win this set).
+
+    The merged protocol has two labels, so a set of more than two targets may not win it (nor be
+    matched on it as a relaxed protocol): its empty slots would take targets at a cross-entropy of ~1e4.
+    """
+    if M < 2:
+        return logits, allowed
+    groups = query_groups(net, M, K, M - 1)
+    merged = merge_logits(logits[:, M - 1], groups)
+    logits = torch.cat([logits[:, : M - 1], merged[:, None]], dim=1)
+    if n_targets > 2:
+        allowed = [m for m in (range(M) if allowed is None else allowed) if m != M - 1]
+    return logits, allowed

@@ -120,7 +120,7 @@ def main(argv: Sequence[str] = None) -> int:
         per_kind = max(1, cfg.eval_sets // len(KINDS))
         sets = {s: all_kind_sets(s, per_kind, seed=100 + s, part="select", cache_dir=args.data_cache)
                 for s in (1, 3, 5)}
-        evaluate = quick_dev_eval(sets, adapt=cfg.adapt)
+        evaluate = quick_dev_eval(sets, adapt=cfg.adapt, coarse=cfg.coarse_train)
     except (ImportError, DataUnavailableError) as exc:
         log(f"warning: no development sets ({exc}); training without periodic evaluation")
     trainer = Trainer(cfg, run_dir, sampler, augment_set, evaluate, log)

@@ -139,3 +139,23 @@ def test_training_with_granularity_zones_runs_and_keeps_coarse_sets_in_their_zon
     for _ in range(12):
         trainer.train_step()
     assert {tuple(a) for a in seen} <= {(0, 1), (2,)} and len({tuple(a) for a in seen}) == 2
+
+
+def test_training_through_the_coarse_protocol_learns_and_keeps_it_for_two_targets(tmp_path):
+    """cfg.coarse_train merges the last protocol in the loss: the loss still goes down, and a set of
+    more than two targets may not win the two-label protocol."""
+    import math
+
+    from pancakes.training.loop import coarse_last
+
+    torch.manual_seed(0)
+    trainer = Trainer(tiny_config(coarse_train=True), tmp_path, square_sets, augment=None, log=lambda m: None)
+    losses = [trainer.train_step()["loss"] for _ in range(60)]
+    assert all(math.isfinite(x) for x in losses) and max(losses) < 10  # no empty slot ever took a target
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.1
+    logits = torch.randn(2, 3, 4, 8, 8, requires_grad=True)
+    merged, allowed = coarse_last(trainer.net, logits, 3, 4, n_targets=3, allowed=None)
+    assert allowed == [0, 1] and coarse_last(trainer.net, logits, 3, 4, 2, None)[1] is None
+    assert torch.equal(merged[:, :2], logits[:, :2]) and (merged[:, 2, 2:] < -1e3).all()
+    merged[:, 2, :2].sum().backward()
+    assert logits.grad[:, 2].abs().sum() > 0  # gradients reach the merged labels

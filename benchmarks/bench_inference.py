@@ -3,7 +3,7 @@
     python benchmarks/bench_inference.py [--model model_weights/pancakes.pt] [--quick]
 
 1. per-image inference at M=8, K=20, 128x128: shipped (dot-product) head, with and
-   without decode-time adaptation, vs the paper-faithful head (three 3x3 convs on
+   without decode-time adaptation and the coarse last protocol, vs the paper-faithful head (three 3x3 convs on
    phi || v per (m, k));
 2. slices per second and wall time for a 256x256x200 volume;
 3. peak resident memory as the volume grows (each size in a fresh subprocess);
@@ -55,10 +55,11 @@ def per_image(model_path: Path, n: int = 16) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         faithful = PancakesNet(head="faithful")
         fpath = save_torchscript(faithful, Path(tmp) / "faithful.pt", default_metadata(faithful))
-        runs = (("shipped (dot-product head, adaptation on)", model_path, n, 1.0),
-                ("shipped head, adaptation off", model_path, n, 0.0), ("faithful head", fpath, 2, 0.0))
-        for name, path, count, adapt in runs:
-            model = Pancakes.load(path, device="cpu", adapt=adapt)
+        runs = (("shipped (dot-product head, adaptation and coarse protocol on: the default)", model_path, n, 1.0, True),
+                ("shipped head, adaptation on, coarse protocol off", model_path, n, 1.0, False),
+                ("shipped head, adaptation off", model_path, n, 0.0, True), ("faithful head", fpath, 2, 0.0, False))
+        for name, path, count, adapt, coarse in runs:
+            model = Pancakes.load(path, device="cpu", adapt=adapt, coarse=coarse)
             t = timed(lambda: model.segment(imgs[:count], 8, 20), repeat=3 if count > 2 else 1)
             rows.append((name, 1000 * t / count))
     return rows

@@ -194,45 +194,6 @@ def test_changing_k_redecodes_from_the_cache(logic, volumes, encodeCalls):
     assert encodeCalls == ["A", "B", "C", "B"]
 
 
-def test_adaptation_switch_redecodes_from_the_cache(scene, volumes, encodeCalls, random_model_path):
-    """The real decoder (not intensity bins): turning the adaptation off gives other labels, without the UNet."""
-    from pancakes import Pancakes
-
-    logic = SegmentationLogic(scene)
-    logic.setModel(Pancakes.load(random_model_path, device="cpu"))
-    logic.run(volumes, SETTINGS)
-    on = [sitk.GetArrayFromImage(logic.labels(v.GetID(), 0)) for v in volumes]
-    assert logic.model.adapt == 1.0 and len(logic.finishedResults()) == 3
-    report = logic.redecode(RunSettings(M, K, "cpu", adapt=False))
-    assert len(report.finished) == 3 and encodeCalls == ["A", "B", "C"]
-    assert logic.model.adapt == 0.0 and len(logic.finishedResults()) == 3
-    off = [sitk.GetArrayFromImage(logic.labels(v.GetID(), 0)) for v in volumes]
-    assert any(not np.array_equal(a, b) for a, b in zip(on, off))
-    # Back on: the same labels as the first run.
-    logic.redecode(SETTINGS)
-    assert all(np.array_equal(a, sitk.GetArrayFromImage(logic.labels(v.GetID(), 0))) for a, v in zip(on, volumes))
-
-
-def test_coarse_switch_redecodes_the_last_protocol_from_the_cache(scene, volumes, encodeCalls, random_model_path):
-    """The coarse protocol is on by default: the last protocol holds two labels; off, it is fine again
-    (other labels, no UNet), and the other protocols never change."""
-    from pancakes import Pancakes
-
-    logic = SegmentationLogic(scene)
-    logic.setModel(Pancakes.load(random_model_path, device="cpu", coarse=False))
-    logic.run(volumes, SETTINGS)  # the settings turn it on
-    assert logic.model.coarse is True
-    last = [sitk.GetArrayFromImage(logic.labels(v.GetID(), M - 1)) for v in volumes]
-    first = [sitk.GetArrayFromImage(logic.labels(v.GetID(), 0)) for v in volumes]
-    assert all(set(np.unique(a)) <= {1, 2} for a in last)
-    report = logic.redecode(RunSettings(M, K, "cpu", coarse=False))
-    assert len(report.finished) == 3 and encodeCalls == ["A", "B", "C"] and logic.model.coarse is False
-    assert len(logic.finishedResults()) == 3
-    fine = [sitk.GetArrayFromImage(logic.labels(v.GetID(), M - 1)) for v in volumes]
-    assert any(not np.array_equal(a, b) for a, b in zip(last, fine))
-    assert all(np.array_equal(a, sitk.GetArrayFromImage(logic.labels(v.GetID(), 0))) for a, v in zip(first, volumes))
-
-
 def test_bad_volumes_are_reported_while_the_others_finish(scene, logic, volumes):
     vector = slicer.vtkMRMLVectorVolumeNode()
     vector.SetName("rgb")

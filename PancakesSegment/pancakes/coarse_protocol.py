@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -110,9 +109,3 @@ def apply_coarse(module, logits: torch.Tensor, M: int, K: int, sel: List[int], c
         cache[(M, K)] = query_groups(module, M, K, M - 1)
     logits[:, pos] = merge_logits(logits[:, pos], cache[(M, K)])
     return logits
-
-
-def label_groups_table(groups: torch.Tensor) -> List[List[int]]:
-    """int64 [K] group per label -> 1-based label numbers of each group, for logs and reports."""
-    arr = np.asarray(groups)
-    return [[int(k) + 1 for k in np.flatnonzero(arr == g)] for g in range(int(arr.max()) + 1)]

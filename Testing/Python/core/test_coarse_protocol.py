@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from pancakes import Pancakes
-from pancakes.coarse_protocol import (EMPTY_SLOT_LOGIT, apply_coarse, coarse_position, has_queries,
-                                      label_groups_table, merge_logits, query_groups)
+from pancakes.coarse_protocol import (EMPTY_SLOT_LOGIT, apply_coarse, coarse_position, has_queries, merge_logits,
+                                      query_groups)
 from pancakes.errors import PancakesInputError
 from pancakes.model_file import load_torchscript
 from pancakes.modeling import PancakesNet
@@ -61,7 +61,6 @@ def test_groups_follow_the_queries_and_label_1_is_always_group_0():
     queries = torch.tensor([[1.0, 0.1], [-1.0, 0.0], [0.9, -0.1], [-1.0, 0.2], [1.0, 0.0]])
     groups = query_groups(_Net(queries), M=2, K=5, m=1)
     assert groups.tolist() == [0, 1, 0, 1, 0]
-    assert label_groups_table(groups) == [[1, 3, 5], [2, 4]]
     assert query_groups(_Net(queries), M=2, K=2, m=1).tolist() == [0, 1]  # K <= 2: nothing to merge
 
 

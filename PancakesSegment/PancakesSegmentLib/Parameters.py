@@ -15,15 +15,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-from pancakes.contract import (AXES, DEFAULT_AXIS, DEFAULT_COARSE, DEFAULT_DEVICE, DEFAULT_LABELS, DEFAULT_PROTOCOLS, DEVICES,
-                               MAX_LABELS, MAX_PROTOCOLS, check_axis, check_device, check_mk)
+from pancakes.contract import (AXES, DEFAULT_AXIS, DEFAULT_COARSE, DEFAULT_DEVICE, DEFAULT_LABELS, DEFAULT_PROTOCOLS,
+                               DEVICES, MAX_LABELS, MAX_PROTOCOLS, check_axis, check_device, check_mk)
 from pancakes.errors import PancakesInputError
 
 DEFAULT_ADAPT = True  # decode-time prototype adaptation (pancakes.contract.DEFAULT_ADAPT strength when on)
 AXIS_NAMES = tuple(AXES)
 
-__all__ = ["AXIS_NAMES", "DEFAULT_ADAPT", "DEFAULT_AXIS", "DEFAULT_COARSE", "DEFAULT_DEVICE", "DEFAULT_LABELS", "DEFAULT_PROTOCOLS",
-           "DEVICES", "MAX_LABELS", "MAX_PROTOCOLS", "RunSettings", "slicerParameterPack"]
+__all__ = ["AXIS_NAMES", "DEFAULT_ADAPT", "DEFAULT_AXIS", "DEFAULT_COARSE", "DEFAULT_DEVICE", "DEFAULT_LABELS",
+           "DEFAULT_PROTOCOLS", "DEVICES", "MAX_LABELS", "MAX_PROTOCOLS", "RunSettings", "slicerParameterPack"]
 
 
 def slicerParameterPack(cls):

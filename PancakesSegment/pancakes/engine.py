@@ -65,7 +65,7 @@ class Pancakes:
     def set_coarse(self, coarse: bool) -> bool:
         """Merge the last protocol into figure and ground (pancakes.coarse_protocol) or keep it fine;
         returns what is in effect."""
-        if not isinstance(coarse, (bool, int)) or isinstance(coarse, int) and coarse not in (0, 1):
+        if not isinstance(coarse, (bool, int)) or coarse not in (0, 1):
             raise PancakesInputError(f"coarse={coarse!r}: must be True or False")
         value = bool(coarse)
         if value and not has_queries(self.module):

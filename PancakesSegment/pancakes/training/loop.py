@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..coarse_protocol import merge_logits, query_groups
+from ..coarse_protocol import apply_coarse
 from ..devices import resolve_device
 from ..modeling import PancakesNet
 from .batches import set_to_tensors
@@ -205,17 +205,15 @@ class Trainer:
 
 def coarse_last(net, logits: torch.Tensor, M: int, K: int, n_targets: int,
                 allowed: Optional[List[int]]) -> Tuple[torch.Tensor, Optional[List[int]]]:
-    """Merge the last protocol of training logits [S, M, K, H, W] as the engine does (out of place, so
-    gradients reach the merged labels) -> (logits, protocols allowed to win this set).
+    """Merge the last protocol of training logits [S, M, K, H, W] as the engine does (on a copy: the
+    graph keeps the logits it was built from) -> (logits, protocols allowed to win this set).
 
     The merged protocol has two labels, so a set of more than two targets may not win it (nor be
     matched on it as a relaxed protocol): its empty slots would take targets at a cross-entropy of ~1e4.
     """
     if M < 2:
         return logits, allowed
-    groups = query_groups(net, M, K, M - 1)
-    merged = merge_logits(logits[:, M - 1], groups)
-    logits = torch.cat([logits[:, : M - 1], merged[:, None]], dim=1)
+    logits = apply_coarse(net, logits.clone(), M, K, [], {})  # the queries move every step: no cached groups
     if n_targets > 2:
         allowed = [m for m in (range(M) if allowed is None else allowed) if m != M - 1]
     return logits, allowed

@@ -14,7 +14,9 @@ for at most 0.005 on fine parcels and small structures (MODEL_CARD.md, "The coar
 The groups come from the queries alone, not from the images, so the merge is the same for
 every image, volume and subject: label k of the coarse protocol means the same structure in
 every image, as for any other protocol. Its probabilities are those of the source labels
-summed per group (a log-sum-exp of their logits), so soft outputs stay probabilities.
+summed per group (a log-sum-exp of their logits), so soft outputs stay probabilities. Given the
+model inputs, apply_coarse then moves the figure/ground boundary to where each image's
+intensities change (pancakes.coarse_intensity).
 
 Example::
 
@@ -27,6 +29,8 @@ from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
+
+from .coarse_intensity import Inner, refine_figure_ground
 
 # Groups of the coarse protocol: two, figure and ground. Three did worse on the select half at
 # every S (figure/ground 0.63/0.58/0.59 with three query groups of the last protocol, 0.71/0.66/0.67 with two).
@@ -96,9 +100,13 @@ def coarse_position(M: int, sel: List[int], coarse: int) -> Optional[int]:
     return sel.index(M - 1) if (M - 1) in sel else None
 
 
-def apply_coarse(module, logits: torch.Tensor, M: int, K: int, sel: List[int], cache: dict) -> torch.Tensor:
+def apply_coarse(module, logits: torch.Tensor, M: int, K: int, sel: List[int], cache: dict,
+                 images: Optional[torch.Tensor] = None, inner: Optional[Inner] = None) -> torch.Tensor:
     """Merge the coarse protocol's slot of decoded logits [B, P, K, S, S] in place; returns them.
 
+    ``images`` [B, 1, S, S] (the model inputs) sharpen the merged figure/ground with each image's
+    intensities (pancakes.coarse_intensity); ``inner`` (top, left, height, width) is where the image
+    sits in them. Without images the merge alone is applied (training through the merge does this).
     ``cache`` keeps the groups per (M, K) between calls (the queries do not change).
     Does nothing when the last protocol is not among ``sel``.
     """
@@ -108,4 +116,6 @@ def apply_coarse(module, logits: torch.Tensor, M: int, K: int, sel: List[int], c
     if (M, K) not in cache:
         cache[(M, K)] = query_groups(module, M, K, M - 1)
     logits[:, pos] = merge_logits(logits[:, pos], cache[(M, K)])
+    if images is not None and K >= 2:
+        logits[:, pos] = refine_figure_ground(logits[:, pos], images.to(logits.device), inner)
     return logits

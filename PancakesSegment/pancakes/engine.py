@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .bundled import bundled_model_path  # noqa: F401 (re-exported; torch-free callers import it from bundled)
+from .coarse_intensity import Inner
 from .coarse_protocol import apply_coarse, has_queries
 from .contract import (DEFAULT_ADAPT, DEFAULT_AXIS, DEFAULT_COARSE, Cancel, Cancelled, Progress,  # noqa: F401
                        check_adapt, check_mk, check_which)  # (re-exported)
@@ -30,8 +31,8 @@ from .devices import batch_size_for, default_batch_size, resolve_device
 from .errors import PancakesInputError
 from .model_file import load_torchscript
 from .predictor import Predictor
-from .preprocessing import (Fit, check_spacings, from_model_output, labels_from_logits, plan_fit, prepare_images,
-                            to_model_input)
+from .preprocessing import (Fit, check_spacings, from_model_output, inner_box, labels_from_logits, plan_fit,
+                            prepare_images, to_model_input)
 
 
 @dataclass
@@ -39,12 +40,15 @@ class Encoded:
     """Cached features of a collection of 2D images.
 
     features: one float16 tensor [1, C, S, S] per image (CPU, so GPU memory is
-    not held between decodes); fits: how each image sits in the model input.
+    not held between decodes); fits: how each image sits in the model input;
+    inputs: the model inputs, float16 [1, 1, S, S] per image, which the coarse protocol's
+    intensity step reads (pancakes.coarse_intensity); empty: decoded without that step.
     """
 
     features: List[torch.Tensor]
     fits: List[Fit]
     names: List[str] = field(default_factory=list)
+    inputs: List[torch.Tensor] = field(default_factory=list)
 
 
 class Pancakes:
@@ -107,11 +111,14 @@ class Pancakes:
         with torch.no_grad():
             return self.module.encode(x.to(self.device))
 
-    def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int]) -> torch.Tensor:
+    def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int],
+                      images: Optional[torch.Tensor] = None, inner: Optional[Inner] = None) -> torch.Tensor:
         """features [B, C, S, S] on any device -> logits [B, P, K, S, S] on the model's device.
 
         With ``coarse`` on, the last protocol's slot holds its labels merged into two groups
-        (slots 3..K never win); every decode path (2D, volumes, streamed) comes through here.
+        (slots 3..K never win), sharpened by the intensities of ``images`` [B, 1, S, S] (the model
+        inputs; ``inner`` is where the image sits in them) when they are given. Every decode path
+        (2D, volumes, streamed) comes through here and passes them.
         """
         phi = features.to(self.device, torch.float32)
         with torch.no_grad():
@@ -120,7 +127,7 @@ class Pancakes:
             else:
                 logits = self.module.decode_logits(phi, M, K, sel)
             if self.coarse:
-                apply_coarse(self.module, logits, M, K, sel, self._groups)
+                apply_coarse(self.module, logits, M, K, sel, self._groups, images, inner)
         return logits
 
     # ---- 2D collections -------------------------------------------------
@@ -135,12 +142,15 @@ class Pancakes:
         sizes = check_spacings(spacings, len(prepared))
         fits = [plan_fit(img.shape, self.input_size, sp) for img, sp in zip(prepared, sizes)]
         feats: List[torch.Tensor] = []
+        inputs: List[torch.Tensor] = []
         for start in range(0, len(prepared), batch_size):
             chunk = range(start, min(start + batch_size, len(prepared)))
             x = torch.cat([to_model_input(torch.from_numpy(prepared[i])[None], fits[i]) for i in chunk])
             phi = self.encode_batch(x)
             feats += [f[None].to("cpu", torch.float16) for f in phi]
-        return Encoded(feats, fits, list(names) if names else [f"image {i}" for i in range(len(prepared))])
+            inputs += [i[None].to(torch.float16) for i in x]
+        names = list(names) if names else [f"image {i}" for i in range(len(prepared))]
+        return Encoded(feats, fits, names, inputs)
 
     def decode(self, encoded: Encoded, protocols: int = 8, labels: int = 20,
                which: Optional[Sequence[int]] = None) -> List[np.ndarray]:
@@ -161,8 +171,9 @@ class Pancakes:
         """Yield (logits [1, M', K, S, S] at model size, fit), one image at a time."""
         M, K = check_mk(M, K)
         sel = check_which(which, M)
-        for phi, fit in zip(encoded.features, encoded.fits):
-            yield self.decode_logits(phi, M, K, sel), fit
+        inputs = encoded.inputs or [None] * len(encoded.features)
+        for phi, x, fit in zip(encoded.features, inputs, encoded.fits):
+            yield self.decode_logits(phi, M, K, sel, x, inner_box(fit)), fit
 
     def segment(self, images: Sequence[np.ndarray], protocols: int = 8, labels: int = 20) -> np.ndarray:
         """images -> np.ndarray [N, M, H, W] of labels 1..K.

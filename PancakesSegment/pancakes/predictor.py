@@ -44,8 +44,11 @@ class SliceModel(Protocol):
     def encode_batch(self, x: torch.Tensor) -> torch.Tensor:
         """images [B, 1, S, S] in [0, 1] -> features [B, C, S, S] (no autograd)."""
 
-    def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int]) -> torch.Tensor:
-        """features [B, C, S, S] -> logits [B, P, K, S, S]; sel [] means all M protocols."""
+    def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int],
+                      images: Optional[torch.Tensor] = None,
+                      inner: Optional[Tuple[int, int, int, int]] = None) -> torch.Tensor:
+        """features [B, C, S, S] and their model inputs [B, 1, S, S] -> logits [B, P, K, S, S];
+        sel [] means all M protocols; inner: where the image sits in the input."""
 
     def default_batch_size(self) -> int:
         """Slices per encode batch when the caller does not say."""
@@ -101,8 +104,11 @@ class Predictor:
                                                 self.plane_axis)
             batches = volume.encoded_batches(self.model, slices, slicing.fit, self.batch_size, progress, cancel,
                                              self.name)
-            feats = torch.cat([phi.to("cpu", torch.float16) for _, phi in batches])
-            self.features = volume.EncodedVolume(feats, slicing, self.axis)
+            feats, inputs = [], []
+            for _, x, phi in batches:
+                feats.append(phi.to("cpu", torch.float16))
+                inputs.append(x)
+            self.features = volume.EncodedVolume(torch.cat(feats), slicing, self.axis, torch.cat(inputs))
         return self
 
     def decode(self, M: int, K: int, which: Optional[Sequence[int]] = None, progress: Progress = None,
@@ -119,7 +125,8 @@ class Predictor:
             return self.last.labels
         self.encode(cancel=cancel)
         enc = self.features
-        out = volume.decode_features(self.model, enc.features, M, K, sel, enc.slicing.fit, progress, cancel)
+        out = volume.decode_features(self.model, enc.features, M, K, sel, enc.slicing.fit, progress, cancel,
+                                     enc.inputs)
         self.last = Decoded(key, volume.restack_images(out, enc.slicing))
         return self.last.labels
 
@@ -132,10 +139,10 @@ class Predictor:
         # Filled in place, batch by batch: no label volume is ever converted or copied (label_stack.py).
         out = empty_label_images(M, slices.shape[0], fit.shape)
         step = min(self.batch_size, volume.decode_step(M, K, fit, self.model.device))
-        for start, phi in volume.encoded_batches(self.model, slices, fit, step, progress, cancel, self.name):
+        for start, x, phi in volume.encoded_batches(self.model, slices, fit, step, progress, cancel, self.name):
             # Through float16 like cached features, so streamed and cached decodes give the same labels
             # (the decode-time adaptation would otherwise flip a few near-tied pixels).
-            labels = volume.decode_batch(self.model, phi.to(torch.float16), M, K, [], fit)
+            labels = volume.decode_batch(self.model, phi.to(torch.float16), M, K, [], fit, x)
             paste_slices(out, start, labels)
             if (start // step) % TRIM_EVERY_BATCHES == TRIM_EVERY_BATCHES - 1:
                 release_free_memory()  # freed temporaries fragment the heap: RSS would grow with depth

@@ -39,6 +39,11 @@ def plan_fit(shape: Tuple[int, int], size: int, spacing: Tuple[float, float] = (
     return Fit(tuple(shape), (h, w), ((size - h) // 2, (size - w) // 2), size)
 
 
+def inner_box(fit: Fit) -> Tuple[int, int, int, int]:
+    """(top, left, height, width) of the image inside the square model input (the rest is padding)."""
+    return fit.offset[0], fit.offset[1], fit.inner[0], fit.inner[1]
+
+
 def to_model_input(batch: torch.Tensor, fit: Fit) -> torch.Tensor:
     """[B, H, W] normalised images sharing one ``fit`` -> [B, 1, size, size]."""
     x = batch[:, None].float()

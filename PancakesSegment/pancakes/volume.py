@@ -23,7 +23,8 @@ import torch
 from .contract import Cancel, Cancelled, Progress, check_axis
 from .errors import PancakesInputError
 from .label_stack import empty_label_images, paste_slices
-from .preprocessing import Fit, check_spacings, finite_float, labels_from_logits, normalise, plan_fit, to_grey, to_model_input
+from .preprocessing import (Fit, check_spacings, finite_float, inner_box, labels_from_logits, normalise, plan_fit,
+                            to_grey, to_model_input)
 from .slice_source import NormalisedSlices, streamable
 
 # Model-size logits held at once while decoding: 2 slices at M=8, K=20. Smaller batches stay in
@@ -54,11 +55,13 @@ class Slicing:
 
 @dataclass
 class EncodedVolume:
-    """Cached UNet features of every slice of one volume: float16 [D, C, S, S] on the CPU."""
+    """Cached UNet features of every slice of one volume: float16 [D, C, S, S] on the CPU, with the
+    model inputs float16 [D, 1, S, S] that the coarse protocol's intensity step reads (1/C more)."""
 
     features: torch.Tensor
     slicing: Slicing
     axis: str  # the slicing direction asked for ("axial", ...); a 2D image ignores it
+    inputs: Optional[torch.Tensor] = None
 
 
 def check_volume(image, name: str = "volume") -> sitk.Image:
@@ -129,8 +132,9 @@ def cut_volume(image: sitk.Image, axis: str, input_size: int, name: str = "volum
 
 
 def encoded_batches(model, slices: np.ndarray, fit: Fit, step: int, progress: Progress = None,
-                    cancel: Cancel = None, name: str = "volume") -> Iterator[Tuple[int, torch.Tensor]]:
-    """Yield (first slice index, features [B, C, S, S]) batch by batch; honours cancel, reports progress.
+                    cancel: Cancel = None, name: str = "volume") -> Iterator[Tuple[int, torch.Tensor, torch.Tensor]]:
+    """Yield (first slice index, model inputs float16 [B, 1, S, S], features [B, C, S, S]) batch by batch;
+    honours cancel, reports progress. The inputs go through float16 as cached ones do.
 
     ``model``: anything with ``encode_batch(Tensor[B, 1, S, S]) -> Tensor[B, C, S, S]`` (pancakes.Pancakes).
     """
@@ -139,14 +143,17 @@ def encoded_batches(model, slices: np.ndarray, fit: Fit, step: int, progress: Pr
         if cancel is not None and cancel():
             raise Cancelled(f"{name}: cancelled after {start} of {depth} slices")
         batch = torch.from_numpy(np.ascontiguousarray(slices[start : start + step]))
-        yield start, model.encode_batch(to_model_input(batch, fit))
+        x = to_model_input(batch, fit)
+        yield start, x.to(torch.float16), model.encode_batch(x)
         if progress is not None:
             progress(min(start + step, depth), depth)
 
 
-def decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit) -> np.ndarray:
-    """features [B, C, S, S] -> labels uint8 [P, B, rows, cols] at the slice's own size."""
-    logits = model.decode_logits(phi, M, K, sel)  # [B, P, K, S, S]
+def decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit,
+                 images: Optional[torch.Tensor] = None) -> np.ndarray:
+    """features [B, C, S, S] (and their model inputs [B, 1, S, S]) -> labels uint8 [P, B, rows, cols]
+    at the slice's own size."""
+    logits = model.decode_logits(phi, M, K, sel, images, inner_box(fit))  # [B, P, K, S, S]
     with torch.no_grad():
         labels = labels_from_logits(logits, fit)  # [B, P, rows, cols]
     return labels.permute(1, 0, 2, 3).cpu().numpy()
@@ -160,8 +167,9 @@ def decode_step(n_prot: int, K: int, fit: Fit, device: Optional[torch.device] = 
 
 
 def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence[int], fit: Fit,
-                    progress: Progress = None, cancel: Cancel = None) -> List[sitk.Image]:
-    """Cached features [D, C, S, S] -> one uint8 label image per protocol (values 1..K), in slice order
+                    progress: Progress = None, cancel: Cancel = None,
+                    inputs: Optional[torch.Tensor] = None) -> List[sitk.Image]:
+    """Cached features [D, C, S, S] (and model inputs [D, 1, S, S]) -> one uint8 label image per protocol (values 1..K), in slice order
     (size (cols, rows, D); restack_images puts them in the input's geometry). Filled batch by batch
     in place (pancakes.label_stack), like the streamed path: the labels exist once, not twice."""
     n_prot = len(sel) if sel else M
@@ -171,7 +179,8 @@ def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence
     for start in range(0, depth, step):
         if cancel is not None and cancel():
             raise Cancelled(f"decoding cancelled after {start} of {depth} slices")
-        paste_slices(out, start, decode_batch(model, features[start : start + step], M, K, list(sel), fit))
+        images = None if inputs is None else inputs[start : start + step]
+        paste_slices(out, start, decode_batch(model, features[start : start + step], M, K, list(sel), fit, images))
         if progress is not None:
             progress(min(start + step, depth), depth)
     return out

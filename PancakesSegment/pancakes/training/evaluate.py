@@ -26,11 +26,14 @@ from .taskset import TaskSet
 MapFn = Callable[[np.ndarray, int, int], np.ndarray]  # images [S,H,W] -> labels [S,M,H,W]
 
 
-def net_maps(net: torch.nn.Module, device: torch.device, adapt: float = 0.0, coarse: bool = False) -> MapFn:
+def net_maps(net: torch.nn.Module, device: torch.device, adapt: float = 0.0, coarse: bool = False,
+             intensity: bool = True) -> MapFn:
     """Label maps from an eager or scripted PancakesNet on already normalised 128^2 images.
 
     ``adapt`` > 0 decodes with per-image prototype adaptation, and ``coarse`` merges the
-    last protocol into figure and ground (pancakes.coarse_protocol), as the engine does by default.
+    last protocol into figure and ground, sharpened by each image's intensities
+    (pancakes.coarse_protocol, pancakes.coarse_intensity), as the engine does by default;
+    ``intensity`` False keeps the merge but leaves out the intensity step (for a paired comparison).
     """
     groups: dict = {}
 
@@ -43,7 +46,7 @@ def net_maps(net: torch.nn.Module, device: torch.device, adapt: float = 0.0, coa
             else:
                 logits = net.decode_logits(feats, M, K, [])
             if coarse:
-                apply_coarse(net, logits, M, K, [], groups)
+                apply_coarse(net, logits, M, K, [], groups, images=x if intensity else None)
         return (logits.argmax(2) + 1).cpu().numpy()
 
     return fn
@@ -223,7 +226,8 @@ def main(argv: Sequence[str] = None) -> int:
                     "when above 0, the main model is also scored without it, on the same sets")
     ap.add_argument("--coarse", type=int, choices=[0, 1], default=None,
                     help="1: the last protocol is merged into figure and ground (the engine's default); 0: every "
-                    "protocol fine. When 1, the main model is also scored with fine protocols only, on the same sets")
+                    "protocol fine. When 1, the main model is also scored with fine protocols only, and with the "
+                    "merge but without its intensity step, on the same sets")
     ap.add_argument("--intervals", type=int, default=2000, metavar="DRAWS",
                     help="bootstrap draws for the 95%% intervals of the models' figures (0: none; default 2000)")
     ap.add_argument("--by-kind", action="store_true",
@@ -276,6 +280,7 @@ def main(argv: Sequence[str] = None) -> int:
         methods[f"{args.name} (no adaptation)"] = net_maps(module, cpu, coarse=coarse)
     if coarse:
         methods[f"{args.name} (fine protocols only)"] = net_maps(module, cpu, adapt)
+        methods[f"{args.name} (merge without intensity step)"] = net_maps(module, cpu, adapt, coarse, intensity=False)
     if args.faithful:
         methods["pancakes (faithful head)"] = net_maps(load_torchscript(args.faithful, "cpu")[0], cpu)
     if not args.no_baselines:

@@ -55,9 +55,9 @@ def test_eval_shows_progress_over_every_set_unless_quiet(monkeypatch, random_mod
     args = ["--model", str(random_model_path), "--sets", "3", "--S", "1", "2", "--M", "2", "--K", "3", "--no-baselines"]
     assert evaluate.main(args) == 0
     err = capsys.readouterr().err
-    # 4 methods (the model, without adaptation, with fine protocols only, the trivial answer) x 2 S x 3 sets,
-    # counted to the end.
-    assert "pancakes-eval" in err and "24/24" in err
+    # 5 methods (the model, without adaptation, with fine protocols only, with the merge but without its
+    # intensity step, the trivial answer) x 2 S x 3 sets, counted to the end.
+    assert "pancakes-eval" in err and "30/30" in err
     assert evaluate.main(args + ["--quiet"]) == 0
     assert capsys.readouterr().err == ""
 
@@ -149,6 +149,7 @@ def test_eval_scores_the_coarse_protocol_beside_fine_protocols_only(monkeypatch,
     assert evaluate.main(base) == 0
     out = capsys.readouterr().out
     assert "coarse protocol 1" in out.splitlines()[0] and "| pancakes (fine protocols only) |" in out
+    assert "| pancakes (merge without intensity step) |" in out
     assert evaluate.main(base + ["--coarse", "0"]) == 0
     out = capsys.readouterr().out
     assert "coarse protocol 0" in out.splitlines()[0] and "fine protocols only" not in out

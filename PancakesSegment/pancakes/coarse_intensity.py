@@ -6,6 +6,7 @@ cover 21 %, and a two-class Otsu threshold still beat it by 0.05-0.1 Set Dice. T
 map says *where* figure and ground are; the image says *how bright* each is. So each image gets
 one EM step of a two-class intensity mixture whose prior is the network's map:
 
+    x             = the image, smoothed a little (Gaussian, sigma 0.75 px) against pixel noise
     mu_g, var_g   = intensity mean and variance of group g, weighted by P(g) from the network
     object logit += INTENSITY_WEIGHT * (log N(x | mu_1, var_1) - log N(x | mu_0, var_0))
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
 # How much the intensity evidence counts against the network's own logit. Larger moves the
 # boundary further towards a pure intensity split: on the select half 1 / 2 / 3 / 5 gave the
@@ -35,6 +37,10 @@ INTENSITY_WEIGHT = 2.0
 VARIANCE_FLOOR = 1.0e-3
 # Added to each group's weight: an image where the network sees no object keeps finite means.
 MASS_FLOOR = 1.0e-3
+# The intensities are smoothed (Gaussian, this sigma in model-input pixels) before they are classified:
+# single noisy pixels otherwise flip on their own and speckle the boundary (visible on head MR).
+# On the select half it also raised figure/ground by 0.005-0.007 (the nuclei 0.805 -> 0.824 at S = 3).
+SMOOTH_SIGMA = 0.75
 
 Inner = Tuple[int, int, int, int]  # (top, left, height, width) of the image inside the model input
 
@@ -59,8 +65,20 @@ def group_log_likelihood(images: torch.Tensor, weights: torch.Tensor, inner: Opt
     return -0.5 * (x - mu) ** 2 / var - 0.5 * torch.log(var)
 
 
+def smoothed(images: torch.Tensor, sigma: float = SMOOTH_SIGMA) -> torch.Tensor:
+    """images [B, 1, S, S] -> the same, blurred by a separable Gaussian (radius 4 sigma, edges replicated)."""
+    radius = max(1, int(4 * sigma + 0.5))
+    t = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    x = F.pad(images, (radius, radius, 0, 0), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1))
+    x = F.pad(x, (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(x, k.view(1, 1, -1, 1))
+
+
 def refine_figure_ground(slot: torch.Tensor, images: torch.Tensor, inner: Optional[Inner] = None,
-                         weight: float = INTENSITY_WEIGHT) -> torch.Tensor:
+                         weight: float = INTENSITY_WEIGHT, sigma: float = SMOOTH_SIGMA) -> torch.Tensor:
     """A merged coarse protocol's logits [B, K, S, S] (slot 0 ground, slot 1 figure) -> refined, same shape.
 
     Slot 0 becomes 0 and slot 1 the refined log-odds of figure, so that a softmax over the K
@@ -68,7 +86,8 @@ def refine_figure_ground(slot: torch.Tensor, images: torch.Tensor, inner: Option
     """
     log_odds = slot[:, 1] - slot[:, 0]  # [B, S, S]
     p_figure = torch.sigmoid(log_odds)
-    ll = group_log_likelihood(images, torch.stack([1.0 - p_figure, p_figure], 1), inner)  # [B, 2, S, S]
+    x = smoothed(images.to(slot.dtype), sigma)
+    ll = group_log_likelihood(x, torch.stack([1.0 - p_figure, p_figure], 1), inner)  # [B, 2, S, S]
     out = slot.clone()
     out[:, 0] = 0.0
     out[:, 1] = log_odds + weight * (ll[:, 1] - ll[:, 0])

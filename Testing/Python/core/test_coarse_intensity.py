@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from pancakes.coarse_intensity import group_log_likelihood, refine_figure_ground
+from pancakes.coarse_intensity import group_log_likelihood, refine_figure_ground, smoothed
 from pancakes.coarse_protocol import apply_coarse
 from pancakes.engine import Encoded, Pancakes
 from pancakes.preprocessing import inner_box, labels_from_logits
@@ -31,11 +31,32 @@ def test_a_bled_boundary_moves_back_to_the_bright_object():
     slot[:, 1] = torch.where(wide, 2.0, -2.0)  # confident, but too wide
     refined = refine_figure_ground(slot, image)
     before, after = slot.argmax(1)[0] == 1, refined.argmax(1)[0] == 1
-    assert _dice(before, truth) < 0.7 and _dice(after, truth) > 0.95
+    assert _dice(before, truth) < 0.7 and _dice(after, truth) > 0.9
     # The empty slots stay empty, and weight 0 is the network's own two-class posterior.
     assert torch.equal(refined[:, 2:], slot[:, 2:])
     plain = refine_figure_ground(slot, image, weight=0.0)
     torch.testing.assert_close(torch.softmax(plain, 1), torch.softmax(slot, 1))
+
+
+def test_smoothing_keeps_noisy_pixels_from_speckling_the_boundary():
+    """Pixel noise as strong as a third of the contrast: classified pixel by pixel, the figure
+    breaks into many specks; smoothed first (the default), fewer specks and a better overlap."""
+    from scipy import ndimage
+
+    truth, wide = _disc(r=14), _disc(r=20)
+    rng = torch.Generator().manual_seed(0)
+    image = (0.2 + 0.5 * truth.float() + 0.15 * torch.randn(64, 64, generator=rng))[None, None]
+    slot = torch.full((1, 3, 64, 64), -1.0e4)
+    slot[:, 0] = 0.0
+    slot[:, 1] = torch.where(wide, 2.0, -2.0)
+    masks = {s: (refine_figure_ground(slot, image, sigma=s).argmax(1)[0] == 1) for s in (0.75, 0.01)}
+    specks = {s: ndimage.label(m.numpy())[1] for s, m in masks.items()}
+    assert specks[0.75] < 0.8 * specks[0.01], specks
+    assert _dice(masks[0.75], truth) > _dice(masks[0.01], truth) + 0.1
+    # A constant image stays constant, and the default is the smoothed one.
+    flat = torch.full((1, 1, 9, 9), 0.3)
+    torch.testing.assert_close(smoothed(flat), flat)
+    torch.testing.assert_close(refine_figure_ground(slot, image), refine_figure_ground(slot, image, sigma=0.75))
 
 
 def test_padding_outside_the_image_is_left_out_of_the_fit():

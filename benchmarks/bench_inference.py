@@ -55,11 +55,14 @@ def per_image(model_path: Path, n: int = 16) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         faithful = PancakesNet(head="faithful")
         fpath = save_torchscript(faithful, Path(tmp) / "faithful.pt", default_metadata(faithful))
-        runs = (("shipped (dot-product head, adaptation and coarse protocol on: the default)", model_path, n, 1.0, True),
-                ("shipped head, adaptation on, coarse protocol off", model_path, n, 1.0, False),
-                ("shipped head, adaptation off", model_path, n, 0.0, True), ("faithful head", fpath, 2, 0.0, False))
-        for name, path, count, adapt, coarse in runs:
-            model = Pancakes.load(path, device="cpu", adapt=adapt, coarse=coarse)
+        runs = (("shipped (dot-product head, adaptation, coarse protocol and superpixel pooling on: the default)",
+                 model_path, n, 1.0, True, True),
+                ("shipped head, adaptation on, coarse protocol off", model_path, n, 1.0, False, True),
+                ("shipped head, adaptation off", model_path, n, 0.0, True, True),
+                ("shipped head, superpixel pooling off", model_path, n, 1.0, True, False),
+                ("faithful head", fpath, 2, 0.0, False, False))
+        for name, path, count, adapt, coarse, pooled in runs:
+            model = Pancakes.load(path, device="cpu", adapt=adapt, coarse=coarse, superpixels=pooled)
             t = timed(lambda: model.segment(imgs[:count], 8, 20), repeat=3 if count > 2 else 1)
             rows.append((name, 1000 * t / count))
     return rows
@@ -105,9 +108,10 @@ def main() -> None:
     print("| head | ms per 128x128 image (M=8, K=20) |\n|---|---|")
     for name, ms in rows:
         print(f"| {name} | {ms:.1f} |")
-    default, coarse_off, adapt_off, faithful = (ms for _, ms in rows)
+    default, coarse_off, adapt_off, pooling_off, faithful = (ms for _, ms in rows)
     print(f"\nspeed-up of the shipped head: {faithful / default:.0f}x; adaptation costs {default - adapt_off:.1f} "
-          f"ms per image, the coarse protocol {default - coarse_off:.1f} ms (side by side, one reading each)\n")
+          f"ms per image, the coarse protocol {default - coarse_off:.1f} ms, superpixel pooling "
+          f"{default - pooling_off:.1f} ms (side by side, one reading each)\n")
 
     shape = (50, 128, 128) if args.quick else (200, 256, 256)
     r = volume_run(model_path, shape)

@@ -31,6 +31,8 @@ MAX_LABELS = 255  # labels are stored as uint8 values 1..K
 DEFAULT_ADAPT = 1.0
 # Whether the last protocol is merged into figure and ground (pancakes.coarse_protocol).
 DEFAULT_COARSE = True
+# Whether every protocol's boundaries are pulled onto the image's edges (pancakes.superpixel_pooling).
+DEFAULT_SUPERPIXELS = True
 
 # ---- axes and devices ------------------------------------------------------------
 AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in (z, y, x) LPS order

@@ -25,12 +25,13 @@ import torch
 from .bundled import bundled_model_path  # noqa: F401 (re-exported; torch-free callers import it from bundled)
 from .coarse_intensity import Inner
 from .coarse_protocol import apply_coarse, has_queries
-from .contract import (DEFAULT_ADAPT, DEFAULT_AXIS, DEFAULT_COARSE, Cancel, Cancelled, Progress,  # noqa: F401
-                       check_adapt, check_mk, check_which)  # (re-exported)
+from .contract import (DEFAULT_ADAPT, DEFAULT_AXIS, DEFAULT_COARSE, DEFAULT_SUPERPIXELS, Cancel,  # noqa: F401
+                       Cancelled, Progress, check_adapt, check_mk, check_which)  # (re-exported)
 from .devices import batch_size_for, default_batch_size, resolve_device
 from .errors import PancakesInputError
 from .model_file import load_torchscript
 from .predictor import Predictor
+from .superpixel_pooling import pool_in_superpixels
 from .preprocessing import (Fit, check_spacings, from_model_output, inner_box, labels_from_logits, plan_fit,
                             prepare_images, to_model_input)
 
@@ -55,7 +56,8 @@ class Pancakes:
     """A loaded Pancakes model with an encode/decode split (see module docstring)."""
 
     def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device,
-                 adapt: float = DEFAULT_ADAPT, coarse: bool = DEFAULT_COARSE) -> None:
+                 adapt: float = DEFAULT_ADAPT, coarse: bool = DEFAULT_COARSE,
+                 superpixels: bool = DEFAULT_SUPERPIXELS) -> None:
         self.module = module
         self.metadata = metadata
         self.device = device
@@ -65,6 +67,16 @@ class Pancakes:
         self.coarse = False
         self._groups: dict = {}  # (M, K) -> the coarse protocol's label groups (they depend on the queries only)
         self.set_coarse(coarse)
+        self.superpixels = False
+        self.set_superpixels(superpixels)
+
+    def set_superpixels(self, superpixels: bool) -> bool:
+        """Pull every protocol's boundaries onto each image's edges (pancakes.superpixel_pooling) or not;
+        returns what is in effect."""
+        if not isinstance(superpixels, (bool, int)) or superpixels not in (0, 1):
+            raise PancakesInputError(f"superpixels={superpixels!r}: must be True or False")
+        self.superpixels = bool(superpixels)
+        return self.superpixels
 
     def set_coarse(self, coarse: bool) -> bool:
         """Merge the last protocol into figure and ground (pancakes.coarse_protocol) or keep it fine;
@@ -92,15 +104,17 @@ class Pancakes:
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, device: str = "auto",
-             adapt: float = DEFAULT_ADAPT, coarse: bool = DEFAULT_COARSE) -> "Pancakes":
+             adapt: float = DEFAULT_ADAPT, coarse: bool = DEFAULT_COARSE,
+             superpixels: bool = DEFAULT_SUPERPIXELS) -> "Pancakes":
         """Load a TorchScript model file (the bundled one when ``path`` is None).
 
         ``adapt``: strength of the per-image prototype adaptation at decode time (0 = off).
         ``coarse``: the last of several protocols is merged into figure and ground (False: all fine).
+        ``superpixels``: every protocol's boundaries follow each image's edges (False: as the network draws them).
         """
         dev = resolve_device(device)
         module, meta = load_torchscript(bundled_model_path() if path is None else path, dev)
-        return cls(module, meta, dev, adapt, coarse)
+        return cls(module, meta, dev, adapt, coarse, superpixels)
 
     def default_batch_size(self) -> int:
         """Slices (or images) per UNet forward pass when the caller does not say."""
@@ -118,7 +132,8 @@ class Pancakes:
         With ``coarse`` on, the last protocol's slot holds its labels merged into two groups
         (slots 3..K never win), sharpened by the intensities of ``images`` [B, 1, S, S] (the model
         inputs; ``inner`` is where the image sits in them) when they are given. Every decode path
-        (2D, volumes, streamed) comes through here and passes them.
+        (2D, volumes, streamed) comes through here and passes them. With ``superpixels`` on, every
+        protocol's probabilities are then pooled within each image's superpixels (pancakes.superpixel_pooling).
         """
         phi = features.to(self.device, torch.float32)
         with torch.no_grad():
@@ -128,6 +143,8 @@ class Pancakes:
                 logits = self.module.decode_logits(phi, M, K, sel)
             if self.coarse:
                 apply_coarse(self.module, logits, M, K, sel, self._groups, images, inner)
+            if self.superpixels and images is not None:
+                logits = pool_in_superpixels(logits, images, inner)
         return logits
 
     # ---- 2D collections -------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..coarse_protocol import apply_coarse, has_queries
+from ..superpixel_pooling import pool_in_superpixels
 from ..evaluation.metrics import label_usage, per_image_scores, set_dice
 from .intervals import format_intervals
 from .taskset import TaskSet
@@ -27,13 +28,15 @@ MapFn = Callable[[np.ndarray, int, int], np.ndarray]  # images [S,H,W] -> labels
 
 
 def net_maps(net: torch.nn.Module, device: torch.device, adapt: float = 0.0, coarse: bool = False,
-             intensity: bool = True) -> MapFn:
+             intensity: bool = True, superpixels: bool = False) -> MapFn:
     """Label maps from an eager or scripted PancakesNet on already normalised 128^2 images.
 
     ``adapt`` > 0 decodes with per-image prototype adaptation, and ``coarse`` merges the
     last protocol into figure and ground, sharpened by each image's intensities
     (pancakes.coarse_protocol, pancakes.coarse_intensity), as the engine does by default;
-    ``intensity`` False keeps the merge but leaves out the intensity step (for a paired comparison).
+    ``intensity`` False keeps the merge but leaves out the intensity step (for a paired comparison);
+    ``superpixels`` pools every protocol within each image's superpixels (pancakes.superpixel_pooling),
+    as the engine does by default.
     """
     groups: dict = {}
 
@@ -47,6 +50,8 @@ def net_maps(net: torch.nn.Module, device: torch.device, adapt: float = 0.0, coa
                 logits = net.decode_logits(feats, M, K, [])
             if coarse:
                 apply_coarse(net, logits, M, K, [], groups, images=x if intensity else None)
+            if superpixels:
+                logits = pool_in_superpixels(logits, x)
         return (logits.argmax(2) + 1).cpu().numpy()
 
     return fn
@@ -228,6 +233,9 @@ def main(argv: Sequence[str] = None) -> int:
                     help="1: the last protocol is merged into figure and ground (the engine's default); 0: every "
                     "protocol fine. When 1, the main model is also scored with fine protocols only, and with the "
                     "merge but without its intensity step, on the same sets")
+    ap.add_argument("--superpixels", type=int, choices=[0, 1], default=None,
+                    help="1: every protocol's boundaries follow each image's edges (the engine's default); 0: as the "
+                    "network draws them. When 1, the main model is also scored without it, on the same sets")
     ap.add_argument("--intervals", type=int, default=2000, metavar="DRAWS",
                     help="bootstrap draws for the 95%% intervals of the models' figures (0: none; default 2000)")
     ap.add_argument("--by-kind", action="store_true",
@@ -245,10 +253,11 @@ def main(argv: Sequence[str] = None) -> int:
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args(argv)
     try:
-        from ..engine import DEFAULT_ADAPT, DEFAULT_COARSE, bundled_model_path, check_adapt
+        from ..engine import DEFAULT_ADAPT, DEFAULT_COARSE, DEFAULT_SUPERPIXELS, bundled_model_path, check_adapt
 
         adapt = check_adapt(DEFAULT_ADAPT if args.adapt is None else args.adapt)
         coarse = bool(DEFAULT_COARSE if args.coarse is None else args.coarse)
+        pooled = bool(DEFAULT_SUPERPIXELS if args.superpixels is None else args.superpixels)
         path = args.model or bundled_model_path()
         module, meta = load_torchscript(path, "cpu")
         others = {f"pancakes ({other})": load_torchscript(other, "cpu")[0] for other in args.compare}
@@ -273,9 +282,11 @@ def main(argv: Sequence[str] = None) -> int:
         print(f"pancakes-eval: {exc}", file=sys.stderr)
         return 2
     cpu = torch.device("cpu")
-    methods: Dict[str, MapFn] = {args.name: net_maps(module, cpu, adapt, coarse)}
+    methods: Dict[str, MapFn] = {args.name: net_maps(module, cpu, adapt, coarse, superpixels=pooled)}
     for name, other in others.items():
-        methods[name] = net_maps(other, cpu, adapt, coarse)
+        methods[name] = net_maps(other, cpu, adapt, coarse, superpixels=pooled)
+    if pooled:
+        methods[f"{args.name} (without superpixel pooling)"] = net_maps(module, cpu, adapt, coarse)
     if adapt > 0:
         methods[f"{args.name} (no adaptation)"] = net_maps(module, cpu, coarse=coarse)
     if coarse:
@@ -311,7 +322,8 @@ def main(argv: Sequence[str] = None) -> int:
         text += "\n\n" + format_intervals(rows, models, args.S, n_boot=args.intervals, seed=args.seed)
     header = (f"Development Set Dice, M={args.M}, K={args.K}, {args.sets} sets per S, seed {args.seed}, "
               f"dev part {part}{', by task kind' if args.by_kind else ''}, "
-              f"model {path}, adaptation {adapt:g}, coarse protocol {int(coarse)} ({time.time() - t0:.0f} s)\n\n")
+              f"model {path}, adaptation {adapt:g}, coarse protocol {int(coarse)}, superpixel pooling {int(pooled)} "
+              f"({time.time() - t0:.0f} s)\n\n")
     print(header + text)
     if args.markdown:
         from pathlib import Path

@@ -65,9 +65,9 @@ def test_adaptation_is_per_image_and_survives_torchscript(random_model_path):
 
 def test_engine_adapt_option(random_model_path):
     images = [np.random.default_rng(3).random((40, 50)).astype(np.float32)]
-    # Every protocol fine: the coarse last protocol has its own tests (test_coarse_protocol.py).
-    off = Pancakes.load(random_model_path, device="cpu", adapt=0, coarse=False)
-    on = Pancakes.load(random_model_path, device="cpu", coarse=False)
+    # Every protocol fine and unpooled: the coarse protocol and the pooling have their own tests.
+    off = Pancakes.load(random_model_path, device="cpu", adapt=0, coarse=False, superpixels=False)
+    on = Pancakes.load(random_model_path, device="cpu", coarse=False, superpixels=False)
     assert on.adapt == 1.0 and off.adapt == 0.0
     enc = off.encode(images)
     feats = enc.features[0]

@@ -55,11 +55,23 @@ def test_eval_shows_progress_over_every_set_unless_quiet(monkeypatch, random_mod
     args = ["--model", str(random_model_path), "--sets", "3", "--S", "1", "2", "--M", "2", "--K", "3", "--no-baselines"]
     assert evaluate.main(args) == 0
     err = capsys.readouterr().err
-    # 5 methods (the model, without adaptation, with fine protocols only, with the merge but without its
-    # intensity step, the trivial answer) x 2 S x 3 sets, counted to the end.
-    assert "pancakes-eval" in err and "30/30" in err
+    # 6 methods (the model, without superpixel pooling, without adaptation, with fine protocols only, with
+    # the merge but without its intensity step, the trivial answer) x 2 S x 3 sets, counted to the end.
+    assert "pancakes-eval" in err and "36/36" in err
     assert evaluate.main(args + ["--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_eval_scores_the_model_without_superpixel_pooling_unless_turned_off(monkeypatch, random_model_path, capsys):
+    monkeypatch.setattr(real_data, "dev_sets", _fake_dev_sets)
+    args = ["--model", str(random_model_path), "--sets", "2", "--S", "1", "--M", "2", "--K", "3",
+            "--no-baselines", "--quiet", "--intervals", "0"]
+    assert evaluate.main(args) == 0
+    out = capsys.readouterr().out
+    assert "superpixel pooling 1" in out.splitlines()[0] and "| pancakes (without superpixel pooling) |" in out
+    assert evaluate.main(args + ["--superpixels", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "superpixel pooling 0" in out.splitlines()[0] and "without superpixel pooling" not in out
 
 
 def test_eval_scores_the_model_without_adaptation_on_the_same_sets(monkeypatch, random_model_path, capsys):

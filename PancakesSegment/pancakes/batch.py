@@ -64,6 +64,7 @@ class BatchOptions:
     progress: bool = True  # tqdm bars (shown only on a terminal)
     adapt: float = 0.0  # set by run_batch from the model: decode-time adaptation is part of what --resume matches
     coarse: bool = False  # set by run_batch from the model, like adapt: the last protocol merged (coarse_protocol.py)
+    superpixels: bool = False  # set by run_batch from the model, like adapt: boundaries pooled (superpixel_pooling.py)
     retry_crashed: bool = False  # segment again the subjects an earlier process died in (in_progress.py)
     model_path: Optional[str] = None  # recorded in run.json
     argv: Optional[List[str]] = None  # the command line recorded in run.json (None: sys.argv)
@@ -105,6 +106,7 @@ def one_line(exc: BaseException, source: str) -> str:
 def _marker_expected(subject: Subject, opts: BatchOptions, model_sha256: str) -> Dict:
     return {"source_key": subject.key, "source_stamp": subject.stamp(), "M": opts.protocols, "K": opts.labels,
             "format": opts.fmt, "axis": opts.axis, "model_sha256": model_sha256, "adapt": opts.adapt, "coarse": opts.coarse,
+            "superpixels": opts.superpixels,
             "label_scheme": protocols.SCHEME}
 
 
@@ -250,7 +252,7 @@ def write_summaries(opts: BatchOptions, done: Sequence[Tuple[str, Dict]], failur
     with these settings (``done``, this run's, plus earlier runs'), and every failure not since fixed.
     -> (study-level done, study-level failures), which run.json and report.html list."""
     M, K, out = opts.protocols, opts.labels, opts.out_dir
-    done = study_subjects(out, done, M, K, model_sha256, opts.adapt, opts.coarse)
+    done = study_subjects(out, done, M, K, model_sha256, opts.adapt, opts.coarse, opts.superpixels)
     failures = study_failures(out, failures, attempted, {marker.get("source") for _, marker in done},
                               M, K, model_sha256)
     rows = [r for name, marker in done for r in volume_rows(name, marker["counts"], marker["voxel_mm3"], M, K)]
@@ -271,7 +273,8 @@ def write_run_record(model, opts: BatchOptions, model_sha256: str, started: str,
     model_info = {"file": opts.model_path, "sha256": model_sha256, "version": model_version(meta),
                   "format_version": meta.get("format_version"), "kind": meta.get("kind"),
                   "trained": (meta.get("training") or {}).get("trained")}
-    settings = run_settings(opts.protocols, opts.labels, opts.fmt, opts.axis, opts.adapt, model_sha256, opts.coarse)
+    settings = run_settings(opts.protocols, opts.labels, opts.fmt, opts.axis, opts.adapt, model_sha256, opts.coarse,
+                            opts.superpixels)
     manifest = write_manifest(opts.out_dir, settings, model_info, run_record(model, started, opts.argv), done)
     write_report(opts.out_dir, done, failures, manifest, opts.protocols, opts.labels)
 
@@ -281,10 +284,11 @@ def run_batch(model, subjects: Sequence[Subject], opts: BatchOptions, model_sha2
     """Segment every subject; a failing one is reported in one line and the rest carry on."""
     if opts.fmt not in FORMATS:
         raise PancakesInputError(f"format {opts.fmt!r}: use one of {', '.join(FORMATS)}")
-    opts = replace(opts, adapt=float(getattr(model, "adapt", 0.0)), coarse=bool(getattr(model, "coarse", False)))
+    opts = replace(opts, adapt=float(getattr(model, "adapt", 0.0)), coarse=bool(getattr(model, "coarse", False)),
+                   superpixels=bool(getattr(model, "superpixels", False)))
     if opts.resume:  # before any work: a refused run must leave OUT as it was
         check_resume(opts.out_dir, run_settings(opts.protocols, opts.labels, opts.fmt, opts.axis, opts.adapt,
-                                                model_sha256, opts.coarse))
+                                                model_sha256, opts.coarse, opts.superpixels))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     result = BatchResult(failures=list(problems))

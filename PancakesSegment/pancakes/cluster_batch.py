@@ -110,10 +110,10 @@ def run_cluster_batch(client, subjects: Sequence[Subject], opts: BatchOptions, s
         raise PancakesInputError(f"format {opts.fmt!r}: use one of {', '.join(FORMATS)}")
     info = loaded_model(client, loading if loading is not None else start_model_load(client, spec), spec, report)
     out_dir = Path(os.path.abspath(opts.out_dir))
-    opts = replace(opts, adapt=info.adapt, coarse=info.coarse, out_dir=out_dir)
+    opts = replace(opts, adapt=info.adapt, coarse=info.coarse, superpixels=info.superpixels, out_dir=out_dir)
     if opts.resume:  # before any work, as in-process: a refused run leaves OUT as it was
         check_resume(out_dir, run_settings(opts.protocols, opts.labels, opts.fmt, opts.axis, opts.adapt, spec.sha256,
-                                           opts.coarse))
+                                           opts.coarse, opts.superpixels))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out_dir.mkdir(parents=True, exist_ok=True)
     result = BatchResult(failures=list(problems))

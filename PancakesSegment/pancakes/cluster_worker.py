@@ -36,13 +36,14 @@ from .inputs import Subject
 @dataclass(frozen=True)
 class ModelSpec:
     """What a worker needs to load the client's model: a path every worker sees, its hash, and the
-    adaptation and coarse protocol asked for (``--adapt``, ``--coarse``)."""
+    adaptation, coarse protocol and superpixel pooling asked for (``--adapt``, ``--coarse``, ``--superpixels``)."""
 
     path: str
     sha256: str
     device: str = "auto"
     adapt: float = 1.0
     coarse: bool = True
+    superpixels: bool = True
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ModelInfo:
     device: str
     torch_version: Optional[str] = None
     coarse: bool = False  # in effect: False for a model whose head has no label queries
+    superpixels: bool = False
 
 
 _MODELS: Dict[Tuple, object] = {}  # this worker process's loaded models (normally one)
@@ -86,7 +88,7 @@ def _worker_name() -> Optional[str]:
 
 def worker_model(spec: ModelSpec):
     """The model of ``spec`` for this process: loaded on the first call, cached after."""
-    key = (spec.path, spec.sha256, spec.device, spec.adapt, spec.coarse)
+    key = (spec.path, spec.sha256, spec.device, spec.adapt, spec.coarse, spec.superpixels)
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:
@@ -102,7 +104,8 @@ def worker_model(spec: ModelSpec):
                 raise ModelFileError(f"{spec.path}: this worker's copy of the model file differs from the client's")
             gpus = torch.cuda.device_count() if spec.device != "cpu" else 0
             device = pick_device(spec.device, gpus, _worker_name())
-            model = Pancakes.load(spec.path, device=device, adapt=spec.adapt, coarse=spec.coarse)
+            model = Pancakes.load(spec.path, device=device, adapt=spec.adapt, coarse=spec.coarse,
+                                  superpixels=spec.superpixels)
             _MODELS.clear()  # one model per worker: a study with another model replaces it
             _MODELS[key] = model
             LOADS["count"] += 1
@@ -115,7 +118,8 @@ def model_info(spec: ModelSpec) -> Dict:
 
     model = worker_model(spec)
     # str(): torch.__version__ is a TorchVersion, which would make the client import torch to unpickle it.
-    return {"adapt": float(model.adapt), "coarse": bool(model.coarse), "device": str(model.device),
+    return {"adapt": float(model.adapt), "coarse": bool(model.coarse), "superpixels": bool(model.superpixels),
+            "device": str(model.device),
             "torch_version": str(torch.__version__)}
 
 

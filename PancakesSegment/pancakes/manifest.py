@@ -1,7 +1,7 @@
 """OUT/run.json: what produced the results in OUT, and the guard that keeps --resume from mixing runs.
 
 It records the project and model versions, the model file's SHA-256, the settings that
-change a segmentation (M, K, format, axis, adapt, coarse protocol, label scheme), the device, torch version
+change a segmentation (M, K, format, axis, adapt, coarse protocol, superpixel pooling, label scheme), the device, torch version
 and command line of every run that added to OUT, and per subject the input's fingerprint
 (files, bytes, newest mtime, as the completion markers hold it) and the seconds it took.
 Written atomically after each run, from every finished subject in OUT with these settings.
@@ -28,11 +28,13 @@ from .segio import write_json
 MANIFEST = "run.json"
 PROJECT = "PancakesSegment"
 # What --resume must find unchanged: any of these changes what a finished subject's files contain.
-SETTINGS = ("M", "K", "format", "axis", "adapt", "coarse", "model_sha256", "label_scheme")
+SETTINGS = ("M", "K", "format", "axis", "adapt", "coarse", "superpixels", "model_sha256", "label_scheme")
 
 
-def run_settings(M: int, K: int, fmt: str, axis: str, adapt: float, model_sha256: str, coarse: bool) -> Dict:
+def run_settings(M: int, K: int, fmt: str, axis: str, adapt: float, model_sha256: str, coarse: bool,
+                 superpixels: bool = True) -> Dict:
     return {"M": M, "K": K, "format": fmt, "axis": axis, "adapt": float(adapt), "coarse": bool(coarse),
+            "superpixels": bool(superpixels),
             "model_sha256": model_sha256, "label_scheme": protocols.SCHEME}
 
 

@@ -2,7 +2,7 @@
 
 A second run into the same OUT that adds subjects used to rewrite these tables from its
 own subjects only, so the first run's subjects vanished from them. They now list every
-finished subject in OUT whose marker has the same M, K, model, adaptation and coarse setting, and every
+finished subject in OUT whose marker has the same M, K, model, adaptation, coarse and pooling settings, and every
 failure of an earlier run with those settings that has not been retried or fixed since.
 
 Earlier failures live in ``OUT/.failures.json`` (all settings, one entry per input);
@@ -10,7 +10,7 @@ Earlier failures live in ``OUT/.failures.json`` (all settings, one entry per inp
 
 Usage::
 
-    done = study_subjects(out, this_run_done, M, K, model_sha256, adapt, coarse)
+    done = study_subjects(out, this_run_done, M, K, model_sha256, adapt, coarse, superpixels)
     rows = study_failures(out, this_run_failures, attempted, finished_sources, M, K, model_sha256)
 """
 from __future__ import annotations
@@ -26,23 +26,26 @@ FAILURES_STATE = ".failures.json"
 THUMBNAIL = ".thumbnail.npz"  # batch.py writes it beside the marker
 
 
-def _finished(sdir: Path, M: int, K: int, model_sha256: str, adapt: float, coarse: bool) -> Dict:
+def _finished(sdir: Path, M: int, K: int, model_sha256: str, adapt: float, coarse: bool,
+              superpixels: bool = True) -> Dict:
     """The marker of a finished subject folder with these settings whose files are all there, else {}."""
     try:
         marker = json.loads((sdir / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    # Markers written before the coarse protocol existed (no "coarse") had every protocol fine.
+    # Markers written before the coarse protocol existed (no "coarse") had every protocol fine, and
+    # those written before superpixel pooling (no "superpixels") were unpooled.
     if not isinstance(marker, dict) or (marker.get("M"), marker.get("K"), marker.get("model_sha256"),
-                                        marker.get("adapt"), bool(marker.get("coarse", False))) \
-            != (M, K, model_sha256, adapt, bool(coarse)):
+                                        marker.get("adapt"), bool(marker.get("coarse", False)),
+                                        bool(marker.get("superpixels", False))) \
+            != (M, K, model_sha256, adapt, bool(coarse), bool(superpixels)):
         return {}
     files = [sdir / f for f in marker.get("files", [])] + [sdir / THUMBNAIL]
     return marker if all(p.is_file() for p in files) and "counts" in marker else {}
 
 
 def study_subjects(out_dir: Path, this_run: Sequence[Tuple[str, Dict]], M: int, K: int, model_sha256: str,
-                   adapt: float, coarse: bool) -> List[Tuple[str, Dict]]:
+                   adapt: float, coarse: bool, superpixels: bool = True) -> List[Tuple[str, Dict]]:
     """(folder name, marker) of every finished subject in OUT with these settings: earlier runs'
     subjects first (by name), then this run's in its order. An input met twice (two folders with one
     source) is listed once, from this run when it is in it."""
@@ -54,7 +57,7 @@ def study_subjects(out_dir: Path, this_run: Sequence[Tuple[str, Dict]], M: int, 
     except OSError:
         folders = []
     for sdir in folders:
-        marker = _finished(sdir, M, K, model_sha256, adapt, coarse)
+        marker = _finished(sdir, M, K, model_sha256, adapt, coarse, superpixels)
         if marker and marker.get("source_key") not in keys:
             keys.add(marker.get("source_key"))
             earlier.append((sdir.name, marker))

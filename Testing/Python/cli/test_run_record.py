@@ -48,7 +48,8 @@ def test_manifest_records_the_run(batch, random_model_path):
     assert manifest["model"]["sha256"] == file_sha256(random_model_path)
     assert manifest["model"]["file"] == str(random_model_path.resolve()) and manifest["model"]["version"]
     assert manifest["settings"] == {"M": M, "K": K, "format": "seg.nrrd", "axis": "axial", "adapt": 0.5,
-                                    "coarse": True, "model_sha256": file_sha256(random_model_path), "label_scheme": 5}
+                                    "coarse": True, "superpixels": True, "model_sha256": file_sha256(random_model_path),
+                                    "label_scheme": 5}
     (record,) = manifest["runs"]
     assert record["device"] == "cpu" and record["torch_version"] == torch.__version__
     assert record["argv"] == ["pancakes"] + [str(a) for a in args]
@@ -108,6 +109,10 @@ def test_resume_refuses_other_settings_and_leaves_out_alone(batch, random_model_
     # Every protocol fine instead of the coarse last one changes the files too.
     rc, err = _run(*args, "--coarse", "0", "--resume")
     assert rc == 2 and "coarse True -> False" in err
+    assert checksums(out) == before
+    # So do boundaries left as the network draws them.
+    rc, err = _run(*args, "--superpixels", "0", "--resume")
+    assert rc == 2 and "superpixels True -> False" in err
     assert checksums(out) == before
     # The same settings resume: nothing to do, and run.json gains a second run record.
     rc, err = _run(*args, "--resume")

@@ -31,6 +31,7 @@ from .devices import batch_size_for, default_batch_size, resolve_device
 from .errors import PancakesInputError
 from .model_file import load_torchscript
 from .predictor import Predictor
+from .superpixel_pooling import available as superpixels_available
 from .superpixel_pooling import pool_in_superpixels
 from .preprocessing import (Fit, check_spacings, from_model_output, inner_box, labels_from_logits, plan_fit,
                             prepare_images, to_model_input)
@@ -75,8 +76,13 @@ class Pancakes:
         returns what is in effect."""
         if not isinstance(superpixels, (bool, int)) or superpixels not in (0, 1):
             raise PancakesInputError(f"superpixels={superpixels!r}: must be True or False")
-        self.superpixels = bool(superpixels)
-        return self.superpixels
+        value = bool(superpixels)
+        if value and not superpixels_available():
+            warnings.warn("scikit-image is not installed: label boundaries stay as the network draws them "
+                          "(pip install scikit-image for superpixel pooling)", stacklevel=3)
+            value = False
+        self.superpixels = value
+        return value
 
     def set_coarse(self, coarse: bool) -> bool:
         """Merge the last protocol into figure and ground (pancakes.coarse_protocol) or keep it fine;

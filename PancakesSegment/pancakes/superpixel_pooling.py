@@ -17,11 +17,11 @@ Example::
 """
 from __future__ import annotations
 
+import importlib.util
 from typing import Optional
 
 import numpy as np
 import torch
-from skimage.segmentation import felzenszwalb
 
 from .coarse_intensity import Inner
 
@@ -37,8 +37,17 @@ SIGMA = 0.8  # Felzenszwalb's own pre-smoothing, as the Felzenszwalb baseline us
 PROB_FLOOR = 1.0e-8
 
 
+def available() -> bool:
+    """Whether scikit-image, which segments the superpixels, can be imported (Slicer's Python may lack it)."""
+    return importlib.util.find_spec("skimage") is not None
+
+
 def superpixels(image: np.ndarray, scale: float = SCALE, min_size: int = MIN_SIZE) -> np.ndarray:
     """image float [H, W] -> region ids int64 [H, W], 0..n-1 (Felzenszwalb graph segmentation)."""
+    # Imported here, not at the top: the engine imports this module, and a missing scikit-image must only
+    # turn the pooling off (Pancakes.set_superpixels), not stop the engine from loading.
+    from skimage.segmentation import felzenszwalb
+
     return felzenszwalb(np.asarray(image, np.float64), scale=scale, sigma=SIGMA, min_size=min_size).astype(np.int64)
 
 

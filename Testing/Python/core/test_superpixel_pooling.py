@@ -87,3 +87,17 @@ def test_engine_pools_every_path_and_can_be_turned_off(random_model_path):
     assert any(not np.array_equal(a, c) for a, c in zip(cached, unpooled))
     with pytest.raises(PancakesInputError, match="superpixels='yes'"):
         model.set_superpixels("yes")
+
+
+def test_without_scikit_image_the_engine_loads_and_decodes_unpooled(random_model_path, monkeypatch):
+    """Slicer's Python may lack scikit-image: the engine must still load, say so once, and decode unpooled."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "skimage" else real(name, *a))
+    with pytest.warns(UserWarning, match="scikit-image is not installed"):
+        model = Pancakes.load(random_model_path, device="cpu")
+    assert model.superpixels is False
+    images = [np.random.default_rng(5).random((30, 30)).astype(np.float32)]
+    plain = Pancakes.load(random_model_path, device="cpu", superpixels=False)
+    np.testing.assert_array_equal(model.segment(images, 3, 5), plain.segment(images, 3, 5))

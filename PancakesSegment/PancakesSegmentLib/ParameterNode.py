@@ -21,7 +21,7 @@ from slicer.parameterNodeWrapper import parameterNodeWrapper
 from .Parameters import RunSettings
 
 MODULE_NAME = "PancakesSegment"
-SETTINGS_KEYS = ("protocols", "labels", "device", "axis", "adapt", "coarse")
+SETTINGS_KEYS = ("protocols", "labels", "device", "axis", "adapt", "coarse", "superpixels")
 
 
 @parameterNodeWrapper
@@ -35,7 +35,7 @@ def savedSetting(key: str, value):
     """A QSettings value (often a string) as the run settings' type."""
     if key in ("protocols", "labels"):
         return int(value)
-    if key in ("adapt", "coarse"):  # QSettings gives booleans back as "true" / "false" on most platforms
+    if key in ("adapt", "coarse", "superpixels"):  # QSettings gives booleans back as "true" / "false" on most platforms
         return str(value).lower() in ("true", "1")
     return str(value)
 

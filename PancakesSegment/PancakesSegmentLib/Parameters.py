@@ -1,4 +1,4 @@
-"""Run settings shared by the logic and the widget: M, K, device, axis, adaptation, coarse protocol.
+"""Run settings shared by the logic and the widget: M, K, device, axis, adaptation, coarse protocol, superpixels.
 
 Limits, defaults and checks come from pancakes.contract (torch-free), the same the
 CLI and the engine use. Inside Slicer, ``RunSettings`` is a ``parameterPack`` (Slicer's
@@ -16,7 +16,8 @@ import dataclasses
 from typing import Annotated
 
 from pancakes.contract import (AXES, DEFAULT_AXIS, DEFAULT_COARSE, DEFAULT_DEVICE, DEFAULT_LABELS, DEFAULT_PROTOCOLS,
-                               DEVICES, MAX_LABELS, MAX_PROTOCOLS, check_axis, check_device, check_mk)
+                               DEFAULT_SUPERPIXELS, DEVICES, MAX_LABELS, MAX_PROTOCOLS, check_axis, check_device,
+                               check_mk)
 from pancakes.errors import PancakesInputError
 
 DEFAULT_ADAPT = True  # decode-time prototype adaptation (pancakes.contract.DEFAULT_ADAPT strength when on)
@@ -43,13 +44,15 @@ def slicerParameterPack(cls):
     return parameterPack(cls)
 
 
-_TYPES = {"protocols": int, "labels": int, "device": str, "axis": str, "adapt": bool, "coarse": bool}
+_TYPES = {"protocols": int, "labels": int, "device": str, "axis": str, "adapt": bool, "coarse": bool,
+          "superpixels": bool}
 
 
 @slicerParameterPack
 class RunSettings:
     """What one run needs besides the volumes: M, K, device, slicing axis, decode-time adaptation, and whether
-    the last protocol is merged into figure and ground (pancakes.coarse_protocol)."""
+    the last protocol is merged into figure and ground (pancakes.coarse_protocol), and whether label boundaries
+    follow each slice's edges (pancakes.superpixel_pooling)."""
 
     protocols: int = DEFAULT_PROTOCOLS
     labels: int = DEFAULT_LABELS
@@ -57,6 +60,7 @@ class RunSettings:
     axis: str = DEFAULT_AXIS
     adapt: bool = DEFAULT_ADAPT
     coarse: bool = DEFAULT_COARSE
+    superpixels: bool = DEFAULT_SUPERPIXELS
 
     def validated(self) -> "RunSettings":
         """A checked copy (device names normalised: 'GPU' -> 'cuda'); raises PancakesInputError naming the bad one.
@@ -69,8 +73,8 @@ class RunSettings:
                 raise PancakesInputError(f"{name}={value!r}: must be an integer in 1..{MAX_PROTOCOLS if name == 'protocols' else MAX_LABELS}")
         protocols, labels = check_mk(self.protocols, self.labels)
         check_axis(self.axis)
-        for name, value in (("adapt", self.adapt), ("coarse", self.coarse)):
+        for name, value in (("adapt", self.adapt), ("coarse", self.coarse), ("superpixels", self.superpixels)):
             if not isinstance(value, bool):
                 raise PancakesInputError(f"{name}={value!r}: must be True or False")
         return RunSettings(protocols, labels, check_device(self.device), str(self.axis), bool(self.adapt),
-                           bool(self.coarse))
+                           bool(self.coarse), bool(self.superpixels))

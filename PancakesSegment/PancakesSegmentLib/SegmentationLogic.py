@@ -92,6 +92,7 @@ class VolumeResult:
     K: int = 0
     adapt: float = 0.0  # the decode-time adaptation strength the labels were decoded with
     coarse: bool = False  # whether the last protocol was merged into figure and ground
+    superpixels: bool = False  # whether label boundaries were pooled within superpixels
     labels: List[sitk.Image] = field(default_factory=list)  # one per protocol, values 1..K
     previewNodeID: Optional[str] = None
 
@@ -138,7 +139,7 @@ class SegmentationLogic:
     def setModel(self, model) -> None:
         """Use an already loaded model (tests, or a model the caller chose): a pancakes.Pancakes, or anything
         with its ``predictor(image, axis, name)``, ``set_adapt``, ``adapt``, ``device`` and optionally
-        ``set_coarse`` and ``coarse``."""
+        ``set_coarse`` / ``coarse`` and ``set_superpixels`` / ``superpixels``."""
         self.model = model
 
     def loadModel(self, device: str = "auto"):
@@ -160,6 +161,8 @@ class SegmentationLogic:
         model.set_adapt(DEFAULT_ADAPT if settings.adapt else 0.0)
         if hasattr(model, "set_coarse"):
             model.set_coarse(settings.coarse)
+        if hasattr(model, "set_superpixels"):
+            model.set_superpixels(settings.superpixels)
         self.settings = settings
         self.currentProtocol = min(self.currentProtocol, settings.protocols - 1)
         report = RunReport()
@@ -232,6 +235,7 @@ class SegmentationLogic:
         return [r for r in self.results.values()
                 if r.labels and (r.M, r.K) == (self.settings.protocols, self.settings.labels)
                 and (r.adapt > 0) == self.settings.adapt and r.coarse == _coarse(self.model)
+                and r.superpixels == _superpixels(self.model)
                 and self.scene.GetNodeByID(r.volumeID) is not None]
 
     def labels(self, volumeID: str, m: int) -> sitk.Image:
@@ -263,10 +267,13 @@ class SegmentationLogic:
 
     def _decode(self, model, result: VolumeResult, settings: RunSettings, progress, cancel) -> None:
         M, K, adapt, coarse = settings.protocols, settings.labels, float(getattr(model, "adapt", 0.0)), _coarse(model)
-        if result.labels and (result.M, result.K, result.adapt, result.coarse) == (M, K, adapt, coarse):
+        pooled = _superpixels(model)
+        if result.labels and (result.M, result.K, result.adapt, result.coarse, result.superpixels) == \
+                (M, K, adapt, coarse, pooled):
             return  # what the preview shows already
         labels = result.predictor.decode(M, K, progress=progress, cancel=cancel)
-        result.M, result.K, result.adapt, result.coarse, result.labels = M, K, adapt, coarse, labels
+        result.M, result.K, result.adapt, result.coarse, result.superpixels, result.labels = (M, K, adapt, coarse,
+                                                                                              pooled, labels)
 
     def _showPreview(self, result: VolumeResult, volumeNode):
         node = self.scene.GetNodeByID(result.previewNodeID) if result.previewNodeID else None
@@ -319,6 +326,11 @@ def _releaseGpuMemory() -> None:
             torch.cuda.empty_cache()
     except ImportError:
         pass
+
+
+def _superpixels(model) -> bool:
+    """Whether ``model`` pools label boundaries within superpixels (False for models without the option)."""
+    return bool(getattr(model, "superpixels", False))
 
 
 def _coarse(model) -> bool:

@@ -69,6 +69,13 @@ class IntensityBinsModel:
     def set_coarse(self, coarse: bool) -> bool:
         return self.model.set_coarse(coarse)
 
+    @property
+    def superpixels(self) -> bool:
+        return self.model.superpixels
+
+    def set_superpixels(self, superpixels: bool) -> bool:
+        return self.model.set_superpixels(superpixels)
+
     def predictor(self, image, axis="axial", name="volume", plane_axis=None, batch_size=None):
         return IntensityBinsPredictor(self.model.predictor(image, axis, name, plane_axis, batch_size))
 

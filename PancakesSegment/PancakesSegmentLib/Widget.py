@@ -76,6 +76,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self.ui.labelsSpinBox.connect("valueChanged(int)", self.onProtocolsOrLabelsChanged)
         self.ui.adaptCheckBox.toggled.connect(self.onProtocolsOrLabelsChanged)  # re-decodes, like M and K
         self.ui.coarseCheckBox.toggled.connect(self.onProtocolsOrLabelsChanged)
+        self.ui.superpixelsCheckBox.toggled.connect(self.onProtocolsOrLabelsChanged)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
         self.ui.axisComboBox.connect("currentIndexChanged(int)", self.onAxisChanged)
         self.ui.protocolListWidget.currentRowChanged.connect(self.onProtocolSelected)
@@ -122,6 +123,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
             "settings.labels": self.ui.labelsSpinBox,
             "settings.adapt": self.ui.adaptCheckBox,
             "settings.coarse": self.ui.coarseCheckBox,
+            "settings.superpixels": self.ui.superpixelsCheckBox,
         })
         self._selectComboData(self.ui.deviceComboBox, parameterNode.settings.device)
         self._selectComboData(self.ui.axisComboBox, parameterNode.settings.axis)
@@ -167,6 +169,7 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         saveValue("labels", self.ui.labelsSpinBox.value)
         saveValue("adapt", self.ui.adaptCheckBox.checked)
         saveValue("coarse", self.ui.coarseCheckBox.checked)
+        saveValue("superpixels", self.ui.superpixelsCheckBox.checked)
         if self.logic.results and not self._running:
             self._redecodeTimer.start()  # wait for the spin box to settle
 

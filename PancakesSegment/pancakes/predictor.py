@@ -75,7 +75,7 @@ class VolumePredictor(Protocol):
 class Decoded:
     """The last decode of a Predictor: what it was asked for and the label volumes it gave."""
 
-    key: Tuple  # (M, K, protocols selected, adaptation strength, coarse protocol on)
+    key: Tuple  # (M, K, protocols selected, adaptation strength, coarse protocol on, superpixel pooling on)
     labels: List[sitk.Image]
 
 
@@ -116,11 +116,12 @@ class Predictor:
         """Cached features -> one uint8 label volume per protocol (values 1..K), input geometry.
 
         Encodes first when that has not happened. Asking again for the same (M, K, which)
-        with the same adaptation and coarse setting returns the same label volumes without decoding.
+        with the same adaptation, coarse and superpixel settings returns the same label volumes without decoding.
         """
         M, K = check_mk(M, K)
         sel = check_which(which, M)
-        key = (M, K, tuple(sel), float(getattr(self.model, "adapt", 0.0)), bool(getattr(self.model, "coarse", False)))
+        key = (M, K, tuple(sel), float(getattr(self.model, "adapt", 0.0)), bool(getattr(self.model, "coarse", False)),
+               bool(getattr(self.model, "superpixels", False)))
         if self.last is not None and self.last.key == key:
             return self.last.labels
         self.encode(cancel=cancel)

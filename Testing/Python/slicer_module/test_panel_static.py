@@ -69,7 +69,7 @@ def test_adapt_and_coarse_checkboxes_redecode_like_protocols_and_labels():
     slots = {dotted(c.func): [dotted(a) for a in c.args] for _, c in calls(init)}
     saved = [c.args[0].value for name, c in calls(function(tree("Widget.py"), "onProtocolsOrLabelsChanged"))
              if name == "saveValue"]
-    for box, key in (("adaptCheckBox", "adapt"), ("coarseCheckBox", "coarse")):
+    for box, key in (("adaptCheckBox", "adapt"), ("coarseCheckBox", "coarse"), ("superpixelsCheckBox", "superpixels")):
         assert slots.get(f"self.ui.{box}.toggled.connect") == ["self.onProtocolsOrLabelsChanged"]
         assert key in saved
 

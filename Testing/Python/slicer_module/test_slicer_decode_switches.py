@@ -1,4 +1,4 @@
-"""Decode settings switched in the Slicer logic (adaptation, coarse protocol) re-decode from the cached
+"""Decode settings switched in the Slicer logic (adaptation, coarse protocol, superpixels) re-decode from the cached
 features, on a real MRML scene (slicer-core) with the real decoder, not intensity bins."""
 from __future__ import annotations
 
@@ -57,3 +57,26 @@ def test_coarse_switch_redecodes_the_last_protocol_from_the_cache(scene, volumes
     fine = [sitk.GetArrayFromImage(logic.labels(v.GetID(), M - 1)) for v in volumes]
     assert any(not np.array_equal(a, b) for a, b in zip(last, fine))
     assert all(np.array_equal(a, sitk.GetArrayFromImage(logic.labels(v.GetID(), 0))) for a, v in zip(first, volumes))
+
+
+
+def test_superpixel_switch_redecodes_from_the_cache(scene, volumes, encodeCalls, random_model_path, monkeypatch):
+    """Superpixel pooling is on by default; switched off, every volume is decoded again from the cache
+    without it (no UNet), and back on with it. (The random model's labels on these tiny volumes are too
+    few for the pooling to change them, so a spy counts the pooled decodes.)"""
+    import pancakes.engine as engine
+    from pancakes import Pancakes
+
+    pooled = []
+    real = engine.pool_in_superpixels
+    monkeypatch.setattr(engine, "pool_in_superpixels", lambda *a, **k: pooled.append(1) or real(*a, **k))
+    logic = SegmentationLogic(scene)
+    logic.setModel(Pancakes.load(random_model_path, device="cpu", superpixels=False))
+    logic.run(volumes, SETTINGS)  # the settings turn it on
+    assert logic.model.superpixels is True and len(pooled) >= 3
+    pooled.clear()
+    report = logic.redecode(RunSettings(M, K, "cpu", superpixels=False))
+    assert len(report.finished) == 3 and encodeCalls == ["A", "B", "C"] and logic.model.superpixels is False
+    assert len(logic.finishedResults()) == 3 and pooled == []
+    logic.redecode(SETTINGS)
+    assert logic.model.superpixels is True and len(pooled) >= 3 and len(logic.finishedResults()) == 3

@@ -62,6 +62,6 @@ def test_run_settings_outside_slicer_are_a_dataclass_with_the_contract_defaults(
     fields = {f.name: f.default for f in dataclasses.fields(RunSettings)}
     assert fields == {"protocols": contract.DEFAULT_PROTOCOLS, "labels": contract.DEFAULT_LABELS,
                       "device": contract.DEFAULT_DEVICE, "axis": contract.DEFAULT_AXIS, "adapt": True,
-                      "coarse": True}
+                      "coarse": True, "superpixels": True}
     checked = RunSettings(4, 6, "GPU", "coronal", False).validated()
     assert checked == RunSettings(4, 6, "cuda", "coronal", False)

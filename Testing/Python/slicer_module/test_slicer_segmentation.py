@@ -309,9 +309,9 @@ def test_volume_table_has_one_line_per_label_and_a_column_per_scan(logic, volume
 def test_run_settings_are_checked():
     assert RunSettings().protocols == 8 and RunSettings().labels == 20
     assert RunSettings(device="GPU").validated().device == "cuda"
-    assert RunSettings().adapt is True and RunSettings().coarse is True
+    assert RunSettings().adapt is True and RunSettings().coarse is True and RunSettings().superpixels is True
     for bad in (RunSettings(protocols=0), RunSettings(labels=256), RunSettings(device="tpu"), RunSettings(axis="oblique"),
-                RunSettings(adapt="yes"), RunSettings(coarse=1)):
+                RunSettings(adapt="yes"), RunSettings(coarse=1), RunSettings(superpixels="no")):
         with pytest.raises(PancakesInputError):
             bad.validated()
 

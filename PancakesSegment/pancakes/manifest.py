@@ -8,7 +8,8 @@ Written atomically after each run, from every finished subject in OUT with these
 
 Usage::
 
-    settings = run_settings(M=8, K=20, fmt="seg.nrrd", axis="axial", adapt=1.0, model_sha256=sha, coarse=True)
+    settings = run_settings(M=8, K=20, fmt="seg.nrrd", axis="axial", adapt=1.0, model_sha256=sha, coarse=True,
+                            superpixels=True)
     check_resume(out, settings)         # PancakesInputError (one line) if OUT holds another run's settings
     write_manifest(out, settings, model, run_record(model, started), done)
 """
@@ -32,7 +33,7 @@ SETTINGS = ("M", "K", "format", "axis", "adapt", "coarse", "superpixels", "model
 
 
 def run_settings(M: int, K: int, fmt: str, axis: str, adapt: float, model_sha256: str, coarse: bool,
-                 superpixels: bool = True) -> Dict:
+                 superpixels: bool) -> Dict:
     return {"M": M, "K": K, "format": fmt, "axis": axis, "adapt": float(adapt), "coarse": bool(coarse),
             "superpixels": bool(superpixels),
             "model_sha256": model_sha256, "label_scheme": protocols.SCHEME}

@@ -27,7 +27,7 @@ THUMBNAIL = ".thumbnail.npz"  # batch.py writes it beside the marker
 
 
 def _finished(sdir: Path, M: int, K: int, model_sha256: str, adapt: float, coarse: bool,
-              superpixels: bool = True) -> Dict:
+              superpixels: bool) -> Dict:
     """The marker of a finished subject folder with these settings whose files are all there, else {}."""
     try:
         marker = json.loads((sdir / MARKER).read_text(encoding="utf-8"))
@@ -45,7 +45,7 @@ def _finished(sdir: Path, M: int, K: int, model_sha256: str, adapt: float, coars
 
 
 def study_subjects(out_dir: Path, this_run: Sequence[Tuple[str, Dict]], M: int, K: int, model_sha256: str,
-                   adapt: float, coarse: bool, superpixels: bool = True) -> List[Tuple[str, Dict]]:
+                   adapt: float, coarse: bool, superpixels: bool) -> List[Tuple[str, Dict]]:
     """(folder name, marker) of every finished subject in OUT with these settings: earlier runs'
     subjects first (by name), then this run's in its order. An input met twice (two folders with one
     source) is listed once, from this run when it is in it."""

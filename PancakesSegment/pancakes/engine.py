@@ -32,7 +32,7 @@ from .errors import PancakesInputError
 from .model_file import load_torchscript
 from .predictor import Predictor
 from .superpixel_pooling import available as superpixels_available
-from .superpixel_pooling import pool_in_superpixels
+from .superpixel_pooling import RegionCache, pool_in_superpixels
 from .preprocessing import (Fit, check_spacings, from_model_output, inner_box, labels_from_logits, plan_fit,
                             prepare_images, to_model_input)
 
@@ -44,13 +44,15 @@ class Encoded:
     features: one float16 tensor [1, C, S, S] per image (CPU, so GPU memory is
     not held between decodes); fits: how each image sits in the model input;
     inputs: the model inputs, float16 [1, 1, S, S] per image, which the coarse protocol's
-    intensity step reads (pancakes.coarse_intensity); empty: decoded without that step.
+    intensity step reads (pancakes.coarse_intensity); empty: decoded without that step;
+    regions: each image's superpixels once a pooled decode has segmented them (pancakes.superpixel_pooling).
     """
 
     features: List[torch.Tensor]
     fits: List[Fit]
     names: List[str] = field(default_factory=list)
     inputs: List[torch.Tensor] = field(default_factory=list)
+    regions: RegionCache = field(default_factory=RegionCache)
 
 
 class Pancakes:
@@ -132,14 +134,16 @@ class Pancakes:
             return self.module.encode(x.to(self.device))
 
     def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int],
-                      images: Optional[torch.Tensor] = None, inner: Optional[Inner] = None) -> torch.Tensor:
+                      images: Optional[torch.Tensor] = None, inner: Optional[Inner] = None,
+                      regions: Optional[torch.Tensor] = None) -> torch.Tensor:
         """features [B, C, S, S] on any device -> logits [B, P, K, S, S] on the model's device.
 
         With ``coarse`` on, the last protocol's slot holds its labels merged into two groups
         (slots 3..K never win), sharpened by the intensities of ``images`` [B, 1, S, S] (the model
         inputs; ``inner`` is where the image sits in them) when they are given. Every decode path
         (2D, volumes, streamed) comes through here and passes them. With ``superpixels`` on, every
-        protocol's probabilities are then pooled within each image's superpixels (pancakes.superpixel_pooling).
+        protocol's probabilities are then pooled within each image's superpixels (pancakes.superpixel_pooling):
+        ``regions`` int [B, h, w] when the caller keeps them (a RegionCache), else segmented here.
         """
         phi = features.to(self.device, torch.float32)
         with torch.no_grad():
@@ -150,7 +154,7 @@ class Pancakes:
             if self.coarse:
                 apply_coarse(self.module, logits, M, K, sel, self._groups, images, inner)
             if self.superpixels and images is not None:
-                logits = pool_in_superpixels(logits, images, inner)
+                logits = pool_in_superpixels(logits, images, inner, regions)
         return logits
 
     # ---- 2D collections -------------------------------------------------
@@ -195,8 +199,11 @@ class Pancakes:
         M, K = check_mk(M, K)
         sel = check_which(which, M)
         inputs = encoded.inputs or [None] * len(encoded.features)
-        for phi, x, fit in zip(encoded.features, inputs, encoded.fits):
-            yield self.decode_logits(phi, M, K, sel, x, inner_box(fit)), fit
+        for i, (phi, x, fit) in enumerate(zip(encoded.features, inputs, encoded.fits)):
+            inner = inner_box(fit)
+            # Each image's superpixels are segmented once, whatever the later decodes ask for.
+            regions = encoded.regions.regions(i, x, inner) if self.superpixels and x is not None else None
+            yield self.decode_logits(phi, M, K, sel, x, inner, regions), fit
 
     def segment(self, images: Sequence[np.ndarray], protocols: int = 8, labels: int = 20) -> np.ndarray:
         """images -> np.ndarray [N, M, H, W] of labels 1..K.

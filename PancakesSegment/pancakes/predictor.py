@@ -46,9 +46,11 @@ class SliceModel(Protocol):
 
     def decode_logits(self, features: torch.Tensor, M: int, K: int, sel: List[int],
                       images: Optional[torch.Tensor] = None,
-                      inner: Optional[Tuple[int, int, int, int]] = None) -> torch.Tensor:
+                      inner: Optional[Tuple[int, int, int, int]] = None,
+                      regions: Optional[torch.Tensor] = None) -> torch.Tensor:
         """features [B, C, S, S] and their model inputs [B, 1, S, S] -> logits [B, P, K, S, S];
-        sel [] means all M protocols; inner: where the image sits in the input."""
+        sel [] means all M protocols; inner: where the image sits in the input; regions: the
+        images' superpixels int [B, h, w] when the caller keeps them (only passed when given)."""
 
     def default_batch_size(self) -> int:
         """Slices per encode batch when the caller does not say."""
@@ -127,7 +129,7 @@ class Predictor:
         self.encode(cancel=cancel)
         enc = self.features
         out = volume.decode_features(self.model, enc.features, M, K, sel, enc.slicing.fit, progress, cancel,
-                                     enc.inputs)
+                                     enc.inputs, enc.regions)
         self.last = Decoded(key, volume.restack_images(out, enc.slicing))
         return self.last.labels
 

@@ -13,7 +13,7 @@ Features are cached per slice as float16 on the CPU: ~1 MB per slice at 128^2.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -26,6 +26,7 @@ from .label_stack import empty_label_images, paste_slices
 from .preprocessing import (Fit, check_spacings, finite_float, inner_box, labels_from_logits, normalise, plan_fit,
                             to_grey, to_model_input)
 from .slice_source import NormalisedSlices, streamable
+from .superpixel_pooling import RegionCache
 
 # Model-size logits held at once while decoding: 2 slices at M=8, K=20. Smaller batches stay in
 # cache: 4 slices were 6-9 % slower per slice on CPU than 2 (and 1 slower again), and the decode's
@@ -56,12 +57,14 @@ class Slicing:
 @dataclass
 class EncodedVolume:
     """Cached UNet features of every slice of one volume: float16 [D, C, S, S] on the CPU, with the
-    model inputs float16 [D, 1, S, S] that the coarse protocol's intensity step reads (1/C more)."""
+    model inputs float16 [D, 1, S, S] that the coarse protocol's intensity step reads (1/C more),
+    and each slice's superpixels once a pooled decode has segmented them (1/(2C) more)."""
 
     features: torch.Tensor
     slicing: Slicing
     axis: str  # the slicing direction asked for ("axial", ...); a 2D image ignores it
     inputs: Optional[torch.Tensor] = None
+    regions: RegionCache = field(default_factory=RegionCache)
 
 
 def check_volume(image, name: str = "volume") -> sitk.Image:
@@ -150,10 +153,13 @@ def encoded_batches(model, slices: np.ndarray, fit: Fit, step: int, progress: Pr
 
 
 def decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit,
-                 images: Optional[torch.Tensor] = None) -> np.ndarray:
-    """features [B, C, S, S] (and their model inputs [B, 1, S, S]) -> labels uint8 [P, B, rows, cols]
-    at the slice's own size."""
-    logits = model.decode_logits(phi, M, K, sel, images, inner_box(fit))  # [B, P, K, S, S]
+                 images: Optional[torch.Tensor] = None, regions: Optional[torch.Tensor] = None) -> np.ndarray:
+    """features [B, C, S, S] (and their model inputs [B, 1, S, S], with their superpixels int [B, h, w]
+    when known) -> labels uint8 [P, B, rows, cols] at the slice's own size."""
+    if regions is None:  # older callers and test doubles take no regions
+        logits = model.decode_logits(phi, M, K, sel, images, inner_box(fit))  # [B, P, K, S, S]
+    else:
+        logits = model.decode_logits(phi, M, K, sel, images, inner_box(fit), regions)
     with torch.no_grad():
         labels = labels_from_logits(logits, fit)  # [B, P, rows, cols]
     return labels.permute(1, 0, 2, 3).cpu().numpy()
@@ -168,10 +174,12 @@ def decode_step(n_prot: int, K: int, fit: Fit, device: Optional[torch.device] = 
 
 def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence[int], fit: Fit,
                     progress: Progress = None, cancel: Cancel = None,
-                    inputs: Optional[torch.Tensor] = None) -> List[sitk.Image]:
+                    inputs: Optional[torch.Tensor] = None, cache: Optional[RegionCache] = None) -> List[sitk.Image]:
     """Cached features [D, C, S, S] (and model inputs [D, 1, S, S]) -> one uint8 label image per protocol (values 1..K), in slice order
     (size (cols, rows, D); restack_images puts them in the input's geometry). Filled batch by batch
-    in place (pancakes.label_stack), like the streamed path: the labels exist once, not twice."""
+    in place (pancakes.label_stack), like the streamed path: the labels exist once, not twice.
+    ``cache``: where each slice's superpixels are kept between decodes when the model pools them."""
+    pooled = cache is not None and inputs is not None and bool(getattr(model, "superpixels", False))
     n_prot = len(sel) if sel else M
     depth = features.shape[0]
     out = empty_label_images(n_prot, depth, fit.shape)
@@ -180,7 +188,9 @@ def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence
         if cancel is not None and cancel():
             raise Cancelled(f"decoding cancelled after {start} of {depth} slices")
         images = None if inputs is None else inputs[start : start + step]
-        paste_slices(out, start, decode_batch(model, features[start : start + step], M, K, list(sel), fit, images))
+        regions = cache.regions(start, images, inner_box(fit)) if pooled else None
+        paste_slices(out, start, decode_batch(model, features[start : start + step], M, K, list(sel), fit, images,
+                                              regions))
         if progress is not None:
             progress(min(start + step, depth), depth)
     return out

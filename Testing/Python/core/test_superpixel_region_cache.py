@@ -1,0 +1,73 @@
+"""Each image's superpixels are segmented once per cached collection or volume (superpixel_pooling.RegionCache):
+a decode that switches protocol or K reuses them, and gives the labels a fresh decode gives."""
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from pancakes import superpixel_pooling
+from pancakes.engine import Pancakes
+from pancakes.superpixel_pooling import RegionCache, pool_in_superpixels, regions_of
+
+
+@pytest.fixture
+def felzenszwalb_calls(monkeypatch):
+    """Counts the images that Felzenszwalb segments."""
+    calls = []
+    real = superpixel_pooling.superpixels
+    monkeypatch.setattr(superpixel_pooling, "superpixels", lambda img, *a, **k: calls.append(1) or real(img, *a, **k))
+    return calls
+
+
+def test_the_cache_segments_each_image_once_and_returns_what_a_fresh_segmentation_gives(felzenszwalb_calls):
+    images = torch.rand(5, 1, 32, 32)
+    inner = (2, 4, 28, 24)
+    cache = RegionCache()
+    first = cache.regions(0, images[:3], inner)
+    again = cache.regions(1, images[1:5], inner)  # images 1, 2 known; 3, 4 new
+    assert len(felzenszwalb_calls) == 5 and len(cache) == 5
+    fresh = regions_of(images, inner)
+    assert first.dtype == torch.int64 and tuple(first.shape) == (3, 28, 24)
+    torch.testing.assert_close(first, fresh[:3])
+    torch.testing.assert_close(again, fresh[1:])
+
+
+def test_given_regions_pool_like_segmenting_them_there_and_a_wrong_shape_is_refused():
+    images, logits = torch.rand(2, 1, 32, 32), torch.randn(2, 3, 4, 32, 32)
+    inner = (0, 2, 32, 28)
+    torch.testing.assert_close(pool_in_superpixels(logits, images, inner, regions_of(images, inner)),
+                               pool_in_superpixels(logits, images, inner))
+    with pytest.raises(ValueError, match=r"regions \(2, 32, 32\) do not match 2 images of 32x28"):
+        pool_in_superpixels(logits, images, inner, regions_of(images))
+
+
+def test_2d_decodes_reuse_each_images_regions(random_model_path, felzenszwalb_calls):
+    rng = np.random.default_rng(7)
+    images = [rng.random((40, 30)).astype(np.float32), rng.random((25, 36)).astype(np.float32)]
+    model = Pancakes.load(random_model_path, device="cpu")
+    enc = model.encode(images)
+    full = model.decode(enc, 4, 9)
+    switched = model.decode(enc, 4, 6, which=[2])
+    assert len(felzenszwalb_calls) == 2  # one per image, for both decodes
+    fresh = Pancakes.load(random_model_path, device="cpu")
+    np.testing.assert_array_equal(full[0], fresh.segment(images[:1], 4, 9)[0])
+    np.testing.assert_array_equal(switched[1], fresh.decode(fresh.encode(images), 4, 6, which=[2])[1])
+
+
+def test_a_protocol_switch_on_a_volume_reuses_each_slices_regions(random_model_path, felzenszwalb_calls):
+    vol = sitk.GetImageFromArray(np.random.default_rng(8).random((5, 24, 20)).astype(np.float32))
+    model = Pancakes.load(random_model_path, device="cpu")
+    predictor = model.predictor(vol)
+    predictor.decode(4, 7)
+    switched = predictor.decode(4, 7, which=[1])
+    assert len(felzenszwalb_calls) == 5
+    fresh = model.predictor(vol).decode(4, 7, which=[1])
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(switched[0]), sitk.GetArrayFromImage(fresh[0]))
+
+
+def test_unpooled_decodes_segment_nothing(random_model_path, felzenszwalb_calls):
+    vol = sitk.GetImageFromArray(np.random.default_rng(9).random((3, 24, 20)).astype(np.float32))
+    model = Pancakes.load(random_model_path, device="cpu", superpixels=False)
+    model.predictor(vol).decode(3, 5)
+    model.decode(model.encode([np.random.default_rng(10).random((20, 20)).astype(np.float32)]), 3, 5)
+    assert felzenszwalb_calls == []

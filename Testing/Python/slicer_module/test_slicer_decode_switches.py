@@ -59,24 +59,29 @@ def test_coarse_switch_redecodes_the_last_protocol_from_the_cache(scene, volumes
     assert all(np.array_equal(a, sitk.GetArrayFromImage(logic.labels(v.GetID(), 0))) for a, v in zip(first, volumes))
 
 
-
 def test_superpixel_switch_redecodes_from_the_cache(scene, volumes, encodeCalls, random_model_path, monkeypatch):
     """Superpixel pooling is on by default; switched off, every volume is decoded again from the cache
-    without it (no UNet), and back on with it. (The random model's labels on these tiny volumes are too
-    few for the pooling to change them, so a spy counts the pooled decodes.)"""
+    without it (no UNet), and back on with it, reusing each slice's superpixels. (The random model's labels on
+    these tiny volumes are too few for the pooling to change them, so spies count the pooled decodes and
+    the slices segmented into superpixels.)"""
     import pancakes.engine as engine
+    import pancakes.superpixel_pooling as pooling
     from pancakes import Pancakes
 
-    pooled = []
-    real = engine.pool_in_superpixels
+    pooled, segmented = [], []
+    real, realSegment = engine.pool_in_superpixels, pooling.superpixels
     monkeypatch.setattr(engine, "pool_in_superpixels", lambda *a, **k: pooled.append(1) or real(*a, **k))
+    monkeypatch.setattr(pooling, "superpixels", lambda *a, **k: segmented.append(1) or realSegment(*a, **k))
     logic = SegmentationLogic(scene)
     logic.setModel(Pancakes.load(random_model_path, device="cpu", superpixels=False))
     logic.run(volumes, SETTINGS)  # the settings turn it on
     assert logic.model.superpixels is True and len(pooled) >= 3
+    slices = len(segmented)
+    assert slices == sum(v.GetImageData().GetDimensions()[2] for v in volumes)  # axial: one per slice
     pooled.clear()
     report = logic.redecode(RunSettings(M, K, "cpu", superpixels=False))
     assert len(report.finished) == 3 and encodeCalls == ["A", "B", "C"] and logic.model.superpixels is False
     assert len(logic.finishedResults()) == 3 and pooled == []
     logic.redecode(SETTINGS)
     assert logic.model.superpixels is True and len(pooled) >= 3 and len(logic.finishedResults()) == 3
+    assert len(segmented) == slices  # kept with the cached features

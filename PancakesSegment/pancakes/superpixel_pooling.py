@@ -89,7 +89,8 @@ class RegionCache:
 
     Lives beside the cached features of a collection or a volume (engine.Encoded,
     volume.EncodedVolume) and dies with them: image i is always the same image there, so
-    its regions never go stale. Stored as int16 (ids < h * w <= 128 * 128 < 2**15): 32 kB an image.
+    its regions never go stale. Stored as int16 where the ids fit (always at the 128 x 128 model size:
+    32 kB an image), else int32.
     """
 
     def __init__(self) -> None:
@@ -104,8 +105,8 @@ class RegionCache:
         if missing:
             fresh = regions_of(images[missing], inner)
             for b, r in zip(missing, fresh):
-                self._by_image[first + b] = r.to(torch.int16)
-        return torch.stack([self._by_image[first + b] for b in range(images.shape[0])]).long()
+                self._by_image[first + b] = r.to(torch.int16 if int(r.max()) < 2**15 else torch.int32)
+        return torch.stack([self._by_image[first + b].long() for b in range(images.shape[0])])
 
 
 def pool_in_superpixels(logits: torch.Tensor, images: torch.Tensor, inner: Optional[Inner] = None,

@@ -71,3 +71,12 @@ def test_unpooled_decodes_segment_nothing(random_model_path, felzenszwalb_calls)
     model.predictor(vol).decode(3, 5)
     model.decode(model.encode([np.random.default_rng(10).random((20, 20)).astype(np.float32)]), 3, 5)
     assert felzenszwalb_calls == []
+
+
+def test_region_ids_beyond_int16_are_kept_exactly(monkeypatch):
+    """A larger model input could give more than 2**15 regions: the cache must not wrap their ids."""
+    many = np.arange(200 * 200, dtype=np.int64).reshape(200, 200)
+    monkeypatch.setattr(superpixel_pooling, "superpixels", lambda img, *a, **k: many)
+    cache = RegionCache()
+    regions = cache.regions(0, torch.rand(1, 1, 200, 200))
+    assert int(regions.max()) == 200 * 200 - 1 and torch.equal(regions[0], torch.from_numpy(many))

@@ -97,6 +97,8 @@ def test_train_command_with_a_pancakes_model_records_its_seeds(tmp_path, monkeyp
                  "--val-every", "1e9", "--pancakes", str(random_model_path), "--pancakes-share", "1"]) == 0
     training = Refiner.load(run / "refine.pt", device="cpu").metadata["training"]
     assert training["seeds"].startswith("100% best Pancakes label") and training["iterations"] == 2
+    assert "pooled in superpixels" in training["seeds"]  # as the product decodes its seeds
+    assert "superpixel pooling on" in (run / "train.log").read_text()
     off = tmp_path / "off"
     assert main(["--out", str(off), "--max-iterations", "1", "--synthetic-only", "--templates", "1",
                  "--batch", "2", "--steps-per-sample", "1", "--features", "8", "--levels", "3",
@@ -140,3 +142,21 @@ def test_init_weights_reads_a_refiner_file_and_a_training_checkpoint(tmp_path):
         got = init_weights(str(path))
         assert set(got) == set(net.state_dict())
         assert all(torch.equal(got[k], v) for k, v in net.state_dict().items())
+
+
+def test_seeds_follow_the_pooling_option_and_a_missing_scikit_image_is_refused(monkeypatch, random_model_path):
+    """Seeds must be decoded as the product decodes them: pooled by default, unpooled only when asked, and
+    never quietly unpooled because scikit-image is missing (the engine alone would only warn)."""
+    import pancakes.training.refine.train as train
+    from pancakes.training.refine.train import check_seed_decode, pancakes_pool
+
+    logged = []
+    assert pancakes_pool(str(random_model_path), None, logged.append).model.superpixels is True
+    assert pancakes_pool(str(random_model_path), None, logged.append, superpixels=False).model.superpixels is False
+    assert "superpixel pooling off" in logged[-1]
+    assert parse(["--out", "x"]).seed_superpixels == 1
+    monkeypatch.setattr(train, "superpixels_available", lambda: False)
+    with pytest.raises(SystemExit, match="scikit-image is not installed.*--seed-superpixels 0"):
+        check_seed_decode(parse(["--out", "x"]))
+    check_seed_decode(parse(["--out", "x", "--seed-superpixels", "0"]))  # asked for: fine
+    check_seed_decode(parse(["--out", "x", "--pancakes-share", "0"]))  # no Pancakes seeds: nothing to pool

@@ -29,7 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...contract import DEFAULT_SUPERPIXELS
 from ...devices import resolve_device
+from ...superpixel_pooling import available as superpixels_available
 from ...model_file import default_metadata, save_torchscript
 from ..checkpoint import save_checkpoint  # atomic, shared with the Pancakes trainer
 from ...refine.clicks import CLICK_SIGMA
@@ -78,9 +80,9 @@ def draw_batch(source, rng: np.random.Generator, n: int,
 
 
 def pancakes_pool(path: Optional[str], source, log, device: str = "cpu",
-                  size: int = 32) -> Optional[PancakesSeedPool]:
+                  size: int = 32, superpixels: bool = True) -> Optional[PancakesSeedPool]:
     """A seed pool around the protocol model at ``path`` (None: the bundled one; FILE.state: a
-    ``save_pancakes_state`` file); None if it is missing."""
+    ``save_pancakes_state`` file), decoding with or without superpixel pooling; None if it is missing."""
     from ...engine import Pancakes, bundled_model_path
 
     try:
@@ -91,7 +93,20 @@ def pancakes_pool(path: Optional[str], source, log, device: str = "cpu",
     except Exception as exc:  # no model file: train on perturbed seeds only, and say so
         log(f"[refine] no Pancakes model for seeds ({exc}); perturbed seeds only")
         return None
+    model.set_superpixels(superpixels)
+    log(f"[refine] Pancakes seeds decoded with adaptation {model.adapt:g}, coarse protocol "
+        f"{'on' if model.coarse else 'off'}, superpixel pooling {'on' if model.superpixels else 'off'}")
     return PancakesSeedPool(source, model, size=size)
+
+
+def check_seed_decode(args) -> None:
+    """The product's seeds are pooled in superpixels (pancakes.superpixel_pooling, scikit-image). Without
+    scikit-image the engine would quietly decode unpooled seeds, and the refiner would learn from
+    seeds unlike the ones it gets: refuse instead, with the way out."""
+    if args.pancakes_share > 0 and args.seed_superpixels and not superpixels_available():
+        raise SystemExit("pancakes.training.refine.train: scikit-image is not installed, so Pancakes seeds cannot be "
+                         "pooled in superpixels as the product pools them; install scikit-image, or pass "
+                         "--seed-superpixels 0 to train on unpooled seeds")
 
 
 def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
@@ -198,8 +213,10 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
 def seeds_note(args) -> str:
     if args.pancakes_share <= 0:
         return "perturbed ground truth (pancakes.training.refine.seeds)"
+    pooling = "pooled in superpixels" if args.seed_superpixels else "without superpixel pooling"
     return (f"{args.pancakes_share:.0%} best Pancakes label for the target (M=8, K=20, "
-            f"{args.pancakes or 'bundled pancakes.pt'}), the rest perturbed ground truth (pancakes.training.refine.seeds)")
+            f"{args.pancakes or 'bundled pancakes.pt'}, {pooling}), the rest perturbed ground truth "
+            f"(pancakes.training.refine.seeds)")
 
 
 def parse(argv: Sequence[str]):
@@ -234,6 +251,9 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--pancakes", default=None,
                     help="protocol model for those seeds (default: the bundled pancakes.pt), or a FILE.state written "
                          "by save_pancakes_state for a torch that cannot read the TorchScript file")
+    ap.add_argument("--seed-superpixels", type=int, choices=(0, 1), default=int(DEFAULT_SUPERPIXELS),
+                    dest="seed_superpixels",
+                    help="1: Pancakes seeds pooled in superpixels, as the product decodes them (default); 0: unpooled")
     ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
     args = ap.parse_args(argv)
     if not 0.5 <= args.seed_prior <= 1.0:
@@ -243,6 +263,7 @@ def parse(argv: Sequence[str]):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    check_seed_decode(args)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -284,7 +305,8 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
     rng = np.random.default_rng(args.seed + state["step"])
     pool = None
     if args.pancakes_share > 0:  # seeds in batches of about the training batch, on the training device
-        pool = pancakes_pool(args.pancakes, workers, lambda m: log(msg=m), str(device), max(32, 2 * args.batch))
+        pool = pancakes_pool(args.pancakes, workers, lambda m: log(msg=m), str(device), max(32, 2 * args.batch),
+                             bool(args.seed_superpixels))
     if pool is None:
         args.pancakes_share = 0.0
     # Validation (training sources only) mixes seeds like training, from its own pool.

@@ -50,7 +50,7 @@ class SliceModel(Protocol):
                       regions: Optional[torch.Tensor] = None) -> torch.Tensor:
         """features [B, C, S, S] and their model inputs [B, 1, S, S] -> logits [B, P, K, S, S];
         sel [] means all M protocols; inner: where the image sits in the input; regions: the
-        images' superpixels int [B, h, w] when the caller keeps them (only passed when given)."""
+        images' superpixels int [B, h, w] when the caller keeps them (None: segmented there if it pools)."""
 
     def default_batch_size(self) -> int:
         """Slices per encode batch when the caller does not say."""

@@ -58,7 +58,7 @@ class Slicing:
 class EncodedVolume:
     """Cached UNet features of every slice of one volume: float16 [D, C, S, S] on the CPU, with the
     model inputs float16 [D, 1, S, S] that the coarse protocol's intensity step reads (1/C more),
-    and each slice's superpixels once a pooled decode has segmented them (1/(2C) more)."""
+    and each slice's superpixels once a pooled decode has segmented them (int16: at most 1/C more)."""
 
     features: torch.Tensor
     slicing: Slicing
@@ -156,10 +156,7 @@ def decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: 
                  images: Optional[torch.Tensor] = None, regions: Optional[torch.Tensor] = None) -> np.ndarray:
     """features [B, C, S, S] (and their model inputs [B, 1, S, S], with their superpixels int [B, h, w]
     when known) -> labels uint8 [P, B, rows, cols] at the slice's own size."""
-    if regions is None:  # older callers and test doubles take no regions
-        logits = model.decode_logits(phi, M, K, sel, images, inner_box(fit))  # [B, P, K, S, S]
-    else:
-        logits = model.decode_logits(phi, M, K, sel, images, inner_box(fit), regions)
+    logits = model.decode_logits(phi, M, K, sel, images, inner_box(fit), regions)  # [B, P, K, S, S]
     with torch.no_grad():
         labels = labels_from_logits(logits, fit)  # [B, P, rows, cols]
     return labels.permute(1, 0, 2, 3).cpu().numpy()

@@ -40,7 +40,13 @@ def mark_started(sdir: Path, subject: Subject) -> Path:
 
 
 def mark_ended(sdir: Path) -> None:
+    """Remove the record; a subject folder left empty (its input failed before anything was written) goes
+    too, so that OUT holds no folder that looks like a subject with no outputs."""
     (sdir / IN_PROGRESS).unlink(missing_ok=True)
+    try:
+        sdir.rmdir()  # only succeeds when empty: outputs of this or an earlier run keep the folder
+    except OSError:
+        pass
 
 
 def read_record(sdir: Path) -> Optional[dict]:

@@ -81,5 +81,6 @@ def test_a_python_level_failure_or_interrupt_leaves_no_crash_record(tmp_path, ra
     proc = cli("segment", bad, "-o", out, "--model", random_model_path, "-M", 2, "-K", 3, "-q")
     assert proc.returncode == 1
     assert not (out / "bad" / IN_PROGRESS).exists()
+    assert not (out / "bad").exists()  # nothing was written for it: no empty subject folder either
     reason = failures(out)[str(bad)]
     assert reason != CRASHED and "not a readable image" in reason

@@ -129,6 +129,8 @@ def main(argv=None) -> int:
     ap.add_argument("--part", choices=["select", "test", "all"], default="test",
                     help="half of the dev split to draw from (default: test, never used for selection)")
     ap.add_argument("--no-anchor", action="store_true", help="skip the random-walker anchor")
+    ap.add_argument("--flip-average", type=int, choices=[0, 1], default=1, dest="flip_average",
+                    help="1: every update averaged over the image's flips, as the product does (default); 0: one pass")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--png", default=str(ROOT / "benchmarks" / "results" / "refine_curve.png"))
     args = ap.parse_args(argv)
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
     from pancakes.training.real_data import dev_sets
 
     t0 = time.time()
-    refiner = Refiner.load(args.refiner, device="cpu")
+    refiner = Refiner.load(args.refiner, device="cpu", flip_average=bool(args.flip_average))
     sets = dev_sets(args.set_size, args.sets, seed=args.seed, part=None if args.part == "all" else args.part)
     images = np.concatenate([ts.images for ts in sets]).astype(np.float32)
     targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])
@@ -154,7 +156,7 @@ def main(argv=None) -> int:
     n_run = max(args.clicks, args.noc_cap)
     curves = {}
     for name, start in ((seed_name, seeds), ("empty mask", np.zeros_like(seeds))):
-        curves[name] = np.concatenate([click_curves(refiner.module, images[i:i + 32], targets[i:i + 32],
+        curves[name] = np.concatenate([click_curves(refiner.forward, images[i:i + 32], targets[i:i + 32],
                                                     start[i:i + 32], n_run,
                                                     seed_prior=refiner.seed_prior)
                                        for i in range(0, len(images), 32)])

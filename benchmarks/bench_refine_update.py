@@ -9,7 +9,8 @@ slice, reads the segment, refines (bundled refiner), writes the segment back and
 undo state. The volume is ``--size`` x ``--size`` x ``--slices`` (default a CT-sized
 512 x 512 x 200), rotated and anisotropic, with a protocol of 8 labels. Each session places
 ``--clicks`` points one at a time on one slice (alternately inside and outside the label).
-Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
+Every update is flip-averaged (four network passes) as in the product; rows marked "one network
+pass" turn that off. Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
 with the volume's window computed once, as the logic caches it), the whole update, the
 same update through the whole-volume path it replaced (kept here only, to compare), and
 the update with propagation to neighbouring slices (which reads the whole segment).
@@ -60,17 +61,18 @@ def session_points(labels: np.ndarray, k: int, n: int, rng: np.random.Generator)
 
 
 def time_updates(scene, volume, segmentation, labels, clicks: int, repeats: int, propagate: bool, rng,
-                 whole_volume: bool = False, prepared: list = None) -> list:
+                 whole_volume: bool = False, prepared: list = None, flip_average: bool = True) -> list:
     """Milliseconds per RefineLogic.refine call over ``repeats`` sessions of ``clicks`` points
     (``whole_volume``: through _whole_volume_logic, the path that slice-only updates replaced).
     With a ``prepared`` list, RefineLogic.prepare runs first (as the panel does when a segment
-    is picked) and its milliseconds are appended there."""
+    is picked) and its milliseconds are appended there. ``flip_average`` False: one network pass per update
+    instead of the product's four (pancakes.refine.flip_average)."""
     import slicer
     from PancakesSegmentLib.RefineLogic import RefineLogic
     from PancakesSegmentLib.VolumeConversion import ijkToRasMatrix
     from pancakes import Refiner
 
-    refiner = Refiner.load(device="cpu")
+    refiner = Refiner.load(device="cpu", flip_average=flip_average)
     logic = _whole_volume_logic(refiner) if whole_volume else RefineLogic(refiner)
     m = ijkToRasMatrix(volume)
     if prepared is not None:
@@ -191,12 +193,12 @@ def _whole_volume_logic(refiner):
     return WholeVolumeRefineLogic(refiner)
 
 
-def time_core(labels: np.ndarray, clicks: int, repeats: int, rng) -> list:
+def time_core(labels: np.ndarray, clicks: int, repeats: int, rng, flip_average: bool = True) -> list:
     """Milliseconds per Refiner.refine_slice_of_volume call on the same volume size (no MRML), the
     volume's intensity window computed once beforehand as RefineLogic caches it."""
     from pancakes import Refiner
 
-    refiner = Refiner.load(device="cpu")
+    refiner = Refiner.load(device="cpu", flip_average=flip_average)
     vol = np.random.default_rng(0).normal(100, 20, labels.shape).astype(np.float32)
     window = refiner.volume_window(vol)
     seed = labels == 3
@@ -233,15 +235,18 @@ def main(argv=None) -> int:
     print(f"scene: {args.size}x{args.size}x{args.slices} rotated anisotropic volume, 8-label protocol, built in "
           f"{time.perf_counter() - t0:.1f} s; torch threads {args.threads}\n")
 
-    def updates(propagate: bool, whole_volume: bool = False, prepared: list = None) -> list:
+    def updates(propagate: bool, whole_volume: bool = False, prepared: list = None, flip_average: bool = True) -> list:
         return time_updates(scene, volume, segmentation, labels, args.clicks, args.repeats, propagate,
-                            np.random.default_rng(0), whole_volume, prepared)
+                            np.random.default_rng(0), whole_volume, prepared, flip_average)
 
     prepare_ms: list = []
 
     rows = [("core Refiner.refine_slice_of_volume (window cached)",
              time_core(labels, args.clicks, args.repeats, np.random.default_rng(0))),
+            ("same, one network pass (flip averaging off)",
+             time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), flip_average=False)),
             ("RefineLogic.refine (MRML read + refine + write + undo state): one slice", updates(False)),
+            ("same, one network pass (flip averaging off)", updates(False, flip_average=False)),
             ("same, after RefineLogic.prepare (the panel calls it when a segment is picked)",
              updates(False, prepared=prepare_ms)),
             ("same, through the former whole-volume path", updates(False, whole_volume=True)),

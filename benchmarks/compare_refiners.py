@@ -1,13 +1,16 @@
 """Paired comparison of two click refiners on the same DEV sets, seeds and simulated clicks.
 
-    python benchmarks/compare_refiners.py A.pt B.pt [--seed 0] [--sets 40]
+    python benchmarks/compare_refiners.py A.pt B.pt [--seed 0] [--sets 40] [--part select]
 
 bench_refine.py scores one refiner; deciding whether to replace the shipped one needs
 the difference on the same images, with an interval. Both refiners start from the same
 seeds (the shipped protocol model's best label, as in bench_refine.py) and from empty,
 and each click goes to the centre of the largest error of that refiner's own mask.
+``--flip-average 0 1`` on one file measures the test-time flip averaging (pancakes.refine.flip_average).
 Prints Dice after 1, 2, 3, 5, 7 and 10 clicks, B - A with a 95 % interval (sets
-resampled whole, 2,000 draws), NoC@80 / NoC@90 and the plateau click.
+resampled whole, 2,000 draws), NoC@80 / NoC@90 and the plateau click. It draws from the dev
+split's select half by default: a comparison that decides what ships must not use the test half,
+which the reported figures (bench_refine.py --part test) come from.
 """
 from __future__ import annotations
 
@@ -26,10 +29,10 @@ from pancakes.training.refine.simulate import click_curves
 CLICKS = (1, 2, 3, 5, 7, 10)
 
 
-def curves_for(path: str, images: np.ndarray, targets: np.ndarray, starts: dict) -> dict:
+def curves_for(path: str, images: np.ndarray, targets: np.ndarray, starts: dict, flip_average: bool) -> dict:
     """{start name: Dice curves [N, 11]} of the refiner at ``path``."""
-    refiner = Refiner.load(path, device="cpu")
-    return {name: np.concatenate([click_curves(refiner.module, images[i:i + 32], targets[i:i + 32], start[i:i + 32],
+    refiner = Refiner.load(path, device="cpu", flip_average=flip_average)
+    return {name: np.concatenate([click_curves(refiner.forward, images[i:i + 32], targets[i:i + 32], start[i:i + 32],
                                                10, seed_prior=refiner.seed_prior)
                                   for i in range(0, len(images), 32)])
             for name, start in starts.items()}
@@ -49,20 +52,26 @@ def main(argv=None) -> int:
     ap.add_argument("--pancakes", default=str(ROOT / "model_weights" / "pancakes.pt"))
     ap.add_argument("--sets", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--flip-average", type=int, nargs=2, choices=[0, 1], default=[1, 1], dest="flip_average",
+                    metavar=("A", "B"), help="test-time flip averaging for A and for B (default 1 1, as the product; "
+                    "the same file with 0 1 measures the averaging itself)")
+    ap.add_argument("--part", choices=["select", "test", "all"], default="select",
+                    help="half of the dev split to draw from (default: select, the one choices are made on)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     from pancakes.training.real_data import dev_sets
 
-    sets = dev_sets(4, args.sets, seed=args.seed)
+    sets = dev_sets(4, args.sets, seed=args.seed, part=None if args.part == "all" else args.part)
     images = np.concatenate([ts.images for ts in sets]).astype(np.float32)
     targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])
     groups = np.array([i for i, ts in enumerate(sets) for _ in range(ts.size)])
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     seeds = pancakes_seeds(Path(args.pancakes), sets)
     starts = {"Pancakes seed": seeds, "empty": np.zeros_like(seeds)}
-    a, b = curves_for(args.a, images, targets, starts), curves_for(args.b, images, targets, starts)
+    a, b = (curves_for(path, images, targets, starts, bool(flips))
+            for path, flips in zip((args.a, args.b), args.flip_average))
     rng = np.random.default_rng(0)
-    print(f"A = {args.a}; B = {args.b}; DEV draw seed {args.seed}: {len(images)} images from {len(sets)} sets\n")
+    print(f"A = {args.a} (flip averaging {args.flip_average[0]}); B = {args.b} (flip averaging {args.flip_average[1]}); DEV draw seed {args.seed}, {args.part} part: {len(images)} images from {len(sets)} sets\n")
     print("| start | clicks | A | B | B - A (95 % interval) |")
     print("|---|---:|---:|---:|---|")
     for name in starts:

@@ -31,6 +31,7 @@ from ..model_file import load_torchscript
 from ..preprocessing import (PERCENTILES, finite_float, from_model_output, normalise, pixel_size, plan_fit, to_grey,
                              to_model_input)
 from .clicks import CLICK_SIGMA, check_clicks, click_maps, seed_probability, to_model_coords
+from .flip_average import FLIPS, NO_FLIPS, flip_averaged
 
 Clicks = Optional[Sequence[Sequence[float]]]
 MODEL_FILE = "refine.pt"
@@ -47,7 +48,8 @@ def bundled_refiner_path() -> Path:
 class Refiner:
     """A loaded click-refinement model (see module docstring)."""
 
-    def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device) -> None:
+    def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device,
+                 flip_average: bool = True) -> None:
         self.module = module
         self.metadata = metadata
         self.device = device
@@ -55,16 +57,26 @@ class Refiner:
         self.click_sigma = float(metadata.get("click_sigma_px", CLICK_SIGMA))
         # What the previous channel holds before the first click (1.0, the seed as certain, for files without it).
         self.seed_prior = float(metadata.get("seed_prior", 1.0))
+        # Logits averaged over the input and its flips (pancakes.refine.flip_average); False: one pass.
+        self.flip_average = bool(flip_average)
 
     @classmethod
-    def load(cls, path: Union[str, Path, None] = None, device: str = "auto") -> "Refiner":
-        """Load a refiner TorchScript file (the bundled one when ``path`` is None)."""
+    def load(cls, path: Union[str, Path, None] = None, device: str = "auto", flip_average: bool = True) -> "Refiner":
+        """Load a refiner TorchScript file (the bundled one when ``path`` is None).
+
+        ``flip_average``: average each update over the image and its flips (four passes; False: one)."""
         dev = resolve_device(device)
         path = bundled_refiner_path() if path is None else Path(path)
         module, meta = load_torchscript(path, dev)
         if meta.get("kind") != "refine":
             raise ModelFileError(f"{path}: a {meta.get('kind')!r} model, not a click refiner (kind 'refine')")
-        return cls(module, meta, dev)
+        return cls(module, meta, dev, flip_average)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Model inputs [B, 5, S, S] on the refiner's device -> logits [B, 1, S, S], flip-averaged
+        when ``flip_average`` is on. Every update goes through here (benchmarks pass it as the net)."""
+        with torch.no_grad():
+            return flip_averaged(self.module, x, FLIPS if self.flip_average else NO_FLIPS)
 
     # ---- 2D images ---------------------------------------------------------
     def refine_logits(self, image: np.ndarray, seed_mask: Optional[np.ndarray], positive: Clicks = None,
@@ -103,8 +115,7 @@ class Refiner:
         maps = click_maps(to_model_coords(pos, fit), to_model_coords(neg, fit), self.input_size, self.click_sigma)
         # The seed channel is binary in training; resizing makes it soft, so re-binarise.
         x = torch.cat([x_img, (x_seed > 0.5).float(), torch.from_numpy(maps), x_prev.clamp(0, 1)])[None]
-        with torch.no_grad():
-            logits = self.module(x.to(self.device))
+        logits = self.forward(x.to(self.device))
         return from_model_output(logits.float().cpu(), fit)[0, 0].numpy()
 
     # ---- volumes -----------------------------------------------------------

@@ -1,0 +1,36 @@
+"""Test-time flip averaging for the click refiner.
+
+Why (issue 21): the refiner is small (38k parameters) and its errors are partly
+orientation-specific, while the task is not: a mask refined on a mirrored image and mirrored
+back should be the same mask. Averaging the logits of the input and its three flips
+(left-right, up-down, both), each mapped back, removes part of those errors. On the dev split's
+select half it raised Dice at most clicks from both starts by up to 0.01, for four network passes
+per update instead of one (MODEL_CARD.md, "Test-time flip averaging").
+
+All five input channels (image, seed, positive and negative click maps, previous probability)
+are flipped together, so a click stays on the pixel it was placed on.
+
+Example::
+
+    logits = flip_averaged(module, x)          # x [B, 5, S, S] -> [B, 1, S, S]
+    logits = flip_averaged(module, x, NO_FLIPS)  # the module's own logits
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence, Tuple
+
+import torch
+
+Flips = Sequence[Tuple[int, ...]]
+# The identity and the three flips of the image plane (dims of an NCHW tensor).
+FLIPS: Flips = ((), (-1,), (-2,), (-1, -2))
+NO_FLIPS: Flips = ((),)
+
+
+def flip_averaged(module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, flips: Flips = FLIPS) -> torch.Tensor:
+    """Mean over ``flips`` of module(flip(x)) flipped back: x [B, C, S, S] -> logits [B, 1, S, S]."""
+    total = None
+    for dims in flips:
+        out = module(x.flip(dims)).flip(dims) if dims else module(x)
+        total = out if total is None else total + out
+    return total if len(flips) == 1 else total / len(flips)

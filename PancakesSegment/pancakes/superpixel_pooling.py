@@ -127,9 +127,11 @@ def pool_in_superpixels(logits: torch.Tensor, images: torch.Tensor, inner: Optio
         regions = regions_of(images, inner, scale)
     if tuple(regions.shape) != (B, h, w):
         raise ValueError(f"regions {tuple(regions.shape)} do not match {B} images of {h}x{w}")
-    out = torch.log_softmax(logits.float(), dim=2)
+    # One softmax, the pooling written back into it, and one log at the end: a log-softmax, then exp and log
+    # per image, cost about twice as much (fresh 10 MB tensors per image; benchmarks/README.md). Outside ``inner``
+    # this gives log(max(p, PROB_FLOOR)), which has the same argmax as the log-softmax, and callers crop it away.
+    out = torch.softmax(logits.float(), dim=2)
     for b in range(B):
-        prob = out[b, :, :, t:t + h, l:l + w].exp().reshape(P * K, h, w)
-        pooled = pool_probabilities(prob, regions[b], blend).clamp_(min=PROB_FLOOR).log_()
-        out[b, :, :, t:t + h, l:l + w] = pooled.reshape(P, K, h, w)
-    return out.to(logits.dtype)
+        crop = out[b, :, :, t:t + h, l:l + w]
+        crop.copy_(pool_probabilities(crop.reshape(P * K, h, w), regions[b], blend).reshape(P, K, h, w))
+    return out.clamp_(min=PROB_FLOOR).log_().to(logits.dtype)

@@ -9,7 +9,8 @@ onto those edges. The labels still come from the network, so label k of protocol
 meaning in every image; only where each boundary runs follows the image.
 
 Soft outputs stay probabilities: the blend of two probability vectors is one. Outside
-``inner`` (the padding around an image in the model input) nothing changes.
+``inner`` (the padding around an image in the model input) the probabilities are left as they are
+(their log floored at PROB_FLOOR, like every output here).
 
 Felzenszwalb costs about as much as the pooling itself, and a decode that only switches protocol
 or K sees the same images again; a RegionCache beside the cached features keeps each image's

@@ -71,7 +71,9 @@ def main(argv=None) -> int:
     a, b = (curves_for(path, images, targets, starts, bool(flips))
             for path, flips in zip((args.a, args.b), args.flip_average))
     rng = np.random.default_rng(0)
-    print(f"A = {args.a} (flip averaging {args.flip_average[0]}); B = {args.b} (flip averaging {args.flip_average[1]}); DEV draw seed {args.seed}, {args.part} part: {len(images)} images from {len(sets)} sets\n")
+    fa, fb = args.flip_average
+    print(f"A = {args.a} (flip averaging {fa}); B = {args.b} (flip averaging {fb}); "
+          f"DEV draw seed {args.seed}, {args.part} part: {len(images)} images from {len(sets)} sets\n")
     print("| start | clicks | A | B | B - A (95 % interval) |")
     print("|---|---:|---:|---:|---|")
     for name in starts:

@@ -41,6 +41,7 @@ from .parallel import SessionWorkers
 from .portable_weights import eager_pancakes, init_weights
 from .seeds import perturbed_seed
 from .simulate import click_curves, model_input, seed_probability
+from .widen import widen_refine_net
 
 P_NO_FIRST_CLICK = 0.1  # some steps without clicks: propagation to a neighbour slice has none
 P_RANDOM_CLICK = 0.3
@@ -244,7 +245,8 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--templates", type=int, default=32, help="synthetic templates (the shared cache holds 32)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--init", help="start from the weights of a refiner TorchScript file (e.g. model_weights/refine.pt) "
-                                   "or of a run's last.ckpt")
+                                   "or of a run's last.ckpt; a narrower one is widened to --features first, "
+                                   "computing the same logits (pancakes.training.refine.widen)")
     ap.add_argument("--max-iterations", type=int, default=None, dest="max_iterations")
     ap.add_argument("--pancakes-share", type=float, default=P_PANCAKES_SEED, dest="pancakes_share",
                     help="share of seeds that are the best label of the protocol model (0: perturbed truth only)")
@@ -291,7 +293,14 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
     net = RefineNet(args.features, args.levels)
     state = {"step": 0, "elapsed": 0.0, "device": str(device), "init_from": None}
     if args.init:
-        net.load_state_dict(init_weights(args.init))
+        weights = init_weights(args.init)
+        init_features = int(weights["head.weight"].shape[1])
+        if init_features < args.features:  # start where the narrower refiner stands (see widen.py)
+            small = RefineNet(init_features, args.levels)
+            small.load_state_dict(weights)
+            net = widen_refine_net(small, args.features, args.seed)
+        else:
+            net.load_state_dict(weights)
         state["init_from"] = str(args.init)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)

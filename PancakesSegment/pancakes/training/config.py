@@ -69,6 +69,10 @@ class TrainConfig:
     levels: int = 4
     hidden: int = 64
     emb_half: int = 16
+    # With --init: widen the file's UNet to this many features per level first, computing the same
+    # protocols (pancakes.training.widen); 0 keeps the file's width. A wider network then starts
+    # where the shipped one stands instead of from scratch.
+    widen_features: int = 0
     synthetic_templates: int = 32
 
     @classmethod

@@ -23,9 +23,14 @@ from ..modeling import PancakesNet
 from .batches import set_to_tensors
 from .checkpoint import load_checkpoint, net_from_model_file, save_checkpoint
 from .config import TrainConfig
+from .widen import widen_pancakes_net
 from .granularity import is_coarse, regranulate, zone_protocols
 from .loss import pancakes_loss
 from .small_lesions import insert_lesions
+
+
+# The config keys that shape the network (a model file's "architecture").
+ARCHITECTURE = ("features", "levels", "hidden", "emb_half")
 
 
 def build_net(cfg: TrainConfig) -> PancakesNet:
@@ -77,9 +82,14 @@ class Trainer:
         # The file's architecture wins over the config's, so a stretch started
         # from shipped weights always continues the same network.
         arch = meta.get("architecture", {})
-        for key in ("features", "levels", "hidden", "emb_half"):
+        for key in ARCHITECTURE:
             if key in arch:
                 setattr(self.cfg, key, arch[key])
+        if self.cfg.widen_features > self.cfg.features:
+            self.log(f"widening the UNet from {self.cfg.features} to {self.cfg.widen_features} features per level "
+                     "(same protocols to start with)")
+            net = widen_pancakes_net(net, self.cfg.widen_features, self.cfg.seed)
+            self.cfg.features = self.cfg.widen_features
         self.net = net.to(self.device)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.init_from = str(model_file)
@@ -95,6 +105,13 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         st = load_checkpoint(path)
+        saved = st.get("config", {})
+        if any(saved.get(k, getattr(self.cfg, k)) != getattr(self.cfg, k) for k in ARCHITECTURE):
+            # The checkpoint's network wins (a widened run is wider than its config file says).
+            for k in ARCHITECTURE:
+                setattr(self.cfg, k, saved.get(k, getattr(self.cfg, k)))
+            self.net = build_net(self.cfg).to(self.device)
+            self.opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.net.load_state_dict(st["net"])
         self.opt.load_state_dict(st["opt"])
         self.step, self.elapsed, self.best_score = st["step"], st["elapsed"], st["best_score"]

@@ -99,7 +99,7 @@ def main(argv: Sequence[str] = None) -> int:
 
     from .augment import augment_set
     from .evaluate import quick_dev_eval
-    from .loop import Trainer
+    from .loop import ARCHITECTURE, Trainer
     from .sources import load_real_bank, mixed_sampler
     from .synthetic import SyntheticGenerator
 
@@ -126,6 +126,8 @@ def main(argv: Sequence[str] = None) -> int:
     trainer = Trainer(cfg, run_dir, sampler, augment_set, evaluate, log)
     if args.resume and (run_dir / "last.ckpt").is_file():
         trainer.resume(run_dir / "last.ckpt")
+        for key in ARCHITECTURE:  # the network stays the checkpoint's (a widened run's is wider than cfg)
+            setattr(cfg, key, getattr(trainer.cfg, key))
         trainer.cfg = cfg  # a resumed run may extend steps/minutes
     elif args.init:
         trainer.init_weights(Path(args.init))

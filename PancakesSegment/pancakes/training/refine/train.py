@@ -40,8 +40,8 @@ from ...modeling.refine_net import RefineNet
 from .parallel import SessionWorkers
 from .portable_weights import eager_pancakes, init_weights
 from .seeds import perturbed_seed
+from ..widen import widen_refine_net
 from .simulate import click_curves, model_input, seed_probability
-from .widen import widen_refine_net
 
 P_NO_FIRST_CLICK = 0.1  # some steps without clicks: propagation to a neighbour slice has none
 P_RANDOM_CLICK = 0.3
@@ -246,7 +246,7 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--init", help="start from the weights of a refiner TorchScript file (e.g. model_weights/refine.pt) "
                                    "or of a run's last.ckpt; a narrower one is widened to --features first, "
-                                   "computing the same logits (pancakes.training.refine.widen)")
+                                   "computing the same logits (pancakes.training.widen)")
     ap.add_argument("--max-iterations", type=int, default=None, dest="max_iterations")
     ap.add_argument("--pancakes-share", type=float, default=P_PANCAKES_SEED, dest="pancakes_share",
                     help="share of seeds that are the best label of the protocol model (0: perturbed truth only)")

@@ -34,6 +34,8 @@ def test_pooling_replaces_the_blend_share_by_the_region_mean():
     np.testing.assert_allclose(pool_probabilities(prob, regions, 1.0).numpy(),
                                [[[0.5, 0.5, 0.5, 0.5]], [[0.5, 0.5, 0.5, 0.5]]])
     np.testing.assert_allclose(pool_probabilities(prob, regions, 0.5)[0, 0].numpy(), [0.75, 0.25, 0.5, 0.5])
+    # Computed in place, but never in the caller's tensor.
+    np.testing.assert_array_equal(prob[:, 0, 0].numpy(), [1.0, 0.0])
 
 
 def test_a_boundary_drawn_off_the_edge_moves_onto_it():

@@ -69,15 +69,20 @@ def test_resume_continues_exactly(tmp_path):
         assert torch.allclose(va, vc, atol=1e-6), k
 
 
-def test_init_from_a_model_file_continues_its_weights(tmp_path):
+def model_file_of(trainer: Trainer, path):
+    """The trainer's network saved as a model file with its architecture, as an export writes it."""
     from pancakes.model_file import default_metadata, save_torchscript
 
+    cfg = trainer.cfg
+    arch = {"features": cfg.features, "levels": cfg.levels, "emb_half": cfg.emb_half, "head": "dot", "hidden": cfg.hidden}
+    return save_torchscript(trainer.net, path, default_metadata(trainer.net, architecture=arch,
+                                                                training={"trained": True, "steps_total": 1}))
+
+
+def test_init_from_a_model_file_continues_its_weights(tmp_path):
     first = Trainer(tiny_config(), tmp_path / "a", square_sets, augment=None, log=lambda m: None)
     first.train_step()
-    cfg = first.cfg
-    arch = {"features": cfg.features, "levels": cfg.levels, "emb_half": cfg.emb_half, "head": "dot", "hidden": cfg.hidden}
-    path = save_torchscript(first.net, tmp_path / "m.pt", default_metadata(first.net, architecture=arch,
-                                                                         training={"trained": True, "steps_total": 1}))
+    path = model_file_of(first, tmp_path / "m.pt")
     # A config with a different architecture: the file's architecture must win.
     second = Trainer(tiny_config(features=16, hidden=8), tmp_path / "b", square_sets, augment=None, log=lambda m: None)
     second.init_weights(path)

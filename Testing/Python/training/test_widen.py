@@ -6,7 +6,7 @@ from pancakes.modeling.pancakes_net import PancakesNet
 from pancakes.modeling.refine_net import RefineNet
 from pancakes.training.widen import widen_pancakes_net, widen_refine_net
 
-from test_train_smoke import square_sets, tiny_config
+from test_train_smoke import model_file_of, square_sets, tiny_config
 
 
 def _moved(net: torch.nn.Module) -> torch.nn.Module:
@@ -58,16 +58,12 @@ def test_widened_pancakes_net_gives_the_same_protocols():
 
 
 def test_trainer_widens_an_init_file_and_resumes_the_wide_run(tmp_path):
-    from pancakes.model_file import default_metadata, save_torchscript
     from pancakes.training.checkpoint import save_checkpoint
     from pancakes.training.loop import Trainer
 
     first = Trainer(tiny_config(), tmp_path / "a", square_sets, augment=None, log=lambda m: None)
     first.train_step()
-    cfg = first.cfg
-    arch = {"features": cfg.features, "levels": cfg.levels, "emb_half": cfg.emb_half, "head": "dot", "hidden": cfg.hidden}
-    path = save_torchscript(first.net, tmp_path / "m.pt", default_metadata(first.net, architecture=arch,
-                                                                         training={"trained": True}))
+    path = model_file_of(first, tmp_path / "m.pt")
     wide = Trainer(tiny_config(widen_features=12), tmp_path / "b", square_sets, augment=None, log=lambda m: None)
     wide.init_weights(path)
     assert wide.cfg.features == 12

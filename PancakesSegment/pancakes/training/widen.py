@@ -84,6 +84,8 @@ def widen_pancakes_net(small: PancakesNet, features: int, seed: int = 0) -> Panc
     """A PancakesNet whose UNet has ``features`` channels per level (≥ small's) and that gives the
     same logits [N, M, K, H, W] as ``small`` for every image: the head reads the old phi channels
     and the image as before, the new phi channels through zeroed key weights."""
+    if small.head_kind != "dot":
+        raise ValueError(f"only the dot-product head can be widened, not {small.head_kind!r}")
     old = small.unet.down[0].conv2.out_channels
     _check(old, features)
     torch.manual_seed(seed)

@@ -79,3 +79,22 @@ def test_trainer_widens_an_init_file_and_resumes_the_wide_run(tmp_path):
     again.resume(tmp_path / "b" / "last.ckpt")
     assert again.cfg.features == 12
     again.train_step()
+
+
+def test_refiner_training_command_widens_a_narrower_init(tmp_path, monkeypatch):
+    """`--init` a 8-feature refiner with `--features 12`: the exported wide refiner, before any
+    iteration, returns the narrow one's logits."""
+    from pancakes.refine.refiner import Refiner
+    from pancakes.training.refine.train import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # one fresh synthetic template
+    common = ["--synthetic-only", "--templates", "1", "--batch", "2", "--steps-per-sample", "1",
+              "--levels", "3", "--val-every", "1e9"]
+    assert main(["--out", str(tmp_path / "narrow"), "--max-iterations", "1", "--features", "8", *common]) == 0
+    assert main(["--out", str(tmp_path / "wide"), "--max-iterations", "0", "--features", "12",
+                 "--init", str(tmp_path / "narrow" / "refine.pt"), *common]) == 0
+    narrow = Refiner.load(tmp_path / "narrow" / "refine.pt", device="cpu", flip_average=False)
+    wide = Refiner.load(tmp_path / "wide" / "refine.pt", device="cpu", flip_average=False)
+    assert wide.module.head.weight.shape[1] == 12
+    x = torch.rand(1, 5, 32, 32)
+    assert torch.allclose(wide.forward(x), narrow.forward(x), atol=1e-5)

@@ -66,8 +66,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.net = build_net(cfg).to(self.device)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._use_net(build_net(cfg))
         self.step = 0
         self.elapsed = 0.0
         self.best_score = -1.0
@@ -90,8 +89,7 @@ class Trainer:
                      "(same protocols to start with)")
             net = widen_pancakes_net(net, self.cfg.widen_features, self.cfg.seed)
             self.cfg.features = self.cfg.widen_features
-        self.net = net.to(self.device)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self._use_net(net)
         self.init_from = str(model_file)
         prior = meta.get("training", {})
         self.history.append({"init": str(model_file), "prior_training": prior})
@@ -103,6 +101,11 @@ class Trainer:
                 "rng": self.rng.bit_generator.state, "gen": self.gen.get_state(), "history": self.history,
                 "init_from": self.init_from}
 
+    def _use_net(self, net: PancakesNet) -> None:
+        """Train ``net`` from now on, on the trainer's device, with a fresh optimiser."""
+        self.net = net.to(self.device)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+
     def resume(self, path: Path) -> None:
         st = load_checkpoint(path)
         saved = st.get("config", {})
@@ -110,8 +113,7 @@ class Trainer:
             # The checkpoint's network wins (a widened run is wider than its config file says).
             for k in ARCHITECTURE:
                 setattr(self.cfg, k, saved.get(k, getattr(self.cfg, k)))
-            self.net = build_net(self.cfg).to(self.device)
-            self.opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+            self._use_net(build_net(self.cfg))
         self.net.load_state_dict(st["net"])
         self.opt.load_state_dict(st["opt"])
         self.step, self.elapsed, self.best_score = st["step"], st["elapsed"], st["best_score"]

@@ -13,8 +13,9 @@ RGB = Tuple[int, int, int]
 # with older ones (2: ASCII names, colours past the 64-colour palette; 3: the last protocol is the
 # coarse one, figure against ground, pancakes.coarse_protocol; 4: its boundary follows each
 # image's intensities, pancakes.coarse_intensity; 5: every protocol's boundaries follow the image's
-# edges, pancakes.superpixel_pooling).
-SCHEME = 5
+# edges, pancakes.superpixel_pooling; 6: the coarse protocol's intensity step weighs the image 4x as
+# much, pancakes.coarse_intensity.INTENSITY_WEIGHT).
+SCHEME = 6
 
 # 64 colours chosen by farthest-point sampling in CIELAB (minimum pairwise
 # distance ~24), skipping near-black and near-white, which read as background.

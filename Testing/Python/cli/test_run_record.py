@@ -49,7 +49,7 @@ def test_manifest_records_the_run(batch, random_model_path):
     assert manifest["model"]["file"] == str(random_model_path.resolve()) and manifest["model"]["version"]
     assert manifest["settings"] == {"M": M, "K": K, "format": "seg.nrrd", "axis": "axial", "adapt": 0.5,
                                     "coarse": True, "superpixels": True, "model_sha256": file_sha256(random_model_path),
-                                    "label_scheme": 5}
+                                    "label_scheme": 6}
     (record,) = manifest["runs"]
     assert record["device"] == "cpu" and record["torch_version"] == torch.__version__
     assert record["argv"] == ["pancakes"] + [str(a) for a in args]

@@ -38,6 +38,22 @@ def test_a_bled_boundary_moves_back_to_the_bright_object():
     torch.testing.assert_close(torch.softmax(plain, 1), torch.softmax(slot, 1))
 
 
+def test_a_confident_network_does_not_outweigh_a_clear_edge():
+    """The network is sure (log-odds 6) of a figure 6 px too wide. At the default weight the image's
+    edge still wins the bled ring; at the first weight shipped (2) the network's certainty kept the
+    ring as figure, which is how the nuclei kept bleeding (MODEL_CARD.md, the intensity step)."""
+    truth, wide = _disc(r=14), _disc(r=20)
+    rng = torch.Generator().manual_seed(0)
+    image = (0.2 + 0.5 * truth.float() + 0.03 * torch.randn(64, 64, generator=rng))[None, None]
+    slot = torch.full((1, 3, 64, 64), -1.0e4)
+    slot[:, 0] = 0.0
+    slot[:, 1] = torch.where(wide, 6.0, -6.0)
+    default = refine_figure_ground(slot, image).argmax(1)[0] == 1
+    old = refine_figure_ground(slot, image, weight=2.0).argmax(1)[0] == 1
+    assert _dice(default, truth) > 0.9
+    assert _dice(old, truth) < 0.75
+
+
 def test_smoothing_keeps_noisy_pixels_from_speckling_the_boundary():
     """Pixel noise as strong as a third of the contrast: classified pixel by pixel, the figure
     breaks into many specks; smoothed first (the default), fewer specks and a better overlap."""

@@ -20,15 +20,23 @@ def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(2 * (a & b).sum() / (a.sum() + b.sum()))
 
 
+def _bled_disc(noise: float, log_odds: float, slots: int = 3):
+    """A bright disc (radius 14) on a dark ground with pixel noise, and a merged coarse protocol's logits
+    [1, slots, 64, 64] that say figure over a disc 6 px too wide (as on the nuclei) with ``log_odds``.
+    Returns (truth bool [64, 64], image [1, 1, 64, 64], slot logits)."""
+    truth, wide = _disc(r=14), _disc(r=20)
+    rng = torch.Generator().manual_seed(0)
+    image = (0.2 + 0.5 * truth.float() + noise * torch.randn(64, 64, generator=rng))[None, None]
+    slot = torch.full((1, slots, 64, 64), -1.0e4)
+    slot[:, 0] = 0.0
+    slot[:, 1] = torch.where(wide, log_odds, -log_odds)
+    return truth, image, slot
+
+
 def test_a_bled_boundary_moves_back_to_the_bright_object():
     """The network says figure over a disc 6 px too wide (as on the nuclei); the image's bright
     disc pulls the boundary back to the true one."""
-    truth, wide = _disc(r=14), _disc(r=20)
-    rng = torch.Generator().manual_seed(0)
-    image = (0.2 + 0.5 * truth.float() + 0.03 * torch.randn(64, 64, generator=rng))[None, None]
-    slot = torch.full((1, 5, 64, 64), -1.0e4)
-    slot[:, 0] = 0.0
-    slot[:, 1] = torch.where(wide, 2.0, -2.0)  # confident, but too wide
+    truth, image, slot = _bled_disc(noise=0.03, log_odds=2.0, slots=5)  # confident, but too wide
     refined = refine_figure_ground(slot, image)
     before, after = slot.argmax(1)[0] == 1, refined.argmax(1)[0] == 1
     assert _dice(before, truth) < 0.7 and _dice(after, truth) > 0.9
@@ -42,12 +50,7 @@ def test_a_confident_network_does_not_outweigh_a_clear_edge():
     """The network is sure (log-odds 6) of a figure 6 px too wide. At the default weight the image's
     edge still wins the bled ring; at the first weight shipped (2) the network's certainty kept the
     ring as figure, which is how the nuclei kept bleeding (MODEL_CARD.md, the intensity step)."""
-    truth, wide = _disc(r=14), _disc(r=20)
-    rng = torch.Generator().manual_seed(0)
-    image = (0.2 + 0.5 * truth.float() + 0.03 * torch.randn(64, 64, generator=rng))[None, None]
-    slot = torch.full((1, 3, 64, 64), -1.0e4)
-    slot[:, 0] = 0.0
-    slot[:, 1] = torch.where(wide, 6.0, -6.0)
+    truth, image, slot = _bled_disc(noise=0.03, log_odds=6.0)
     default = refine_figure_ground(slot, image).argmax(1)[0] == 1
     old = refine_figure_ground(slot, image, weight=2.0).argmax(1)[0] == 1
     assert _dice(default, truth) > 0.9
@@ -59,12 +62,7 @@ def test_smoothing_keeps_noisy_pixels_from_speckling_the_boundary():
     breaks into many specks; smoothed first (the default), fewer specks and a better overlap."""
     from scipy import ndimage
 
-    truth, wide = _disc(r=14), _disc(r=20)
-    rng = torch.Generator().manual_seed(0)
-    image = (0.2 + 0.5 * truth.float() + 0.15 * torch.randn(64, 64, generator=rng))[None, None]
-    slot = torch.full((1, 3, 64, 64), -1.0e4)
-    slot[:, 0] = 0.0
-    slot[:, 1] = torch.where(wide, 2.0, -2.0)
+    truth, image, slot = _bled_disc(noise=0.15, log_odds=2.0)
     masks = {s: (refine_figure_ground(slot, image, sigma=s).argmax(1)[0] == 1) for s in (0.75, 0.01)}
     specks = {s: ndimage.label(m.numpy())[1] for s, m in masks.items()}
     assert specks[0.75] < 0.8 * specks[0.01], specks

@@ -12,12 +12,12 @@ one a change must shrink. Stages take the previous stage's outputs, as the engin
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from bench_inference import timed  # this folder is on sys.path when the script runs
 
 from pancakes import Pancakes
 from pancakes.coarse_protocol import apply_coarse
@@ -26,14 +26,8 @@ from pancakes.superpixel_pooling import pool_in_superpixels, regions_of
 
 
 def per_image_ms(fn: Callable[[], object], n: int, repeat: int = 5) -> float:
-    """Best of ``repeat`` wall times after one warm-up, in ms per image: the machine is shared and noisy."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return 1000 * best / n
+    """Best of ``repeat`` wall times after a warm-up (bench_inference.timed), in ms per image."""
+    return 1000 * timed(fn, repeat) / n
 
 
 def stage_rows(model: Pancakes, n: int, M: int = 8, K: int = 20) -> list:

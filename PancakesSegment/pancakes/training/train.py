@@ -99,7 +99,7 @@ def main(argv: Sequence[str] = None) -> int:
 
     from .augment import augment_set
     from .evaluate import quick_dev_eval
-    from .loop import ARCHITECTURE, Trainer
+    from .loop import Trainer
     from .sources import load_real_bank, mixed_sampler
     from .synthetic import SyntheticGenerator
 
@@ -125,9 +125,8 @@ def main(argv: Sequence[str] = None) -> int:
         log(f"warning: no development sets ({exc}); training without periodic evaluation")
     trainer = Trainer(cfg, run_dir, sampler, augment_set, evaluate, log)
     if args.resume and (run_dir / "last.ckpt").is_file():
+        # Trainer.resume keeps the checkpoint's network in cfg itself (a widened run is wider than its file says).
         trainer.resume(run_dir / "last.ckpt")
-        for key in ARCHITECTURE:  # the network stays the checkpoint's (a widened run's is wider than cfg)
-            setattr(cfg, key, getattr(trainer.cfg, key))
         trainer.cfg = cfg  # a resumed run may extend steps/minutes
     elif args.init:
         trainer.init_weights(Path(args.init))

@@ -46,6 +46,11 @@ class TrainConfig:
     # Share of sets given 1-3 small lesion-like blobs per image as one new label
     # (small_lesions.py): coarse targets had cost small structures. 0 trains without them.
     p_lesions: float = 0.0
+    # Weight of a KL pull towards the starting network's label probabilities at every step
+    # (training/distill.py): continuations had traded small structures for figure/ground. 0 trains
+    # without it; the teacher is ``distill_from``, or the --init file when that is None.
+    distill: float = 0.0
+    distill_from: Optional[str] = None
     # Real datasets are drawn by weight, not uniformly: the paper samples datasets
     # uniformly, but here one source has 12 slices and would get a quarter of all sets.
     real_weights: dict = field(default_factory=lambda: {
@@ -101,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"config: adapt={self.adapt} must be >= 0")
         if not (0 <= self.p_figure and 0 <= self.p_coarse and self.p_figure + self.p_coarse <= 1):
             raise ValueError("config: p_figure and p_coarse must be >= 0 with a sum of at most 1")
+        if not self.distill >= 0:
+            raise ValueError(f"config: distill={self.distill} must be >= 0")
         if not 0 <= self.p_lesions <= 1:
             raise ValueError(f"config: p_lesions={self.p_lesions} must lie in [0, 1]")
         if not 0 <= self.coarse_zone < 1:

@@ -23,6 +23,7 @@ from ..modeling import PancakesNet
 from .batches import set_to_tensors
 from .checkpoint import load_checkpoint, net_from_model_file, save_checkpoint
 from .config import TrainConfig
+from .distill import distill_kl, load_teacher, teacher_logits
 from .widen import widen_pancakes_net
 from .granularity import is_coarse, regranulate, zone_protocols
 from .loss import pancakes_loss
@@ -74,6 +75,7 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.init_from: Optional[str] = None
+        self._teacher: Optional[torch.nn.Module] = None
 
     # ---- state ------------------------------------------------------------
     def init_weights(self, model_file: Path) -> None:
@@ -123,6 +125,21 @@ class Trainer:
         self.init_from = st.get("init_from")
         self.log(f"resumed from {path} at step {self.step}")
 
+    def teacher(self) -> Optional[torch.nn.Module]:
+        """The frozen starting network that ``cfg.distill`` pulls towards (None when it is 0).
+
+        Loaded on first use, so that a resumed run finds it again from its config or its init file.
+        """
+        if self.cfg.distill <= 0:
+            return None
+        if self._teacher is None:
+            source = self.cfg.distill_from or self.init_from
+            if not source:
+                raise ValueError("config: distill > 0 needs a teacher: set distill_from or start with --init")
+            self._teacher = load_teacher(Path(source), self.device)
+            self.log(f"distilling from {source} at weight {self.cfg.distill}")
+        return self._teacher
+
     # ---- one step -----------------------------------------------------------
     def sample_batch(self):
         """Draw sets until one yields targets -> list of (images, targets, M, K, protocols allowed to win)."""
@@ -154,7 +171,8 @@ class Trainer:
             g["lr"] = lr
         batch = self.sample_batch()
         self.opt.zero_grad(set_to_none=True)
-        total, dices = 0.0, []
+        total, dices, kls = 0.0, [], []
+        teacher = self.teacher()
         use_amp = self.cfg.amp and self.device.type == "cuda"
         for images, targets, M, K, allowed in batch:
             images, targets = images.to(self.device), targets.to(self.device)
@@ -164,18 +182,28 @@ class Trainer:
                     logits = self.net.decode_logits_adapted(phi, M, K, [], self.cfg.adapt)
                 else:
                     logits = self.net.decode_logits(phi, M, K, [])
+            kl = None
+            if teacher is not None:
+                # Before the coarse merge: the pull keeps every protocol's own labels, the last one's too.
+                kl = distill_kl(logits, teacher_logits(teacher, images, M, K, self.cfg.adapt))
+                kls.append(float(kl.detach()))
             if self.cfg.coarse_train:
                 logits, allowed = coarse_last(self.net, logits, M, K, targets.shape[0], allowed)
             loss, info = pancakes_loss(logits, targets, self.cfg.alpha, self.cfg.beta, self.cfg.relax,
                                        self.cfg.n_relax, self.gen, self.cfg.gamma,
                                        self.cfg.entropy_to_targets, allowed)
+            if kl is not None:
+                loss = loss + self.cfg.distill * kl
             (loss / len(batch)).backward()
             total += float(loss.detach()) / len(batch)
             dices.append(float(info["dice"].mean()))
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
         self.opt.step()
         self.step += 1
-        return {"loss": total, "dice": float(np.mean(dices)), "lr": lr}
+        stats = {"loss": total, "dice": float(np.mean(dices)), "lr": lr}
+        if kls:
+            stats["distill_kl"] = float(np.mean(kls))
+        return stats
 
     # ---- the run ------------------------------------------------------------
     def run(self, on_best: Optional[Callable[["Trainer", dict], None]] = None) -> None:

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from bench_inference import timed  # this folder is on sys.path when the script runs
 
+import pancakes.superpixel_pooling as superpixel_pooling
 from pancakes import Pancakes
 from pancakes.coarse_protocol import apply_coarse
 from pancakes.preprocessing import inner_box, labels_from_logits
-from pancakes.superpixel_pooling import pool_in_superpixels, regions_of
+from pancakes.superpixel_pooling import RegionCache, pool_in_superpixels, regions_of
 
 
 def per_image_ms(fn: Callable[[], object], n: int, repeat: int = 5) -> float:
@@ -49,15 +50,24 @@ def stage_rows(model: Pancakes, n: int, M: int = 8, K: int = 20) -> list:
                 apply_coarse(model.module, lg.clone(), M, K, every, model._groups, x, inner)
 
         rows.append(("coarse protocol and its intensity step", per_image_ms(coarse, n)))
-        rows.append(("superpixels (Felzenszwalb)", per_image_ms(
+        rows.append(("superpixels (Felzenszwalb), one image at a time", per_image_ms(
             lambda: [regions_of(x, inner) for x, inner in zip(inputs, inners)], n)))
+        rows.append((f"superpixels, all images at once on {torch.get_num_threads()} threads (`RegionCache.prefetch`)",
+                     per_image_ms(lambda: RegionCache().prefetch(list(zip(range(n), inputs, inners))), n)))
         regions = [regions_of(x, inner) for x, inner in zip(inputs, inners)]
         rows.append(("pooling in the superpixels", per_image_ms(
             lambda: [pool_in_superpixels(lg, x, inner, r) for lg, x, inner, r in zip(logits, inputs, inners, regions)],
             n)))
         rows.append(("labels at the image's size", per_image_ms(
             lambda: [labels_from_logits(lg, f) for lg, f in zip(logits, enc.fits)], n)))
-    rows.append(("`Pancakes.segment`, all of it", per_image_ms(lambda: model.segment(imgs, M, K), n, repeat=3)))
+    rows.append(("`Pancakes.segment`, all of it", per_image_ms(lambda: model.segment(imgs, M, K), n, repeat=7)))
+    threaded = superpixel_pooling.segment_many
+    superpixel_pooling.segment_many = lambda crops, *a: [superpixel_pooling.superpixels(c, *a) for c in crops]
+    try:
+        rows.append(("`Pancakes.segment`, Felzenszwalb on one thread (before 2026-12-07)",
+                     per_image_ms(lambda: model.segment(imgs, M, K), n, repeat=7)))
+    finally:
+        superpixel_pooling.segment_many = threaded
     return rows
 
 

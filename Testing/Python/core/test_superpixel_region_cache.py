@@ -80,3 +80,39 @@ def test_region_ids_beyond_int16_are_kept_exactly(monkeypatch):
     cache = RegionCache()
     regions = cache.regions(0, torch.rand(1, 1, 200, 200))
     assert int(regions.max()) == 200 * 200 - 1 and torch.equal(regions[0], torch.from_numpy(many))
+
+
+def test_a_batch_is_segmented_on_torchs_threads_with_the_regions_one_thread_gives(monkeypatch):
+    """Felzenszwalb runs on one core; the batch's images go to a thread each so the other cores work too."""
+    import threading
+
+    crops = [np.random.default_rng(i).random((30, 26)) for i in range(4)]
+    threads = set()
+    real = superpixel_pooling.superpixels
+    monkeypatch.setattr(superpixel_pooling, "superpixels",
+                        lambda img, *a, **k: threads.add(threading.current_thread().name) or real(img, *a, **k))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = superpixel_pooling.segment_many(crops)
+        assert threads == {threading.current_thread().name}
+        torch.set_num_threads(2)
+        threads.clear()
+        together = superpixel_pooling.segment_many(crops)
+    finally:
+        torch.set_num_threads(before)
+    assert threads and all(name.startswith("superpixels") for name in threads)
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_prefetch_segments_images_of_several_sizes_once(felzenszwalb_calls):
+    images = [torch.rand(1, 1, 32, 32) for _ in range(3)]
+    inners = [(0, 0, 32, 32), (4, 0, 24, 32), (0, 6, 32, 20)]
+    cache = RegionCache()
+    cache.prefetch([(i, x, inner) for i, (x, inner) in enumerate(zip(images, inners))])
+    assert len(felzenszwalb_calls) == 3 and len(cache) == 3
+    cache.prefetch([(1, images[1], inners[1])])  # known already: nothing segmented again
+    for i, (x, inner) in enumerate(zip(images, inners)):
+        torch.testing.assert_close(cache.regions(i, x, inner), regions_of(x, inner))
+    assert len(felzenszwalb_calls) == 3 + 3  # only the regions_of calls above

@@ -61,7 +61,8 @@ def evaluate_methods(sets: Dict[int, List[TaskSet]], methods: Dict[str, MapFn], 
                      progress: bool = False) -> List[dict]:
     """One row per (method, S, dataset): mean Set Dice, labels used per protocol, largest label share.
 
-    Each row also keeps its per-set Set Dice under "scores" (for bootstrap intervals).
+    Each row also keeps its per-set Set Dice under "scores" and each set's ``TaskSet.key`` under "keys"
+    (for bootstrap intervals that resample distinct sets), and "distinct", how many of its sets differ.
     ``progress`` shows a bar over all (method, set) pairs on stderr (a 160-set run takes minutes).
     """
     from tqdm import tqdm
@@ -75,7 +76,9 @@ def evaluate_methods(sets: Dict[int, List[TaskSet]], methods: Dict[str, MapFn], 
             per_ds = defaultdict(list)
             alone = defaultdict(list)  # each image's own best Dice: S=1 on the same images
             usage = defaultdict(list)
+            keys = defaultdict(list)
             for task in tasks:
+                keys[task.dataset].append(task.key())
                 maps = fn(task.images, M, K)
                 target = task.labelmaps == task.label
                 score, _, _ = set_dice(maps, target)
@@ -88,7 +91,8 @@ def evaluate_methods(sets: Dict[int, List[TaskSet]], methods: Dict[str, MapFn], 
                 lp, ls = np.mean(usage[ds], axis=0)
                 rows.append({"method": name, "S": S, "dataset": ds, "set_dice": float(np.mean(per_ds[ds])),
                              "n": len(per_ds[ds]), "labels_per_protocol": float(lp), "largest_share": float(ls),
-                             "alone": float(np.mean(alone[ds])), "scores": per_ds[ds]})
+                             "alone": float(np.mean(alone[ds])), "scores": per_ds[ds], "keys": keys[ds],
+                             "distinct": len(set(keys[ds]))})
     bar.close()
     return rows
 

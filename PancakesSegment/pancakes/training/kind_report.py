@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .intervals import bootstrap_intervals
+from .intervals import FEW_DISTINCT, bootstrap_intervals, few_distinct
 from .task_kinds import KINDS, OTSU_2, kind_of
 
 
@@ -58,9 +58,12 @@ def format_kind_report(rows: List[dict], S_values: Sequence[int], models: Sequen
         if not krows:
             continue
         sources = sorted({r["dataset"].split(":", 1)[1] for r in krows})
-        n = {s: sum(r["n"] for r in krows if r["S"] == s and r["method"] == models[0]) for s in S_values}
+        first = [r for r in krows if r["method"] == models[0]]
+        n = {s: sum(r["n"] for r in first if r["S"] == s) for s in S_values}
+        distinct = {s: sum(r.get("distinct", r["n"]) for r in first if r["S"] == s) for s in S_values}
         out += [f"### {kind} ({', '.join(sources)}; sets per S: "
-                + ", ".join(f"{n[s]}" for s in S_values) + ")", "",
+                + ", ".join(f"{n[s]}" for s in S_values) + "; distinct: "
+                + ", ".join(f"{distinct[s]}" for s in S_values) + ")", "",
                 f"| method | {heads} | labels / protocol | largest share |",
                 "|---|" + "---|" * (len(S_values) + 2)]
         for m in _methods(krows):
@@ -71,7 +74,7 @@ def format_kind_report(rows: List[dict], S_values: Sequence[int], models: Sequen
             out.append(f"| {name} | " + " | ".join(f"{v.get(s, float('nan')):.3f}" for s in S_values)
                        + f" | {lp:.1f} | {ls:.2f} |")
         if n_boot:
-            out += ["", f"95% intervals ({n_boot} bootstrap draws, sets resampled within each source)", "",
+            out += ["", f"95% intervals ({n_boot} bootstrap draws, distinct sets resampled within each source)", "",
                     f"| model | {heads} |", "|---|" + "---|" * len(S_values)]
             for m in models:
                 iv = bootstrap_intervals(krows, m, n_boot=n_boot, seed=seed)
@@ -80,6 +83,11 @@ def format_kind_report(rows: List[dict], S_values: Sequence[int], models: Sequen
                 iv = bootstrap_intervals(krows, m, n_boot=n_boot, seed=seed, minus=models[0])
                 out.append(f"| {m} minus {models[0]} (paired) | "
                            + " | ".join(f"{iv[s][0]:+.3f} to {iv[s][1]:+.3f}" for s in S_values) + " |")
+        thin = [t for t in few_distinct(krows, models[0]) if t[0] in S_values]
+        if thin:
+            out += ["", f"Fewer than {FEW_DISTINCT} distinct sets (the same slices drawn again; their spread is not "
+                    "in the intervals): " + "; ".join(f"{ds.split(':', 1)[1]} at S={S}, {d} of {n}"
+                                                     for S, ds, d, n in thin)]
         out.append("")
     out += summary_against_targets(rows, S_values, models)
     return "\n".join(out)

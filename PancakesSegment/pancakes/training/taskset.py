@@ -1,6 +1,7 @@
 """One training set: S images of one domain with their label maps (paper §3.1)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -42,6 +43,17 @@ class TaskSet:
     def size(self) -> int:
         """S, the number of images in the set."""
         return int(self.images.shape[0])
+
+    def key(self) -> str:
+        """What the set asks, as a short hash of its images and its target mask (label == ``label``).
+
+        Two draws with the same key are the same question: a development source with few slices of a
+        structure (one lung lesion spans 5 slices of the test half) yields the same set again and again,
+        and a report must count such repeats once when it says how much evidence a figure rests on.
+        """
+        h = hashlib.sha1(np.ascontiguousarray(self.images, dtype=np.float32).tobytes())
+        h.update(np.ascontiguousarray(self.labelmaps == self.label).tobytes())
+        return h.hexdigest()[:16]
 
     def common_labels(self) -> list[int]:
         """Labels > 0 present in every image of the set, ascending."""

@@ -253,6 +253,10 @@ def main(argv: Sequence[str] = None) -> int:
     ap.add_argument("--rows-in", nargs="+", default=[], metavar="JSON",
                     help="scores saved by --rows-out on the same sets (same --sets, --S, --seed, --part, "
                     "--by-kind): their methods join the tables without being scored again")
+    ap.add_argument("--with-repeats", action="store_true",
+                    help="with --by-kind, let a source give the same set again, as every draw before 2026-12-07 did "
+                    "(to join rows saved then); by default each set is new, and a source with few slices of a "
+                    "structure gives fewer sets")
     ap.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args(argv)
@@ -267,11 +271,14 @@ def main(argv: Sequence[str] = None) -> int:
         others = {f"pancakes ({other})": load_torchscript(other, "cpu")[0] for other in args.compare}
         part = args.part or ("test" if args.by_kind else "all")
         draw = {"sets": args.sets, "S": args.S, "seed": args.seed, "part": part, "by_kind": args.by_kind}
+        distinct = args.by_kind and not args.with_repeats
+        if distinct:
+            draw["distinct"] = True  # rows saved from draws with repeats are another draw
         if args.by_kind:
             from .task_kinds import KINDS, all_kind_sets
 
             sets = {s: all_kind_sets(s, args.sets // len(KINDS), seed=args.seed + s,
-                                     part=None if part == "all" else part) for s in args.S}
+                                     part=None if part == "all" else part, distinct=distinct) for s in args.S}
         else:
             sets = {s: dev_sets(s, args.sets, seed=args.seed + s, part=None if part == "all" else part)
                     for s in args.S}

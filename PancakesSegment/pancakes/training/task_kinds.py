@@ -61,12 +61,15 @@ def kind_of(dataset: str) -> str:
 
 
 def kind_sets(kind: str, S: int, n_sets: int, seed: int = 0, part: Optional[str] = "test",
-              cache_dir: Optional[os.PathLike] = None, bank=None) -> List[TaskSet]:
-    """``n_sets`` deterministic sets of kind ``kind``, round-robin over its sources.
+              cache_dir: Optional[os.PathLike] = None, bank=None, distinct: bool = False) -> List[TaskSet]:
+    """Up to ``n_sets`` deterministic sets of kind ``kind``, round-robin over its sources.
 
     Sources that cannot give S slices are left out; a draw whose relabelling fails is
     redrawn (up to 20 times). ``bank`` overrides the dev bank (tests pass a small one).
     Each set's ``dataset`` becomes "<kind>:<dataset>" so that rows group by both.
+    ``distinct``: a draw that repeats a set of its source (same ``TaskSet.key``) is redrawn too, and a
+    source that gives no new set in 20 draws gives no more, so a kind may hold fewer than ``n_sets``
+    (the test half's lung lesion spans 5 slices: one set of 5). False keeps the draws of earlier reports.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(KINDS)}")
@@ -79,21 +82,32 @@ def kind_sets(kind: str, S: int, n_sets: int, seed: int = 0, part: Optional[str]
                                               for j, _ in bank.dataset(ds).viable(int(S)))]
     rng = np.random.default_rng(seed)
     out: List[TaskSet] = []
+    seen: Dict[str, set] = {ds: set() for ds, _, _ in sources}
+    spent: set = set()  # sources that gave no new set: not drawn again
     for i in range(n_sets if sources else 0):
         ds, proto, fn = sources[i % len(sources)]
+        if ds in spent:
+            continue
         for _ in range(20):
             ts = bank.sample_set(rng, S, dataset=ds, protocol=proto)
             if ts is not None and fn is not None:
                 ts = fn(ts, rng)
+            if ts is not None and distinct:
+                key = ts.key()
+                ts = None if key in seen[ds] else ts
+                seen[ds].add(key)
             if ts is not None:
                 ts.dataset = f"{kind}:{ds}"
                 out.append(ts)
                 break
+        else:
+            if distinct:
+                spent.add(ds)
     return out
 
 
 def all_kind_sets(S: int, n_sets: int, seed: int = 0, part: Optional[str] = "test",
-                  cache_dir: Optional[os.PathLike] = None, bank=None) -> List[TaskSet]:
-    """``n_sets`` sets of every kind at S (so 4 x n_sets in all), seeded per kind."""
+                  cache_dir: Optional[os.PathLike] = None, bank=None, distinct: bool = False) -> List[TaskSet]:
+    """Up to ``n_sets`` sets of every kind at S (so 4 x n_sets in all), seeded per kind; ``distinct`` as in kind_sets."""
     return [ts for i, kind in enumerate(KINDS)
-            for ts in kind_sets(kind, S, n_sets, seed + 1000 * i, part, cache_dir, bank)]
+            for ts in kind_sets(kind, S, n_sets, seed + 1000 * i, part, cache_dir, bank, distinct)]

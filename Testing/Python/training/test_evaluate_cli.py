@@ -91,7 +91,7 @@ def test_eval_scores_the_model_without_adaptation_on_the_same_sets(monkeypatch, 
     assert err.startswith("pancakes-eval:") and "adapt" in err and len(err.splitlines()) == 1
 
 
-def _fake_kind_sets(S, n_sets, seed=0, part="test", cache_dir=None, bank=None):
+def _fake_kind_sets(S, n_sets, seed=0, part="test", cache_dir=None, bank=None, distinct=False):
     """Two kinds of fake sets, named "<kind>:<source>" as task_kinds draws them."""
     sets = _fake_dev_sets(S, 2 * n_sets, seed)
     for i, ts in enumerate(sets):
@@ -122,6 +122,22 @@ def test_eval_by_kind_adds_a_later_model_from_saved_rows(monkeypatch, random_mod
     assert evaluate.main(["--model", str(random_model_path), "--rows-in", str(saved), "--adapt", "0",
                           *[a if a != "8" else "4" for a in args]]) == 2
     assert "scored on another draw" in capsys.readouterr().err
+    # Rows saved from a draw with repeats (before 2026-12-07) join only a draw with repeats.
+    assert evaluate.main(["--model", str(random_model_path), "--rows-in", str(saved), "--adapt", "0",
+                          "--with-repeats", *args]) == 2
+    assert "scored on another draw" in capsys.readouterr().err
+
+
+def test_eval_by_kind_draws_distinct_sets_unless_told_otherwise(monkeypatch, random_model_path, capsys):
+    from pancakes.training import task_kinds
+
+    asked = []
+    monkeypatch.setattr(task_kinds, "all_kind_sets", lambda *a, **k: asked.append(k["distinct"]) or _fake_kind_sets(*a, **k))
+    args = ["--model", str(random_model_path), "--by-kind", "--sets", "8", "--S", "1", "--M", "2", "--K", "3",
+            "--intervals", "0", "--quiet", "--no-baselines", "--adapt", "0"]
+    assert evaluate.main(args) == 0 and evaluate.main([*args, "--with-repeats"]) == 0
+    assert asked == [True, False]
+    assert "distinct:" in capsys.readouterr().out
 
 
 def test_eval_by_kind_without_baselines_says_so_instead_of_nan_margins(monkeypatch, random_model_path, capsys):

@@ -116,6 +116,18 @@ def test_kind_sets_draw_only_from_their_part_and_relabel():
         kind_sets("huge", 1, 1, bank=bank)
 
 
+def test_distinct_kind_sets_never_repeat_and_stop_when_a_source_runs_out():
+    """The test half of this bank has 12 slices of 8 labels, so at S = 1 it holds at most 96 different "fine
+    parcels" sets: a draw with repeats fills 200 sets with them, a distinct one gives each once and then stops."""
+    bank = SliceBank([rd.part_of(_bank().dataset("mni_neuromorphometrics"), "test")])
+    with_repeats = kind_sets("fine_parcels", 1, 200, seed=0, bank=bank)
+    distinct = kind_sets("fine_parcels", 1, 200, seed=0, bank=bank, distinct=True)
+    keys = [t.key() for t in distinct]
+    assert len(with_repeats) == 200 and len({t.key() for t in with_repeats}) <= 96
+    assert len(keys) == len(set(keys)) and {t.key() for t in with_repeats} <= set(keys)
+    assert len(distinct) <= 96
+
+
 def _rows(method, kind, s, scores):
     return {"method": method, "S": s, "dataset": f"{kind}:src", "set_dice": float(np.mean(scores)),
             "n": len(scores), "labels_per_protocol": 3.0, "largest_share": 0.5, "alone": 0.0,

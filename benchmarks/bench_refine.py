@@ -32,6 +32,7 @@ from pancakes.evaluation.click_baselines import random_walker_curves
 from pancakes.training.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
 from pancakes.refine.clicks import next_click
 from pancakes.refine.refiner import Refiner
+from pancakes.training.distinct import first_occurrences
 from pancakes.training.refine.seeds import best_label_seeds, perturbed_seed
 from pancakes.training.refine.simulate import click_curves
 
@@ -132,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--flip-average", type=int, choices=[0, 1], default=1, dest="flip_average",
                     help="1: every update averaged over the image's flips, as the product does (default); 0: one pass")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--with-repeats", action="store_true", dest="with_repeats",
+                    help="keep every drawn image, repeats included, as the reports before 2026-12-07 did")
     ap.add_argument("--png", default=str(ROOT / "benchmarks" / "results" / "refine_curve.png"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -153,6 +156,11 @@ def main(argv=None) -> int:
         print(f"note: {args.pancakes} not found; starting from perturbed ground truth instead", file=sys.stderr)
         rng = np.random.default_rng(args.seed)
         seeds = np.stack([perturbed_seed(t, lm, rng) for t, lm in zip(targets, labelmaps)])
+    drawn = len(images)
+    if not args.with_repeats:
+        keep = first_occurrences(images, targets)
+        images, targets, labelmaps, seeds = images[keep], targets[keep], labelmaps[keep], seeds[keep]
+        datasets, set_ids = datasets[keep], set_ids[keep]
     n_run = max(args.clicks, args.noc_cap)
     curves = {}
     for name, start in ((seed_name, seeds), ("empty mask", np.zeros_like(seeds))):
@@ -163,7 +171,8 @@ def main(argv=None) -> int:
     if not args.no_anchor:
         curves[ANCHOR] = random_walker_curves(images, targets, n_run)
     training = refiner.metadata.get("training", {})
-    print(f"## Click refinement on DEV sets ({args.part} half): {len(images)} images from {len(sets)} sets "
+    repeats = "" if len(images) == drawn else f", the distinct ones of {drawn} drawn"
+    print(f"## Click refinement on DEV sets ({args.part} half): {len(images)} images{repeats} from {len(sets)} sets "
           f"({', '.join(sorted(set(datasets)))})\n")
     print(f"refiner: {args.refiner or 'bundled'}; trained {training.get('iterations', '?')} iterations, "
           f"{training.get('wall_seconds', '?')} s; clicks: centre of the largest error component\n")

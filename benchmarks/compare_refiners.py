@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from bench_refine import ROOT, pancakes_seeds
+from pancakes.training.distinct import first_occurrences
 from pancakes.training.refine.click_stats import noc, plateau_clicks
 from pancakes.refine.refiner import Refiner
 from pancakes.training.refine.simulate import click_curves
@@ -57,6 +58,8 @@ def main(argv=None) -> int:
                     "the same file with 0 1 measures the averaging itself)")
     ap.add_argument("--part", choices=["select", "test", "all"], default="select",
                     help="half of the dev split to draw from (default: select, the one choices are made on)")
+    ap.add_argument("--with-repeats", action="store_true", dest="with_repeats",
+                    help="keep every drawn image, repeats included, as the comparisons before 2026-12-07 did")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     from pancakes.training.real_data import dev_sets
@@ -65,8 +68,11 @@ def main(argv=None) -> int:
     images = np.concatenate([ts.images for ts in sets]).astype(np.float32)
     targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])
     groups = np.array([i for i, ts in enumerate(sets) for _ in range(ts.size)])
-    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     seeds = pancakes_seeds(Path(args.pancakes), sets)
+    if not args.with_repeats:
+        keep = first_occurrences(images, targets)
+        images, targets, groups, seeds = images[keep], targets[keep], groups[keep], seeds[keep]
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     starts = {"Pancakes seed": seeds, "empty": np.zeros_like(seeds)}
     a, b = (curves_for(path, images, targets, starts, bool(flips))
             for path, flips in zip((args.a, args.b), args.flip_average))

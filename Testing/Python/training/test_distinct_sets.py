@@ -60,3 +60,15 @@ def test_the_kind_report_names_sources_with_few_distinct_sets():
     text = format_kind_report(rows, [1], ["pancakes"], n_boot=200)
     assert "sets per S: 28; distinct: 9" in text
     assert "lung at S=1, 1 of 20" in text and "nuclei at S=1" not in text
+
+
+def test_first_occurrences_keep_one_of_each_image_and_target():
+    from pancakes.training.distinct import first_occurrences
+
+    rng = np.random.default_rng(5)
+    images = rng.random((3, 8, 8)).astype(np.float32)
+    targets = rng.random((3, 8, 8)) > 0.5
+    # image 0 with its target three times, image 1 with two targets, image 2 once
+    ims = images[[0, 1, 0, 1, 2, 0]]
+    tgs = np.stack([targets[0], targets[1], targets[0], ~targets[1], targets[2], targets[0]])
+    assert first_occurrences(ims, tgs).tolist() == [True, True, False, True, True, False]

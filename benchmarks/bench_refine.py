@@ -32,6 +32,7 @@ from pancakes.evaluation.click_baselines import random_walker_curves
 from pancakes.training.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
 from pancakes.refine.clicks import next_click
 from pancakes.refine.refiner import Refiner
+from pancakes.refine.seed_core import SEED_CORE, label_core
 from pancakes.training.distinct import first_occurrences
 from pancakes.training.refine.seeds import best_label_seeds, perturbed_seed
 from pancakes.training.refine.simulate import click_curves
@@ -40,13 +41,27 @@ ROOT = Path(__file__).resolve().parents[1]
 ANCHOR = "random walker from clicks (empty start)"
 
 
-def pancakes_seeds(path: Path, sets) -> np.ndarray:
-    """Best (m, k) per image at M=8, K=20 -> bool [N, H, W] (N = all images of all sets)."""
+def pancakes_seeds(path: Path, sets, core: bool = False) -> np.ndarray:
+    """Best (m, k) per image at M=8, K=20 -> bool [N, H, W] (N = all images of all sets): its mask, or with
+    ``core`` the pixels where its probability reaches SEED_CORE (pancakes.refine.seed_core)."""
     from pancakes import Pancakes
+    from pancakes.evaluation.metrics import per_image_scores
 
     model = Pancakes.load(path, device="cpu")
-    return np.concatenate([best_label_seeds(model.segment(ts.images, 8, 20), ts.labelmaps == ts.label, K=20)[0]
-                           for ts in sets])
+    out = []
+    for ts in sets:
+        enc = model.encode(ts.images)
+        labels = np.stack(model.decode(enc, 8, 20))
+        targets = ts.labelmaps == ts.label
+        if not core:
+            out.append(best_label_seeds(labels, targets, K=20)[0])
+            continue
+        scores = per_image_scores(labels, targets, K=20)  # the same (m, k) best_label_seeds picks
+        probs = model.probabilities(enc, 8, 20)
+        for i, p in enumerate(probs):
+            m, k = np.unravel_index(int(np.argmax(scores[i])), scores[i].shape)
+            out.append(label_core(p[m, k])[None])
+    return np.concatenate(out)
 
 
 def first_click_table(seeds: np.ndarray, targets: np.ndarray, seeded: np.ndarray, empty: np.ndarray) -> str:
@@ -148,9 +163,12 @@ def main(argv=None) -> int:
     labelmaps = np.concatenate([ts.labelmaps for ts in sets])
     datasets = np.array([ts.dataset for ts in sets for _ in range(ts.size)])
     set_ids = np.array([i for i, ts in enumerate(sets) for _ in range(ts.size)])
+    starts = {}
     if Path(args.pancakes).is_file():
         seed_name = f"best Pancakes label ({Path(args.pancakes).name}, M=8, K=20)"
         seeds = pancakes_seeds(Path(args.pancakes), sets)
+        core_name = f"its core (probability >= {SEED_CORE})"
+        starts[core_name] = pancakes_seeds(Path(args.pancakes), sets, core=True)
     else:
         seed_name = "perturbed-GT seed (no Pancakes model file)"
         print(f"note: {args.pancakes} not found; starting from perturbed ground truth instead", file=sys.stderr)
@@ -161,9 +179,10 @@ def main(argv=None) -> int:
         keep = first_occurrences(images, targets)
         images, targets, labelmaps, seeds = images[keep], targets[keep], labelmaps[keep], seeds[keep]
         datasets, set_ids = datasets[keep], set_ids[keep]
+        starts = {name: start[keep] for name, start in starts.items()}
     n_run = max(args.clicks, args.noc_cap)
     curves = {}
-    for name, start in ((seed_name, seeds), ("empty mask", np.zeros_like(seeds))):
+    for name, start in ((seed_name, seeds), *starts.items(), ("empty mask", np.zeros_like(seeds))):
         curves[name] = np.concatenate([click_curves(refiner.forward, images[i:i + 32], targets[i:i + 32],
                                                     start[i:i + 32], n_run,
                                                     seed_prior=refiner.seed_prior)
@@ -190,6 +209,9 @@ def main(argv=None) -> int:
         print(f"| {n} | {100 * (mean[1] - mean[0]):+.1f} pts | {plateau_clicks(mean)} | "
               f"{noc(curves[n], 0.8):.2f} | {noc(curves[n], 0.9):.2f} |")
     print(targets_table(curves[seed_name][:, : args.clicks + 1], curves["empty mask"][:, : args.clicks + 1]))
+    for name in starts:
+        print(f"\nseeded with {name}:")
+        print(targets_table(curves[name][:, : args.clicks + 1], curves["empty mask"][:, : args.clicks + 1]))
     curves = {n: c[:, : args.clicks + 1] for n, c in curves.items()}
     iv = bootstrap_click_stats(curves[seed_name], curves["empty mask"], set_ids, seed=args.seed)
     print(f"\n95% intervals, {len(sets)} sets resampled whole (2000 draws, both starts on the same draw): "

@@ -10,12 +10,15 @@ error component, one click at a time, feeding the previous prediction back:
   1. from the best Pancakes label of that image (the (m, k) of highest Dice at M=8,
      K=20) when a Pancakes model file exists; otherwise from a perturbed ground truth
      (pancakes.training.refine.seeds, fixed seed), labelled as such in the output;
-  2. from an empty mask;
+  2. from that label's core, the pixels where its probability is at least
+     pancakes.refine.seed_core.SEED_CORE (when the model file exists);
+  3. from an empty mask;
 and, as the anchor annotators use today (Slicer's "Grow from seeds"), a random walker
 seeded by the same simulated clicks with the image border as background
 (pancakes.evaluation.click_baselines). Sessions run to --noc-cap clicks for NoC@80/90;
 the tables show 0..--clicks. Sets come from one half of the dev split (--part; the
-reported half is "test", the refiner's checkpoints are chosen on "select").
+reported half is "test", the refiner's checkpoints are chosen on "select"), and each
+distinct (image, target) is scored once unless --with-repeats.
 Prints Markdown tables (overall and per dev dataset) and writes the curves as a PNG.
 """
 from __future__ import annotations

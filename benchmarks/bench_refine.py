@@ -5,7 +5,7 @@
                                       [--png benchmarks/results/refine_curve.png]
 
 Every DEV image (pancakes.training.real_data.dev_sets; never trained on) with its set's
-target label is refined in two sessions, each clicking the centre of the largest
+target label is refined in up to three sessions, each clicking the centre of the largest
 error component, one click at a time, feeding the previous prediction back:
   1. from the best Pancakes label of that image (the (m, k) of highest Dice at M=8,
      K=20) when a Pancakes model file exists; otherwise from a perturbed ground truth

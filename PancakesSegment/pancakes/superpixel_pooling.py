@@ -63,7 +63,7 @@ def segment_many(crops: Sequence[np.ndarray], scale: float = SCALE) -> List[np.n
     """Felzenszwalb regions of each image float [h, w] -> int64 [h, w] each, on as many threads as torch uses.
 
     scikit-image's Felzenszwalb releases the GIL in its C loop and runs on one core, so while it
-    segments, the network's other cores would idle: two threads segment a batch about 1.6 times as fast
+    segments, the network's other cores would idle: two threads segment a batch 1.6 to 1.9 times as fast
     on 2 cores (benchmarks/README.md). Each image is segmented alone, so the regions are the same.
     """
     workers = min(len(crops), max(1, torch.get_num_threads()))

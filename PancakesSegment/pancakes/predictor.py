@@ -28,6 +28,8 @@ from . import volume
 from .contract import DEFAULT_AXIS, Cancel, Progress, check_axis, check_batch_size, check_mk, check_which
 from .label_stack import empty_label_images, paste_slices
 from .memory import release_free_memory
+from .errors import PancakesInputError
+from .refine.seed_core import SEED_CORE
 
 # Batches between two malloc_trim calls: often enough that the heap does not grow with depth
 # (a batch is 2 slices at M=8, K=20), rarely enough that trimming costs nothing measurable.
@@ -132,6 +134,21 @@ class Predictor:
                                      enc.inputs, enc.regions)
         self.last = Decoded(key, volume.restack_images(out, enc.slicing))
         return self.last.labels
+
+    def cores(self, M: int, K: int, which: Sequence[int], min_probability: float = SEED_CORE,
+              cancel: Cancel = None) -> List[sitk.Image]:
+        """Like :meth:`decode` for protocols ``which``, with 0 wherever the label is less probable than
+        ``min_probability``: label k's voxels are its core, the seed a refinement starts from
+        (pancakes.refine.seed_core). Not cached; the features are."""
+        M, K = check_mk(M, K)
+        if not list(which):
+            raise PancakesInputError("cores: name the protocols (which), each costs a probability map per slice")
+        sel = check_which(which, M)
+        self.encode(cancel=cancel)
+        enc = self.features
+        out = volume.decode_features(self.model, enc.features, M, K, sel, enc.slicing.fit, None, cancel,
+                                     enc.inputs, enc.regions, min_probability)
+        return volume.restack_images(out, enc.slicing)
 
     def segment(self, M: int, K: int, progress: Progress = None, cancel: Cancel = None) -> List[sitk.Image]:
         """Encode and decode batch by batch without caching features: memory beyond the input and

@@ -23,7 +23,8 @@ import torch
 from .contract import Cancel, Cancelled, Progress, check_axis
 from .errors import PancakesInputError
 from .label_stack import empty_label_images, paste_slices
-from .preprocessing import (Fit, check_spacings, finite_float, inner_box, labels_from_logits, normalise, plan_fit,
+from .preprocessing import (Fit, check_spacings, finite_float, from_model_output, inner_box, labels_from_logits,
+                            normalise, plan_fit,
                             to_grey, to_model_input)
 from .slice_source import NormalisedSlices, streamable
 from .superpixel_pooling import RegionCache
@@ -153,12 +154,22 @@ def encoded_batches(model, slices: np.ndarray, fit: Fit, step: int, progress: Pr
 
 
 def decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit,
-                 images: Optional[torch.Tensor] = None, regions: Optional[torch.Tensor] = None) -> np.ndarray:
+                 images: Optional[torch.Tensor] = None, regions: Optional[torch.Tensor] = None,
+                 min_probability: float = 0.0) -> np.ndarray:
     """features [B, C, S, S] (and their model inputs [B, 1, S, S], with their superpixels int [B, h, w]
-    when known) -> labels uint8 [P, B, rows, cols] at the slice's own size."""
+    when known) -> labels uint8 [P, B, rows, cols] at the slice's own size.
+
+    ``min_probability`` > 0 sets to 0 every pixel whose label is less probable than that (the softmax of the
+    resized logits, as ``Pancakes.probabilities`` gives it): label k's pixels are then its core
+    (pancakes.refine.seed_core). Costs a [K, rows, cols] float map per slice and protocol.
+    """
     logits = model.decode_logits(phi, M, K, sel, images, inner_box(fit), regions)  # [B, P, K, S, S]
     with torch.no_grad():
         labels = labels_from_logits(logits, fit)  # [B, P, rows, cols]
+        if min_probability > 0:
+            for b in range(logits.shape[0]):
+                sure = torch.softmax(from_model_output(logits[b].float(), fit), dim=1).amax(dim=1)  # [P, rows, cols]
+                labels[b][sure < min_probability] = 0
     return labels.permute(1, 0, 2, 3).cpu().numpy()
 
 
@@ -171,11 +182,13 @@ def decode_step(n_prot: int, K: int, fit: Fit, device: Optional[torch.device] = 
 
 def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence[int], fit: Fit,
                     progress: Progress = None, cancel: Cancel = None,
-                    inputs: Optional[torch.Tensor] = None, cache: Optional[RegionCache] = None) -> List[sitk.Image]:
+                    inputs: Optional[torch.Tensor] = None, cache: Optional[RegionCache] = None,
+                    min_probability: float = 0.0) -> List[sitk.Image]:
     """Cached features [D, C, S, S] (and model inputs [D, 1, S, S]) -> one uint8 label image per protocol (values 1..K), in slice order
     (size (cols, rows, D); restack_images puts them in the input's geometry). Filled batch by batch
     in place (pancakes.label_stack), like the streamed path: the labels exist once, not twice.
-    ``cache``: where each slice's superpixels are kept between decodes when the model pools them."""
+    ``cache``: where each slice's superpixels are kept between decodes when the model pools them;
+    ``min_probability``: as in decode_batch (0 outside each label's core)."""
     pooled = cache is not None and inputs is not None and bool(getattr(model, "superpixels", False))
     n_prot = len(sel) if sel else M
     depth = features.shape[0]
@@ -187,7 +200,7 @@ def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence
         images = None if inputs is None else inputs[start : start + step]
         regions = cache.regions(start, images, inner_box(fit)) if pooled else None
         paste_slices(out, start, decode_batch(model, features[start : start + step], M, K, list(sel), fit, images,
-                                              regions))
+                                              regions, min_probability))
         if progress is not None:
             progress(min(start + step, depth), depth)
     return out

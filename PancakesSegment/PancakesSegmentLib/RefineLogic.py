@@ -48,6 +48,7 @@ class RefineLogic:
         self._loaded = False
         self._device = device
         self._seeds: Dict[tuple, np.ndarray] = {}  # session seed per (segmentation, segment, volume, axis, slice)
+        self._starts: Dict[tuple, np.ndarray] = {}  # the segment's slice when its session started
         self._windows: Dict[str, Tuple[int, Tuple[float, float]]] = {}  # volume ID -> (voxels' MTime, window)
         # Per slice key: (logits, the mask they gave) of the last refine, fed back as "previous"
         # while the segment still shows that mask (the refiner was trained on its probabilities).
@@ -59,6 +60,11 @@ class RefineLogic:
         # Called with the segmentation node just before each change; the Slicer panel uses it
         # to save a state in the Segment Editor's undo stack as well.
         self.beforeChange: Optional[Callable[[object], None]] = None
+        # Called with (segmentation node, segment ID, volume node, axis, index, the segment's slice) when a
+        # slice's session starts; returns the seed to start from instead of that slice, or None. The panel
+        # gives a kept Pancakes label its core (pancakes.refine.seed_core): seeded with the whole label the
+        # refiner trailed an empty start at clicks 2-4, seeded with the core it does not (MODEL_CARD.md).
+        self.seedCore: Optional[Callable[..., Optional[np.ndarray]]] = None
 
     @property
     def refiner(self):
@@ -128,7 +134,8 @@ class RefineLogic:
         """The clicked slice read, refined and written: the cost of one slice, whatever the volume."""
         a, index = clicks.axis, clicks.index
         currentSlice = np.take(segmentSlab(segmentationNode, segmentId, volumeNode, a, index, index + 1), 0, axis=a)
-        seedSlice, previous = self._seedAndPrevious(key, currentSlice)
+        seedSlice, previous = self._seedAndPrevious(
+            key, currentSlice, self._core(key, segmentationNode, segmentId, volumeNode, currentSlice))
         voxels = volumeVoxels(volumeNode)
         logits = self.refiner.refine_slice_of_volume(
             voxels, a, index, seedSlice, clicks.positive, clicks.negative, previous=previous,
@@ -147,7 +154,9 @@ class RefineLogic:
         refine_volume_slice takes the 3D seed, and the slab of changed slices written."""
         a, index = clicks.axis, clicks.index
         current = segmentMask(segmentationNode, segmentId, volumeNode)
-        seedSlice, previous = self._seedAndPrevious(key, np.take(current, index, axis=a))
+        currentSlice = np.take(current, index, axis=a)
+        seedSlice, previous = self._seedAndPrevious(
+            key, currentSlice, self._core(key, segmentationNode, segmentId, volumeNode, currentSlice))
         seed = current.copy()
         where = [slice(None)] * 3
         where[a] = index
@@ -164,12 +173,23 @@ class RefineLogic:
             writeSegmentMask(segmentationNode, segmentId, volumeNode, refined, a, changed)
         return RefineResult(a, index, changed, int((refined != current).sum()))
 
-    def _seedAndPrevious(self, key: tuple, currentSlice: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def _core(self, key: tuple, segmentationNode, segmentId: str, volumeNode, currentSlice: np.ndarray):
+        """The seed ``seedCore`` gives a slice whose session starts now, else None."""
+        if self.seedCore is None or key in self._seeds:
+            return None
+        _, _, _, a, index = key
+        core = self.seedCore(segmentationNode, segmentId, volumeNode, a, index, currentSlice)
+        return None if core is None else np.asarray(core, bool)
+
+    def _seedAndPrevious(self, key: tuple, currentSlice: np.ndarray,
+                         core: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """The session's seed of this slice and what the refiner gets as previous, both [rows, cols]."""
-        # The seed stays the mask the session started from; the segment as it is now
-        # (the last result, or the user's own edits) is the "previous" prediction.
-        seedSlice = self._seeds.setdefault(key, currentSlice.copy())
-        return seedSlice, self._previous(key, currentSlice, seedSlice)
+        # The seed stays the mask the session started from (or the core given for it); the segment as
+        # it is now (the last result, or the user's own edits) is the "previous" prediction.
+        if key not in self._seeds:
+            self._starts[key] = currentSlice.copy()
+            self._seeds[key] = currentSlice.copy() if core is None else core
+        return self._seeds[key], self._previous(key, currentSlice, self._starts[key])
 
     def _window(self, volumeNode, voxels: np.ndarray) -> Tuple[float, float]:
         """The refiner's intensity window of the whole volume, computed once per volume: its
@@ -182,17 +202,17 @@ class RefineLogic:
             self._windows[volumeNode.GetID()] = cached
         return cached[1]
 
-    def _previous(self, key: tuple, currentSlice: np.ndarray, seedSlice: np.ndarray) -> Optional[np.ndarray]:
+    def _previous(self, key: tuple, currentSlice: np.ndarray, startSlice: np.ndarray) -> Optional[np.ndarray]:
         """What the refiner gets as its previous prediction for this slice [rows, cols].
 
         The last refine's logits while the segment still shows their mask; None while the
-        slice is still its seed (the refiner then feeds the seed as trained: its seed prior);
+        slice is as the session found it (the refiner then feeds the seed as trained: its seed prior);
         otherwise (undo, a manual edit) the segment as it is now.
         """
         last = self._lastLogits.get(key)
         if last is not None and np.array_equal(currentSlice, last[1]):
             return last[0]
-        if np.array_equal(currentSlice, seedSlice):
+        if np.array_equal(currentSlice, startSlice):
             return None
         return currentSlice.astype(np.float32)
 
@@ -233,6 +253,7 @@ class RefineLogic:
     def finish(self) -> None:
         """End the session: forget seeds and undo steps (the segment keeps its current state)."""
         self._seeds.clear()
+        self._starts.clear()
         self._lastLogits.clear()
         for history in self._histories.values():
             history.SetSegmentation(None)  # stops observing the segmentation

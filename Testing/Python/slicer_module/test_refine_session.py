@@ -256,3 +256,36 @@ def test_prepare_names_a_volume_that_cannot_be_refined(scene, tmp_path):
     flat = sitk.GetImageFromArray(np.full(SHAPE, 7.0, np.float32))
     with pytest.raises(PancakesInputError, match="constant"):
         RefineLogic(Refiner.load(path, device="cpu")).prepare(addVolume(scene, "flat", flat))
+
+
+def test_a_slice_seeded_with_the_core_its_panel_gives(scene, volume, segmentation):
+    """seedCore replaces the segment as the seed of a slice whose session starts (a kept label's core); the
+    segment as the session found it still counts as "untouched", so the first step feeds the seed prior."""
+    before = masks(segmentation, volume)["P01_L01"]
+    core = np.zeros_like(before[3])
+    core[12:15, 6:9] = True
+    asked = []
+
+    def seedCore(node, segmentId, volumeNode, axis, index, currentSlice):
+        asked.append((segmentId, axis, index))
+        np.testing.assert_array_equal(currentSlice, before[index])
+        return core if index == 3 else None
+
+    refiner = ClickStampRefiner()
+    logic = RefineLogic(refiner)
+    logic.seedCore = seedCore
+    _two_clicks_on_slice_3(scene, volume, segmentation, logic)
+    assert asked == [("P01_L01", 0, 3)]  # asked once, when the slice's session started
+    first, second = refiner.calls
+    np.testing.assert_array_equal(first["seed"], core)
+    assert first["previous"] is None
+    np.testing.assert_array_equal(second["seed"], core)
+    assert second["previous"][14, 7] == ClickStampRefiner.LOGIT
+    # Back to the segment as the session found it: the seed prior again, from the core.
+    assert logic.undo() and logic.undo()
+    logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 3, 14, 7)]))
+    assert refiner.calls[-1]["previous"] is None
+    np.testing.assert_array_equal(refiner.calls[-1]["seed"], core)
+    # A slice the panel has no core for keeps the segment as its seed.
+    logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 2, 14, 7)]))
+    np.testing.assert_array_equal(refiner.calls[-1]["seed"], before[2])

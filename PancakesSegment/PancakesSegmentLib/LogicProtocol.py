@@ -46,6 +46,9 @@ class SegmentationLogicProtocol(Protocol):
     def previewNode(self, volumeID: str):
         """The preview segmentation of one volume, or None."""
 
+    def seedCore(self, segmentationNode, segmentId: str, volumeNode, axis: int, index: int, currentSlice):
+        """The core of a kept label on one slice, the seed a refinement starts from; None for other segments."""
+
     def clear(self) -> None:
         """Forget every result (the scene was closed); a loaded model is kept."""
 

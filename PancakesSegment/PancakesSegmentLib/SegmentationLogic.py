@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -30,7 +31,7 @@ from pancakes.errors import ModelFileError, PancakesInputError
 
 from .Keep import labelNames, renameLabel
 from .Parameters import RunSettings
-from .Segments import ROLE_PREVIEW, createSegmentationNode, fillSegmentation, placeNextToVolume
+from .Segments import ROLE_PREVIEW, createSegmentationNode, fillSegmentation, placeNextToVolume, segmentationInfo
 from .VolumeConversion import ijkToRasMatrix, imageFromVolumeNode
 
 
@@ -122,6 +123,7 @@ class SegmentationLogic:
         self.currentProtocol = 0  # 0-based protocol shown in the previews
         self.settings: Optional[RunSettings] = None  # of the last decode
         self._labelNames: Dict[Tuple[int, int, int], Dict[str, str]] = {}  # (M, K, m) -> {segment ID: name}
+        self._cores: Dict[Tuple, np.ndarray] = {}  # (volume ID, M, K, m) -> the protocol's cores, voxel array
 
     def clear(self) -> None:
         """Forget every result, rename and the last settings (the scene was closed); a loaded model is kept."""
@@ -129,6 +131,7 @@ class SegmentationLogic:
         self.currentProtocol = 0
         self.settings = None
         self._labelNames = {}
+        self._cores = {}
 
     def release(self) -> None:
         """Forget every result (their cached features) and drop the loaded model: module reload or close."""
@@ -241,6 +244,29 @@ class SegmentationLogic:
     def labels(self, volumeID: str, m: int) -> sitk.Image:
         """Label volume of protocol m (0-based) for one volume (values 1..K)."""
         return self.results[volumeID].labels[m]
+
+    def seedCore(self, segmentationNode, segmentId: str, volumeNode, axis: int, index: int,
+                 currentSlice: np.ndarray) -> Optional[np.ndarray]:
+        """The core of a kept label on one slice [rows, cols] (pancakes.refine.seed_core), the seed a
+        refinement starts from (RefineLogic.seedCore); None unless the segment is a label of this volume's
+        current result and still shows that label on the slice (an edited slice keeps its edits as seed)."""
+        info = segmentationInfo(segmentationNode)
+        found = re.fullmatch(r"P(\d+)_L(\d+)", segmentId or "")
+        if info is None or found is None or info["volumeID"] != volumeNode.GetID():
+            return None
+        M, K, m, k = info["M"], info["K"], info["m"], int(found.group(2)) - 1
+        result = next((r for r in self.finishedResults() if r.volumeID == volumeNode.GetID()), None)
+        if result is None or (result.M, result.K) != (M, K) or int(found.group(1)) != m + 1 or not 0 <= k < K:
+            return None
+        label = np.take(sitk.GetArrayViewFromImage(result.labels[m]), index, axis=axis) == k + 1
+        if label.shape != currentSlice.shape or not np.array_equal(label, currentSlice):
+            return None
+        key = (result.volumeID, M, K, m, result.adapt, result.coarse, result.superpixels)
+        if not hasattr(result.predictor, "cores"):
+            return None  # a predictor without probabilities (the self-test's intensity bins)
+        if key not in self._cores:
+            self._cores = {key: sitk.GetArrayFromImage(result.predictor.cores(M, K, [m])[0])}  # one protocol kept
+        return np.take(self._cores[key], index, axis=axis) == k + 1
 
     def previewNode(self, volumeID: str):
         result = self.results.get(volumeID)

@@ -84,6 +84,8 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self.ui.keepButton.clicked.connect(self.onKeep)
         self.ui.exportButton.clicked.connect(self.onExport)
         self.refinePanel = RefinePanel()
+        # A kept label's refinement starts from its core, which the segmentation logic decodes.
+        self.refinePanel.logic.seedCore = self.logic.seedCore
         self.ui.refineLayout.addWidget(self.refinePanel)
         self.ui.refineSegmentSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onRefineSegmentationChanged)
         self.ui.refineSegmentSelector.connect("currentSegmentChanged(QString)", self.updateRefineTarget)

@@ -1,0 +1,77 @@
+"""A kept Pancakes label's refinement starts from its core (SegmentationLogic.seedCore) on a real MRML scene."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer")
+if not hasattr(slicer, "vtkMRMLScene"):
+    pytest.skip("slicer-core (MRML in plain Python) is not installed", allow_module_level=True)
+import SimpleITK as sitk  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "PancakesSegment"))
+from PancakesSegmentLib.Keep import keepProtocol  # noqa: E402
+from PancakesSegmentLib.Parameters import RunSettings  # noqa: E402
+from PancakesSegmentLib.SegmentationLogic import SegmentationLogic  # noqa: E402
+from PancakesSegmentLib.SegmentSlabs import segmentSlab, writeSegmentSlab  # noqa: E402
+from PancakesSegmentLib.SelfTest import IntensityBinsModel, addVolume, syntheticImage  # noqa: E402
+
+M, K, m = 4, 6, 1
+
+
+@pytest.fixture
+def kept(random_model):
+    scene = slicer.vtkMRMLScene()
+    volume = addVolume(scene, "A", syntheticImage(seed=1))
+    logic = SegmentationLogic(scene)
+    logic.setModel(random_model)
+    logic.run([volume], RunSettings(M, K, "cpu"))
+    return logic, volume, keepProtocol(logic, m)[0]
+
+
+def _slice(node, segmentId, volume, index):
+    return np.take(segmentSlab(node, segmentId, volume, 0, index, index + 1), 0, axis=0)
+
+
+def test_an_untouched_kept_label_gets_its_core(kept):
+    logic, volume, node = kept
+    cores = sitk.GetArrayFromImage(logic.results[volume.GetID()].predictor.cores(M, K, [m])[0])
+    labels = sitk.GetArrayFromImage(logic.labels(volume.GetID(), m))
+    found = 0
+    for k in range(K):
+        segmentId = f"P{m + 1:02d}_L{k + 1:02d}"
+        for index in range(labels.shape[0]):
+            current = _slice(node, segmentId, volume, index)
+            np.testing.assert_array_equal(current, labels[index] == k + 1)  # the kept segment shows the label
+            core = logic.seedCore(node, segmentId, volume, 0, index, current)
+            np.testing.assert_array_equal(core, cores[index] == k + 1)
+            assert not (core & ~current).any()  # the core lies inside the label
+            found += int(core.sum() < current.sum())
+    assert found  # somewhere the core is smaller than the label it comes from
+
+
+def test_an_edited_slice_another_segment_or_volume_keeps_the_segment(kept):
+    logic, volume, node = kept
+    segmentId = f"P{m + 1:02d}_L01"
+    edited = ~_slice(node, segmentId, volume, 2)
+    writeSegmentSlab(node, segmentId, volume, edited[None], 0, 2)
+    assert logic.seedCore(node, segmentId, volume, 0, 2, _slice(node, segmentId, volume, 2)) is None
+    assert logic.seedCore(node, "not a label", volume, 0, 1, _slice(node, segmentId, volume, 1)) is None
+    other = addVolume(logic.scene, "B", syntheticImage(seed=2))
+    assert logic.seedCore(node, segmentId, other, 0, 1, _slice(node, segmentId, volume, 1)) is None
+
+
+def test_a_model_without_probabilities_keeps_the_segment(random_model):
+    """The self-test's intensity bins have no probabilities: their labels are kept as the seed."""
+    scene = slicer.vtkMRMLScene()
+    volume = addVolume(scene, "A", syntheticImage(seed=1))
+    logic = SegmentationLogic(scene)
+    logic.setModel(IntensityBinsModel(random_model))
+    logic.run([volume], RunSettings(M, K, "cpu"))
+    node = keepProtocol(logic, m)[0]
+    segmentId = f"P{m + 1:02d}_L02"
+    current = _slice(node, segmentId, volume, 1)
+    assert current.any() and logic.seedCore(node, segmentId, volume, 0, 1, current) is None

@@ -15,6 +15,7 @@ Usage::
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -178,7 +179,11 @@ class RefineLogic:
         if self.seedCore is None or key in self._seeds:
             return None
         _, _, _, a, index = key
-        core = self.seedCore(segmentationNode, segmentId, volumeNode, a, index, currentSlice)
+        try:
+            core = self.seedCore(segmentationNode, segmentId, volumeNode, a, index, currentSlice)
+        except Exception:  # noqa: BLE001 - without its core the slice starts from the segment, as it always could
+            logging.exception("PancakesSegment: no seed core for %s, refining from the segment", segmentId)
+            return None
         return None if core is None else np.asarray(core, bool)
 
     def _seedAndPrevious(self, key: tuple, currentSlice: np.ndarray,

@@ -52,6 +52,9 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         VTKObservationMixin.__init__(self)
         self.logic = logic or RefineLogic(device=device)
         self.logic.beforeChange = saveStateInSegmentEditor
+        # Called with (segmentation node, volume node) when a target is set: the panel decodes a kept label's
+        # seed cores there (SegmentationLogic.prepareSeedCores), so the first click does not wait for them.
+        self.prepareSeeds = None
         self._target = (None, None, None)
         self._preparedVolumeID = None
         self._markups = {}
@@ -106,6 +109,14 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         self._target = (segmentationNode, segmentId, volumeNode)
         if volumeNode is not None and volumeNode.GetID() != self._preparedVolumeID:
             self._prepareTimer.start()
+        if self.prepareSeeds is not None and segmentationNode is not None and volumeNode is not None:
+            qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+            try:
+                self.prepareSeeds(segmentationNode, volumeNode)
+            except Exception:  # noqa: BLE001 - a failure only costs the cores: clicks then start from the segment
+                logging.exception("PancakesSegment: decoding the seed cores failed")
+            finally:
+                qt.QApplication.restoreOverrideCursor()
         self._updateEnabled()
 
     def setDevice(self, device: str) -> None:

@@ -250,23 +250,45 @@ class SegmentationLogic:
         """The core of a kept label on one slice [rows, cols] (pancakes.refine.seed_core), the seed a
         refinement starts from (RefineLogic.seedCore); None unless the segment is a label of this volume's
         current result and still shows that label on the slice (an edited slice keeps its edits as seed)."""
-        info = segmentationInfo(segmentationNode)
+        source = self._coreSource(segmentationNode, volumeNode)
         found = re.fullmatch(r"P(\d+)_L(\d+)", segmentId or "")
-        if info is None or found is None or info["volumeID"] != volumeNode.GetID():
+        if source is None or found is None:
             return None
-        M, K, m, k = info["M"], info["K"], info["m"], int(found.group(2)) - 1
-        result = next((r for r in self.finishedResults() if r.volumeID == volumeNode.GetID()), None)
-        if result is None or (result.M, result.K) != (M, K) or int(found.group(1)) != m + 1 or not 0 <= k < K:
+        result, m = source
+        k = int(found.group(2)) - 1
+        if int(found.group(1)) != m + 1 or not 0 <= k < result.K:
             return None
         label = np.take(sitk.GetArrayViewFromImage(result.labels[m]), index, axis=axis) == k + 1
         if label.shape != currentSlice.shape or not np.array_equal(label, currentSlice):
             return None
-        key = (result.volumeID, M, K, m, result.adapt, result.coarse, result.superpixels)
+        return np.take(self._coresOf(result, m), index, axis=axis) == k + 1
+
+    def prepareSeedCores(self, segmentationNode, volumeNode) -> None:
+        """Decode the cores seedCore will hand out for this kept segmentation now (a protocol's decode, seconds
+        on a CT-sized volume), so that the first click is not the one that waits. Nothing for other nodes."""
+        source = self._coreSource(segmentationNode, volumeNode)
+        if source is not None:
+            self._coresOf(*source)
+
+    def _coreSource(self, segmentationNode, volumeNode):
+        """(result, m) when ``segmentationNode`` is a kept protocol of ``volumeNode``'s current result and its
+        predictor gives probabilities; else None."""
+        info = segmentationInfo(segmentationNode) if segmentationNode is not None else None
+        if info is None or volumeNode is None or info["volumeID"] != volumeNode.GetID():
+            return None
+        result = next((r for r in self.finishedResults() if r.volumeID == volumeNode.GetID()), None)
+        if result is None or (result.M, result.K) != (info["M"], info["K"]) or not 0 <= info["m"] < result.M:
+            return None
         if not hasattr(result.predictor, "cores"):
             return None  # a predictor without probabilities (the self-test's intensity bins)
+        return result, info["m"]
+
+    def _coresOf(self, result: VolumeResult, m: int) -> np.ndarray:
+        """Protocol m's cores of one result, as a voxel array [k, j, i]; the last protocol asked for is kept."""
+        key = (result.volumeID, result.M, result.K, m, result.adapt, result.coarse, result.superpixels)
         if key not in self._cores:
-            self._cores = {key: sitk.GetArrayFromImage(result.predictor.cores(M, K, [m])[0])}  # one protocol kept
-        return np.take(self._cores[key], index, axis=axis) == k + 1
+            self._cores = {key: sitk.GetArrayFromImage(result.predictor.cores(result.M, result.K, [m])[0])}
+        return self._cores[key]
 
     def previewNode(self, volumeID: str):
         result = self.results.get(volumeID)

@@ -84,8 +84,9 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self.ui.keepButton.clicked.connect(self.onKeep)
         self.ui.exportButton.clicked.connect(self.onExport)
         self.refinePanel = RefinePanel()
-        # A kept label's refinement starts from its core, which the segmentation logic decodes.
+        # A kept label's refinement starts from its core, which the segmentation logic decodes when it is picked.
         self.refinePanel.logic.seedCore = self.logic.seedCore
+        self.refinePanel.prepareSeeds = self.logic.prepareSeedCores
         self.ui.refineLayout.addWidget(self.refinePanel)
         self.ui.refineSegmentSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onRefineSegmentationChanged)
         self.ui.refineSegmentSelector.connect("currentSegmentChanged(QString)", self.updateRefineTarget)

@@ -75,3 +75,31 @@ def test_a_model_without_probabilities_keeps_the_segment(random_model):
     segmentId = f"P{m + 1:02d}_L02"
     current = _slice(node, segmentId, volume, 1)
     assert current.any() and logic.seedCore(node, segmentId, volume, 0, 1, current) is None
+
+
+def test_prepare_decodes_the_cores_once_and_only_for_kept_labels(kept, monkeypatch):
+    logic, volume, node = kept
+    predictor = logic.results[volume.GetID()].predictor
+    calls = []
+    real = predictor.cores
+    monkeypatch.setattr(predictor, "cores", lambda *a, **k: calls.append(a) or real(*a, **k))
+    logic.prepareSeedCores(node, volume)
+    segmentId = f"P{m + 1:02d}_L01"
+    logic.seedCore(node, segmentId, volume, 0, 1, _slice(node, segmentId, volume, 1))
+    assert calls == [(M, K, [m])]  # decoded when prepared, reused at the click
+    logic.prepareSeedCores(None, volume)
+    logic.prepareSeedCores(slicer.vtkMRMLSegmentationNode(), volume)  # not a Pancakes segmentation
+    assert len(calls) == 1
+
+
+def test_a_failing_core_leaves_the_segment_as_seed():
+    """RefineLogic.seedCore raising costs the core only: the slice is refined from the segment."""
+    from refine_scene import ClickStampRefiner, RefineLogic  # noqa: F401
+
+    logic = RefineLogic(ClickStampRefiner())
+
+    def broken(*args):
+        raise MemoryError("no room for the cores")
+
+    logic.seedCore = broken
+    assert logic._core(("s", "P02_L01", "v", 0, 1), None, "P02_L01", None, np.zeros((2, 2), bool)) is None

@@ -44,27 +44,22 @@ ROOT = Path(__file__).resolve().parents[1]
 ANCHOR = "random walker from clicks (empty start)"
 
 
-def pancakes_seeds(path: Path, sets, core: bool = False) -> np.ndarray:
-    """Best (m, k) per image at M=8, K=20 -> bool [N, H, W] (N = all images of all sets): its mask, or with
-    ``core`` the pixels where its probability reaches SEED_CORE (pancakes.refine.seed_core)."""
+def pancakes_seeds(path: Path, sets, with_cores: bool = False):
+    """Best (m, k) per image at M=8, K=20 -> its mask bool [N, H, W] (N = all images of all sets); with
+    ``with_cores`` also the pixels where its probability reaches SEED_CORE (pancakes.refine.seed_core),
+    from the same decode: (masks, cores)."""
     from pancakes import Pancakes
-    from pancakes.evaluation.metrics import per_image_scores
 
     model = Pancakes.load(path, device="cpu")
-    out = []
+    masks, cores = [], []
     for ts in sets:
         enc = model.encode(ts.images)
-        labels = np.stack(model.decode(enc, 8, 20))
-        targets = ts.labelmaps == ts.label
-        if not core:
-            out.append(best_label_seeds(labels, targets, K=20)[0])
-            continue
-        scores = per_image_scores(labels, targets, K=20)  # the same (m, k) best_label_seeds picks
-        probs = model.probabilities(enc, 8, 20)
-        for i, p in enumerate(probs):
-            m, k = np.unravel_index(int(np.argmax(scores[i])), scores[i].shape)
-            out.append(label_core(p[m, k])[None])
-    return np.concatenate(out)
+        seeds, _, picked = best_label_seeds(np.stack(model.decode(enc, 8, 20)), ts.labelmaps == ts.label, K=20,
+                                            with_index=True)
+        masks.append(seeds)
+        if with_cores:
+            cores += [label_core(p[m, k])[None] for p, (m, k) in zip(model.probabilities(enc, 8, 20), picked)]
+    return (np.concatenate(masks), np.concatenate(cores)) if with_cores else np.concatenate(masks)
 
 
 def first_click_table(seeds: np.ndarray, targets: np.ndarray, seeded: np.ndarray, empty: np.ndarray) -> str:
@@ -169,9 +164,7 @@ def main(argv=None) -> int:
     starts = {}
     if Path(args.pancakes).is_file():
         seed_name = f"best Pancakes label ({Path(args.pancakes).name}, M=8, K=20)"
-        seeds = pancakes_seeds(Path(args.pancakes), sets)
-        core_name = f"its core (probability >= {SEED_CORE})"
-        starts[core_name] = pancakes_seeds(Path(args.pancakes), sets, core=True)
+        seeds, starts[f"its core (probability >= {SEED_CORE})"] = pancakes_seeds(Path(args.pancakes), sets, True)
     else:
         seed_name = "perturbed-GT seed (no Pancakes model file)"
         print(f"note: {args.pancakes} not found; starting from perturbed ground truth instead", file=sys.stderr)

@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -31,7 +30,8 @@ from pancakes.errors import ModelFileError, PancakesInputError
 
 from .Keep import labelNames, renameLabel
 from .Parameters import RunSettings
-from .Segments import ROLE_PREVIEW, createSegmentationNode, fillSegmentation, placeNextToVolume, segmentationInfo
+from .Segments import (ROLE_PREVIEW, createSegmentationNode, fillSegmentation, placeNextToVolume, protocolSegmentIds,
+                       segmentationInfo)
 from .VolumeConversion import ijkToRasMatrix, imageFromVolumeNode
 
 
@@ -251,13 +251,13 @@ class SegmentationLogic:
         refinement starts from (RefineLogic.seedCore); None unless the segment is a label of this volume's
         current result and still shows that label on the slice (an edited slice keeps its edits as seed)."""
         source = self._coreSource(segmentationNode, volumeNode)
-        found = re.fullmatch(r"P(\d+)_L(\d+)", segmentId or "")
-        if source is None or found is None:
+        if source is None:
             return None
         result, m = source
-        k = int(found.group(2)) - 1
-        if int(found.group(1)) != m + 1 or not 0 <= k < result.K:
+        ids = protocolSegmentIds(result.M, result.K, m)
+        if segmentId not in ids:
             return None
+        k = ids.index(segmentId)
         label = np.take(sitk.GetArrayViewFromImage(result.labels[m]), index, axis=axis) == k + 1
         if label.shape != currentSlice.shape or not np.array_equal(label, currentSlice):
             return None

@@ -30,6 +30,8 @@ def test_best_label_seeds_picks_the_label_of_highest_dice():
     assert np.array_equal(seeds[0], target[0]) and best[0] == pytest.approx(1.0)
     assert np.array_equal(seeds[1], maps[1, 0] == 2) and best[1] == pytest.approx(64 / 72)
     assert np.allclose(best, dice(seeds, target))
+    # The picked (protocol, label) per image, 0-based, for callers that need more of that label (its core).
+    assert best_label_seeds(maps, target, K=3, with_index=True)[2] == [(1, 2), (0, 1)]
 
 
 class _Shapes:

@@ -107,22 +107,24 @@ def perturbed_seed(target: np.ndarray, labelmap: np.ndarray, rng: np.random.Gene
     return np.asarray(seed, bool)
 
 
-def best_label_seeds(label_maps: np.ndarray, targets: np.ndarray,
-                     K: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+def best_label_seeds(label_maps: np.ndarray, targets: np.ndarray, K: Optional[int] = None,
+                     with_index: bool = False):
     """The Pancakes label each image's user would pick: the (m, k) of highest Dice.
 
     label_maps int [N, M, H, W] of labels 1..K (Pancakes.segment); targets bool [N, H, W];
     K as in pancakes.evaluation.metrics.per_image_scores. Returns seeds bool [N, H, W] (label k + 1
-    of protocol m) and their Dice float64 [N]. Ties go to the first (m, k). Training and
-    benchmarks/bench_refine.py both pick seeds with it.
+    of protocol m) and their Dice float64 [N], and with ``with_index`` the picked (m, k) per image.
+    Ties go to the first (m, k). Training and benchmarks/bench_refine.py both pick seeds with it.
     """
     label_maps = np.asarray(label_maps)
     targets = np.asarray(targets, bool)
     scores = per_image_scores(label_maps, targets, K=K)  # [N, M, K]
     seeds = np.empty(targets.shape, bool)
     best = np.empty(len(targets))
+    picked = []
     for i in range(len(targets)):
-        m, k = np.unravel_index(int(np.argmax(scores[i])), scores[i].shape)
+        m, k = (int(v) for v in np.unravel_index(int(np.argmax(scores[i])), scores[i].shape))
         seeds[i] = label_maps[i, m] == k + 1
         best[i] = scores[i, m, k]
-    return seeds, best
+        picked.append((m, k))
+    return (seeds, best, picked) if with_index else (seeds, best)

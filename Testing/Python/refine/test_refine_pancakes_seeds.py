@@ -84,6 +84,48 @@ def test_draw_batch_uses_pancakes_seeds_when_asked(random_model):
     assert pool0.segmented == 0
 
 
+def test_pool_core_seeds_are_the_confident_part_of_the_best_label(random_model):
+    """With ``core`` the seed is what the product gives a kept label (pancakes.refine.seed_core): the picked
+    label's pixels of probability >= core. Training on the whole label while the panel starts from its core
+    taught the refiner a start it never gets."""
+    from pancakes.refine.seed_core import label_core
+
+    pool = PancakesSeedPool(_Shapes(), random_model, size=6, uses=1, protocols=3, labels=4, core=0.6)
+    pairs = pool.take(np.random.default_rng(2), 6)
+    cored = 0
+    for ex, seed in pairs:
+        probs = random_model.probabilities(random_model.encode(ex.image[None]), 3, 4)[0]  # [M, K, H, W]
+        whole, _, picked = best_label_seeds(probs.argmax(1)[None] + 1, ex.target[None], K=4, with_index=True)
+        m, k = picked[0]
+        assert np.array_equal(seed, label_core(probs[m, k], 0.6))
+        assert not (seed & ~whole[0]).any()  # above 0.5 a core never leaves its label
+        cored += int(seed.sum() < whole[0].sum())
+    assert cored > 0  # and it is not the whole label: the random model hesitates somewhere
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="core must be a probability"):
+            PancakesSeedPool(_Shapes(), random_model, core=bad)
+
+
+def test_seed_core_flag_is_checked_and_recorded(tmp_path, monkeypatch, random_model_path, capsys):
+    from pancakes.training.refine.train import main
+
+    assert parse(["--out", "x"]).seed_core is None  # the whole label unless asked
+    for bad in ("0", "1.2"):
+        with pytest.raises(SystemExit):
+            parse(["--out", "x", "--seed-core", bad])
+        assert "--seed-core" in capsys.readouterr().err
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["--out", str(run), "--max-iterations", "1", "--synthetic-only", "--templates", "1",
+                 "--batch", "2", "--steps-per-sample", "1", "--features", "8", "--levels", "3",
+                 "--val-every", "1e9", "--pancakes", str(random_model_path), "--pancakes-share", "1",
+                 "--seed-core", "0.8"]) == 0
+    training = Refiner.load(run / "refine.pt", device="cpu").metadata["training"]
+    assert training["seed_core"] == 0.8
+    assert training["seeds"].startswith("100% best Pancakes label's core (probability >= 0.8)")
+    assert "seeds its core (probability >= 0.8)" in (run / "train.log").read_text()
+
+
 def test_training_mixes_pancakes_seeds_by_default():
     args = parse(["--out", "x"])
     assert args.pancakes_share == P_PANCAKES_SEED and 0 < P_PANCAKES_SEED < 1

@@ -6,7 +6,8 @@ real TRAIN bank; never the DEV split), with cheap per-example augmentation: flip
 pixels, not only the set's own label, so small and large structures both appear.
 
 ``PancakesSeedPool`` pairs such examples with the best label the protocol model
-(pancakes.pt) gives their image, computed in batches and each used a few times.
+(pancakes.pt) gives their image, computed in batches and each used a few times; with ``core``
+the seed is that label's confident core, as the product seeds a kept label (pancakes.refine.seed_core).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ...refine.seed_core import label_core
 from .seeds import best_label_seeds
 
 MIN_PIXELS = 16
@@ -107,14 +109,20 @@ class PancakesSeedPool:
     refilled ``size // 2`` examples at a time (one batched segment call) and each
     example is used ``uses`` times before it is dropped; with ``uses`` 2 an iteration
     that takes 4 Pancakes seeds pays for 2 new images.
+
+    ``core`` (a probability in (0, 1], None: off) keeps only the pixels where the picked label's
+    probability reaches it (pancakes.refine.seed_core.label_core): the seed the product gives a
+    kept label, so that training starts where the panel's sessions start.
     """
 
     def __init__(self, source: ExampleSource, model, size: int = 32, uses: int = 2,
-                 protocols: int = 8, labels: int = 20) -> None:
+                 protocols: int = 8, labels: int = 20, core: Optional[float] = None) -> None:
         if size < 2 or uses < 1:
             raise ValueError(f"size must be >= 2 and uses >= 1, got {size}, {uses}")
+        if core is not None and not 0.0 < core <= 1.0:
+            raise ValueError(f"core must be a probability in (0, 1] or None, got {core}")
         self.source, self.model = source, model
-        self.size, self.uses = size, uses
+        self.size, self.uses, self.core = size, uses, core
         self.protocols, self.labels = protocols, labels
         self.entries: List[list] = []  # [Example, seed bool [H, W], Dice of the seed, uses left]
         self.segmented = 0
@@ -125,10 +133,19 @@ class PancakesSeedPool:
         if need <= 0:
             return
         exs = self.source.draw_many(rng, need)
-        maps = self.model.segment(np.stack([e.image for e in exs]), self.protocols, self.labels)
-        seeds, dices = best_label_seeds(maps, np.stack([e.target for e in exs]), K=self.labels)
+        seeds, dices = self._seeds(np.stack([e.image for e in exs]), np.stack([e.target for e in exs]))
         self.entries += [[e, s, float(d), self.uses] for e, s, d in zip(exs, seeds, dices)]
         self.segmented += need
+
+    def _seeds(self, images: np.ndarray, targets: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """images float32 [N, S, S], targets bool [N, S, S] -> seeds bool [N, S, S], the picked label's Dice [N]."""
+        if self.core is None:
+            return best_label_seeds(self.model.segment(images, self.protocols, self.labels), targets, K=self.labels)
+        # One decode gives both: the labels are the probabilities' argmax (the images are at model size).
+        probs = self.model.probabilities(self.model.encode(images), self.protocols, self.labels)  # [M, K, S, S] each
+        maps = np.stack([p.argmax(1) + 1 for p in probs])
+        _, dices, picked = best_label_seeds(maps, targets, K=self.labels, with_index=True)
+        return np.stack([label_core(p[m, k], self.core) for p, (m, k) in zip(probs, picked)]), dices
 
     def take(self, rng: np.random.Generator, n: int) -> List[Tuple[Example, np.ndarray]]:
         """n distinct (example, seed) pairs; refills when fewer than half the pool is left."""

@@ -81,9 +81,10 @@ def draw_batch(source, rng: np.random.Generator, n: int,
 
 
 def pancakes_pool(path: Optional[str], source, log, device: str = "cpu",
-                  size: int = 32, superpixels: bool = True) -> Optional[PancakesSeedPool]:
+                  size: int = 32, superpixels: bool = True, core: Optional[float] = None) -> Optional[PancakesSeedPool]:
     """A seed pool around the protocol model at ``path`` (None: the bundled one; FILE.state: a
-    ``save_pancakes_state`` file), decoding with or without superpixel pooling; None if it is missing."""
+    ``save_pancakes_state`` file), decoding with or without superpixel pooling, seeding with the picked
+    label or (``core``) its confident core; None if it is missing."""
     from ...engine import Pancakes, bundled_model_path
 
     try:
@@ -96,8 +97,9 @@ def pancakes_pool(path: Optional[str], source, log, device: str = "cpu",
         return None
     model.set_superpixels(superpixels)
     log(f"[refine] Pancakes seeds decoded with adaptation {model.adapt:g}, coarse protocol "
-        f"{'on' if model.coarse else 'off'}, superpixel pooling {'on' if model.superpixels else 'off'}")
-    return PancakesSeedPool(source, model, size=size)
+        f"{'on' if model.coarse else 'off'}, superpixel pooling {'on' if model.superpixels else 'off'}, "
+        f"seeds {'the whole label' if core is None else f'its core (probability >= {core:g})'}")
+    return PancakesSeedPool(source, model, size=size, core=core)
 
 
 def check_seed_decode(args) -> None:
@@ -202,7 +204,7 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
         architecture={"features": net.features, "levels": net.levels},
         training={"trained": True, "iterations": state["step"], "wall_seconds": round(state["elapsed"]),
                   "batch": args.batch, "steps_per_sample": args.steps_per_sample, "lr": args.lr,
-                  "warm_clicks": args.warm_clicks, "warm_share": args.warm_share,
+                  "warm_clicks": args.warm_clicks, "warm_share": args.warm_share, "seed_core": args.seed_core,
                   "data": data, "seeds": seeds_note(args),
                   "hardware": (f"{platform.machine()}, {torch.get_num_threads()} thread(s), {args.workers} worker(s), "
                                f"{state.get('device', 'cpu')}"),
@@ -215,7 +217,8 @@ def seeds_note(args) -> str:
     if args.pancakes_share <= 0:
         return "perturbed ground truth (pancakes.training.refine.seeds)"
     pooling = "pooled in superpixels" if args.seed_superpixels else "without superpixel pooling"
-    return (f"{args.pancakes_share:.0%} best Pancakes label for the target (M=8, K=20, "
+    core = "" if args.seed_core is None else f"'s core (probability >= {args.seed_core:g})"
+    return (f"{args.pancakes_share:.0%} best Pancakes label{core} for the target (M=8, K=20, "
             f"{args.pancakes or 'bundled pancakes.pt'}, {pooling}), the rest perturbed ground truth "
             f"(pancakes.training.refine.seeds)")
 
@@ -256,10 +259,15 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--seed-superpixels", type=int, choices=(0, 1), default=int(DEFAULT_SUPERPIXELS),
                     dest="seed_superpixels",
                     help="1: Pancakes seeds pooled in superpixels, as the product decodes them (default); 0: unpooled")
+    ap.add_argument("--seed-core", type=float, default=None, dest="seed_core",
+                    help="seed with the picked label's core, the pixels where its probability reaches this (the "
+                         "product's kept-label seed: pancakes.refine.seed_core.SEED_CORE); default: the whole label")
     ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
     args = ap.parse_args(argv)
     if not 0.5 <= args.seed_prior <= 1.0:
         ap.error(f"--seed-prior {args.seed_prior}: expected a probability in [0.5, 1]")
+    if args.seed_core is not None and not 0.0 < args.seed_core <= 1.0:
+        ap.error(f"--seed-core {args.seed_core}: expected a probability in (0, 1]")
     return args
 
 
@@ -315,12 +323,12 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
     pool = None
     if args.pancakes_share > 0:  # seeds in batches of about the training batch, on the training device
         pool = pancakes_pool(args.pancakes, workers, lambda m: log(msg=m), str(device), max(32, 2 * args.batch),
-                             bool(args.seed_superpixels))
+                             bool(args.seed_superpixels), args.seed_core)
     if pool is None:
         args.pancakes_share = 0.0
     # Validation (training sources only) mixes seeds like training, from its own pool.
     # Small (refilled as needed) so it segments little more than the ~share * VAL_EXAMPLES it serves.
-    val_pool = None if pool is None else PancakesSeedPool(source, pool.model, size=8, uses=1)
+    val_pool = None if pool is None else PancakesSeedPool(source, pool.model, size=8, uses=1, core=args.seed_core)
     val = draw_batch(source, np.random.default_rng(VAL_SEED), VAL_EXAMPLES, val_pool, args.pancakes_share)
     budget = args.minutes * 60
     start, last_val, last_ckpt = time.time() - state["elapsed"], time.time(), time.time()

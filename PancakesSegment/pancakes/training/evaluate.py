@@ -255,8 +255,8 @@ def main(argv: Sequence[str] = None) -> int:
                     "--by-kind): their methods join the tables without being scored again")
     ap.add_argument("--with-repeats", action="store_true",
                     help="with --by-kind, let a source give the same set again, as every draw before 2026-12-07 did "
-                    "(to join rows saved then); by default each set is new, and a source with few slices of a "
-                    "structure gives fewer sets")
+                    "(to join rows saved then); by default each set is new, and when a source with few slices of a "
+                    "structure runs out, the kind's other sources take its turns")
     ap.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     ap.add_argument("--markdown", default=None, help="also write the tables to this file")
     args = ap.parse_args(argv)
@@ -273,7 +273,9 @@ def main(argv: Sequence[str] = None) -> int:
         draw = {"sets": args.sets, "S": args.S, "seed": args.seed, "part": part, "by_kind": args.by_kind}
         distinct = args.by_kind and not args.with_repeats
         if distinct:
-            draw["distinct"] = True  # rows saved from draws with repeats are another draw
+            # Rows saved from draws with repeats, or before a spent source's turns went to the kind's
+            # other sources (True, 2026-12-07), are another draw.
+            draw["distinct"] = "refilled"
         if args.by_kind:
             from .task_kinds import KINDS, all_kind_sets
 

@@ -68,8 +68,10 @@ def kind_sets(kind: str, S: int, n_sets: int, seed: int = 0, part: Optional[str]
     redrawn (up to 20 times). ``bank`` overrides the dev bank (tests pass a small one).
     Each set's ``dataset`` becomes "<kind>:<dataset>" so that rows group by both.
     ``distinct``: a draw that repeats a set of its source (same ``TaskSet.key``) is redrawn too, and a
-    source that gives no new set in 20 draws gives no more, so a kind may hold fewer than ``n_sets``
-    (the test half's lung lesion spans 5 slices: one set of 5). False keeps the draws of earlier reports.
+    source that gives no new set in 20 draws gives no more: its turns go to the kind's other sources, so
+    the kind still holds ``n_sets`` while any source has new sets (the test half's lung lesion spans 5
+    slices: one set of 5, and the nuclei fill the small kind's other turns). A kind holds fewer only when
+    all its sources are spent. False keeps the draws of earlier reports (no source leaves).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(KINDS)}")
@@ -83,11 +85,11 @@ def kind_sets(kind: str, S: int, n_sets: int, seed: int = 0, part: Optional[str]
     rng = np.random.default_rng(seed)
     out: List[TaskSet] = []
     seen: Dict[str, set] = {ds: set() for ds, _, _ in sources}
-    spent: set = set()  # sources that gave no new set: not drawn again
-    for i in range(n_sets if sources else 0):
-        ds, proto, fn = sources[i % len(sources)]
-        if ds in spent:
-            continue
+    live = list(sources)  # with ``distinct``, a source that gives no new set leaves; the others take its turns
+    turn = 0
+    while live and len(out) < n_sets and (distinct or turn < n_sets):
+        ds, proto, fn = live[turn % len(live)]
+        turn += 1
         for _ in range(20):
             ts = bank.sample_set(rng, S, dataset=ds, protocol=proto)
             if ts is not None and fn is not None:
@@ -102,7 +104,7 @@ def kind_sets(kind: str, S: int, n_sets: int, seed: int = 0, part: Optional[str]
                 break
         else:
             if distinct:
-                spent.add(ds)
+                live.remove((ds, proto, fn))
     return out
 
 

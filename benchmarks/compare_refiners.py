@@ -4,7 +4,8 @@
 
 bench_refine.py scores one refiner; deciding whether to replace the shipped one needs
 the difference on the same images, with an interval. Both refiners start from the same
-seeds (the shipped protocol model's best label, as in bench_refine.py) and from empty,
+seeds: the shipped protocol model's best label's core (what the panel gives a kept label,
+pancakes.refine.seed_core), the whole label (as in bench_refine.py) and empty,
 and each click goes to the centre of the largest error of that refiner's own mask.
 ``--flip-average 0 1`` on one file measures the test-time flip averaging (pancakes.refine.flip_average).
 Prints Dice after 1, 2, 3, 5, 7 and 10 clicks, B - A with a 95 % interval (sets
@@ -68,12 +69,12 @@ def main(argv=None) -> int:
     images = np.concatenate([ts.images for ts in sets]).astype(np.float32)
     targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])
     groups = np.array([i for i, ts in enumerate(sets) for _ in range(ts.size)])
-    seeds = pancakes_seeds(Path(args.pancakes), sets)
+    seeds, cores = pancakes_seeds(Path(args.pancakes), sets, with_cores=True)
     if not args.with_repeats:
         keep = first_occurrences(images, targets)
-        images, targets, groups, seeds = images[keep], targets[keep], groups[keep], seeds[keep]
+        images, targets, groups, seeds, cores = images[keep], targets[keep], groups[keep], seeds[keep], cores[keep]
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    starts = {"Pancakes seed": seeds, "empty": np.zeros_like(seeds)}
+    starts = {"label's core": cores, "whole label": seeds, "empty": np.zeros_like(seeds)}
     a, b = (curves_for(path, images, targets, starts, bool(flips))
             for path, flips in zip((args.a, args.b), args.flip_average))
     rng = np.random.default_rng(0)

@@ -35,9 +35,9 @@ from pancakes.evaluation.click_baselines import random_walker_curves
 from pancakes.training.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
 from pancakes.refine.clicks import next_click
 from pancakes.refine.refiner import Refiner
-from pancakes.refine.seed_core import SEED_CORE, label_core
+from pancakes.refine.seed_core import SEED_CORE
 from pancakes.training.distinct import first_occurrences
-from pancakes.training.refine.seeds import best_label_seeds, perturbed_seed
+from pancakes.training.refine.seeds import best_label_cores, perturbed_seed
 from pancakes.training.refine.simulate import click_curves
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +53,10 @@ def pancakes_seeds(path: Path, sets, with_cores: bool = False):
     model = Pancakes.load(path, device="cpu")
     masks, cores = [], []
     for ts in sets:
-        enc = model.encode(ts.images)
-        seeds, _, picked = best_label_seeds(np.stack(model.decode(enc, 8, 20)), ts.labelmaps == ts.label, K=20,
-                                            with_index=True)
+        probs = model.probabilities(model.encode(ts.images), 8, 20)
+        seeds, _, core = best_label_cores(probs, ts.labelmaps == ts.label, K=20, threshold=SEED_CORE)
         masks.append(seeds)
-        if with_cores:
-            cores += [label_core(p[m, k])[None] for p, (m, k) in zip(model.probabilities(enc, 8, 20), picked)]
+        cores.append(core)
     return (np.concatenate(masks), np.concatenate(cores)) if with_cores else np.concatenate(masks)
 
 

@@ -16,8 +16,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ...refine.seed_core import label_core
-from .seeds import best_label_seeds
+from .seeds import best_label_cores, best_label_seeds
 
 MIN_PIXELS = 16
 
@@ -141,11 +140,9 @@ class PancakesSeedPool:
         """images float32 [N, S, S], targets bool [N, S, S] -> seeds bool [N, S, S], the picked label's Dice [N]."""
         if self.core is None:
             return best_label_seeds(self.model.segment(images, self.protocols, self.labels), targets, K=self.labels)
-        # One decode gives both: the labels are the probabilities' argmax (the images are at model size).
         probs = self.model.probabilities(self.model.encode(images), self.protocols, self.labels)  # [M, K, S, S] each
-        maps = np.stack([p.argmax(1) + 1 for p in probs])
-        _, dices, picked = best_label_seeds(maps, targets, K=self.labels, with_index=True)
-        return np.stack([label_core(p[m, k], self.core) for p, (m, k) in zip(probs, picked)]), dices
+        _, dices, cores = best_label_cores(probs, targets, K=self.labels, threshold=self.core)
+        return cores, dices
 
     def take(self, rng: np.random.Generator, n: int) -> List[Tuple[Example, np.ndarray]]:
         """n distinct (example, seed) pairs; refills when fewer than half the pool is left."""

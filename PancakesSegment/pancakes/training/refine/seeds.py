@@ -16,12 +16,13 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
 
 from ...evaluation.metrics import per_image_scores
+from ...refine.seed_core import SEED_CORE, label_core
 
 P_EMPTY = 0.1
 P_OTHER_LABEL = 0.1
@@ -128,3 +129,18 @@ def best_label_seeds(label_maps: np.ndarray, targets: np.ndarray, K: Optional[in
         best[i] = scores[i, m, k]
         picked.append((m, k))
     return (seeds, best, picked) if with_index else (seeds, best)
+
+
+def best_label_cores(probabilities: Sequence[np.ndarray], targets: np.ndarray, K: Optional[int] = None,
+                     threshold: float = SEED_CORE) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best label (as best_label_seeds) and its core (pancakes.refine.seed_core), from one decode.
+
+    probabilities: per image float [M, K, H, W] (Pancakes.probabilities); targets bool [N, H, W].
+    Returns the labels' masks bool [N, H, W], their Dice float64 [N] and their cores bool [N, H, W]: the
+    picked label's pixels of probability >= ``threshold``, the seed the panel gives a kept label. The
+    labels are the probabilities' argmax, which is what Pancakes.decode gives (the same on every dev image).
+    """
+    maps = np.stack([p.argmax(1) + 1 for p in probabilities])
+    masks, dices, picked = best_label_seeds(maps, targets, K=K, with_index=True)
+    cores = np.stack([label_core(p[m, k], threshold) for p, (m, k) in zip(probabilities, picked)])
+    return masks, dices, cores

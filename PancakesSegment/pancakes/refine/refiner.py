@@ -32,8 +32,11 @@ from ..preprocessing import (PERCENTILES, finite_float, from_model_output, norma
                              to_model_input)
 from .clicks import CLICK_SIGMA, check_clicks, click_maps, seed_probability, to_model_coords
 from .flip_average import FLIPS, NO_FLIPS, flip_averaged
+from .label_prior import check_label_prior, label_prior as prior_logits
 
 Clicks = Optional[Sequence[Sequence[float]]]
+# The chosen protocol's (labels int [H, W], confidence [H, W]) for pancakes.refine.label_prior; None: none.
+LabelPrior = Optional[Tuple[np.ndarray, np.ndarray]]
 MODEL_FILE = "refine.pt"
 # Propagation stops where the label vanishes, or where it stops resembling its
 # neighbour (Dice below this): a jump that large means it left the structure.
@@ -81,15 +84,15 @@ class Refiner:
     # ---- 2D images ---------------------------------------------------------
     def refine_logits(self, image: np.ndarray, seed_mask: Optional[np.ndarray], positive: Clicks = None,
                       negative: Clicks = None, previous: Optional[np.ndarray] = None,
-                      spacing: Tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                      spacing: Tuple[float, float] = (1.0, 1.0), label_prior: LabelPrior = None) -> np.ndarray:
         """Logits float32 [H, W] of the refined mask (> 0 is inside); see :meth:`refine`."""
         grey = to_grey(image, "image")
         sp = pixel_size(spacing, 2, "spacing")
-        return self._logits(normalise(grey, "image"), seed_mask, positive, negative, previous, sp)
+        return self._logits(normalise(grey, "image"), seed_mask, positive, negative, previous, sp, label_prior)
 
     def refine(self, image: np.ndarray, seed_mask: Optional[np.ndarray], positive: Clicks = None,
                negative: Clicks = None, previous: Optional[np.ndarray] = None,
-               spacing: Tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+               spacing: Tuple[float, float] = (1.0, 1.0), label_prior: LabelPrior = None) -> np.ndarray:
         """Refine ``seed_mask`` on ``image`` with clicks -> bool [H, W].
 
         image: 2D (or RGB) array [H, W]; seed_mask: [H, W] (nonzero = inside; None = empty);
@@ -99,16 +102,20 @@ class Refiner:
         None uses the seed. Pass all
         clicks of the session each time, with the last logits as ``previous``.
         spacing: (row, col) pixel size, for non-square pixels.
+        label_prior: the chosen protocol's (labels int [H, W], confidence float [H, W] in [0, 1], or uint8
+        read as /255) when the seed is one of its labels: pixels sharing a positive click's label are pushed
+        in (pancakes.refine.label_prior). The returned logits include it, so feed them back as they are.
         """
-        return self.refine_logits(image, seed_mask, positive, negative, previous, spacing) > 0
+        return self.refine_logits(image, seed_mask, positive, negative, previous, spacing, label_prior) > 0
 
     def _logits(self, norm: np.ndarray, seed_mask, positive: Clicks, negative: Clicks,
-                previous: Optional[np.ndarray], spacing) -> np.ndarray:
+                previous: Optional[np.ndarray], spacing, label_prior: LabelPrior = None) -> np.ndarray:
         shape = norm.shape
         seed = _mask_like(seed_mask, shape, "seed_mask")
         prob = seed_probability(seed, self.seed_prior) if previous is None else _probability(previous, shape)
         pos = check_clicks(positive, shape, "positive")
         neg = check_clicks(negative, shape, "negative")
+        prior = None if label_prior is None else _label_prior(label_prior, shape)
         fit = plan_fit(shape, self.input_size, tuple(float(s) for s in spacing))
         planes = torch.from_numpy(np.stack([norm, seed.astype(np.float32), prob]))
         x_img, x_seed, x_prev = to_model_input(planes, fit)  # each [1, S, S]
@@ -116,7 +123,8 @@ class Refiner:
         # The seed channel is binary in training; resizing makes it soft, so re-binarise.
         x = torch.cat([x_img, (x_seed > 0.5).float(), torch.from_numpy(maps), x_prev.clamp(0, 1)])[None]
         logits = self.forward(x.to(self.device))
-        return from_model_output(logits.float().cpu(), fit)[0, 0].numpy()
+        out = from_model_output(logits.float().cpu(), fit)[0, 0].numpy()
+        return out if prior is None else out + prior_logits(*prior, pos)
 
     # ---- volumes -----------------------------------------------------------
     @staticmethod
@@ -146,7 +154,8 @@ class Refiner:
     def refine_slice_of_volume(self, volume_array: np.ndarray, axis: int, index: int,
                                seed_slice: Optional[np.ndarray], positive: Clicks = None, negative: Clicks = None,
                                previous: Optional[np.ndarray] = None, spacing: Optional[Sequence[float]] = None,
-                               window: Optional[Tuple[float, float]] = None) -> np.ndarray:
+                               window: Optional[Tuple[float, float]] = None,
+                               label_prior: LabelPrior = None) -> np.ndarray:
         """Logits float32 [rows, cols] of slice ``index`` along array ``axis`` of a volume (> 0 is inside).
 
         Reads only that slice of ``volume_array`` [D0, D1, D2] (a view of a large volume is
@@ -154,7 +163,8 @@ class Refiner:
         the slice's seed mask [rows, cols] (None = empty); clicks are (row, col) in the slice;
         previous: last logits of this slice [rows, cols]; spacing: voxel size per array axis
         (D0, D1, D2); window: (low, high) from :meth:`volume_window` of this volume, computed
-        here when None. :meth:`refine_volume_slice` refines its clicked slice with this method,
+        here when None; label_prior: the chosen protocol's (labels, confidence) on this slice [rows, cols],
+        as in :meth:`refine`. :meth:`refine_volume_slice` refines its clicked slice with this method,
         so both give the same logits.
         """
         vol, axis, index = _check_volume_slice(volume_array, axis, index)
@@ -167,12 +177,13 @@ class Refiner:
         s = np.take(vol, index, axis=axis).astype(np.float32)
         s[~np.isfinite(s)] = lo
         image = np.clip((s - lo) / (hi - lo), 0.0, 1.0)
-        return self._logits(image, seed, positive, negative, previous, sp)
+        return self._logits(image, seed, positive, negative, previous, sp, label_prior)
 
     def refine_volume_slice(self, volume_array: np.ndarray, axis: int, index: int, seed: Optional[np.ndarray],
                             positive: Clicks = None, negative: Clicks = None,
                             previous: Optional[np.ndarray] = None, propagate: bool = False,
-                            spacing: Optional[Sequence[float]] = None, with_logits: bool = False):
+                            spacing: Optional[Sequence[float]] = None, with_logits: bool = False,
+                            label_prior: LabelPrior = None):
         """Refine the slice ``index`` along array ``axis`` of a volume -> bool mask like the volume.
 
         volume_array: [D0, D1, D2]; seed: the current 3D mask [D0, D1, D2] (None = empty);
@@ -186,7 +197,8 @@ class Refiner:
         with_logits: return (mask, logits float32 [rows, cols] of the clicked slice), the
         logits to pass as ``previous`` at the next click of this slice: the refiner was
         trained on its own probabilities there, and a thresholded mask loses ~0.01 Dice.
-        Each slice goes through :meth:`refine_slice_of_volume`, which refines one slice
+        label_prior: the chosen protocol's (labels, confidence) on the clicked slice, as in
+        :meth:`refine_slice_of_volume`; the neighbours, refined without clicks, get none. Each slice goes through :meth:`refine_slice_of_volume`, which refines one slice
         without the 3D seed (what an interactive caller uses).
         """
         vol, axis, index = _check_volume_slice(volume_array, axis, index)
@@ -200,7 +212,7 @@ class Refiner:
             out[tuple(index_tuple)] = mask
 
         logits = self.refine_slice_of_volume(vol, axis, index, np.take(out, index, axis=axis), positive, negative,
-                                             previous, spacing, window)
+                                             previous, spacing, window, label_prior)
         refined = logits > 0
         put(index, refined)
         if propagate:
@@ -267,6 +279,13 @@ def _mask_like(mask: Optional[np.ndarray], shape: Tuple[int, ...], name: str) ->
         # NaN != 0 would silently count as inside: a NaN-filled probability map is no mask.
         raise PancakesInputError(f"{name}: contains NaN or infinite values; a mask is 0 (outside) or nonzero (inside)")
     return m != 0
+
+
+def _label_prior(label_prior, shape: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """(labels, confidence) checked against the image's shape, before the network runs."""
+    if not isinstance(label_prior, (tuple, list)) or len(label_prior) != 2:
+        raise PancakesInputError("label_prior: expected (labels, confidence), two arrays of the image's shape")
+    return check_label_prior(label_prior[0], label_prior[1], shape)
 
 
 def _probability(previous: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:

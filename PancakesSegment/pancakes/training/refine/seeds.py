@@ -132,15 +132,21 @@ def best_label_seeds(label_maps: np.ndarray, targets: np.ndarray, K: Optional[in
 
 
 def best_label_cores(probabilities: Sequence[np.ndarray], targets: np.ndarray, K: Optional[int] = None,
-                     threshold: float = SEED_CORE) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     threshold: float = SEED_CORE, with_prior: bool = False):
     """The best label (as best_label_seeds) and its core (pancakes.refine.seed_core), from one decode.
 
     probabilities: per image float [M, K, H, W] (Pancakes.probabilities); targets bool [N, H, W].
     Returns the labels' masks bool [N, H, W], their Dice float64 [N] and their cores bool [N, H, W]: the
     picked label's pixels of probability >= ``threshold``, the seed the panel gives a kept label. The
     labels are the probabilities' argmax, which is what Pancakes.decode gives (the same on every dev image).
+    ``with_prior`` adds the picked protocol's (labels int16 [N, H, W] of 1..K, confidence float32 [N, H, W]),
+    what pancakes.refine.label_prior reads.
     """
     maps = np.stack([p.argmax(1) + 1 for p in probabilities])
     masks, dices, picked = best_label_seeds(maps, targets, K=K, with_index=True)
     cores = np.stack([label_core(p[m, k], threshold) for p, (m, k) in zip(probabilities, picked)])
-    return masks, dices, cores
+    if not with_prior:
+        return masks, dices, cores
+    labels = np.stack([maps[i, m] for i, (m, _) in enumerate(picked)]).astype(np.int16)
+    confidence = np.stack([p[m].max(0) for p, (m, _) in zip(probabilities, picked)]).astype(np.float32)
+    return masks, dices, cores, (labels, confidence)

@@ -10,13 +10,14 @@ Example::
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ...evaluation.metrics import dice
 from ...refine.clicks import batch_click_maps, next_click, seed_probability  # noqa: F401  (re-exported)
+from ...refine.label_prior import PRIOR_BIAS, PRIOR_WEIGHT, label_prior
 from ...modeling.refine_net import RefineNet  # noqa: F401  (type of ``net``; any module with its forward works)
 
 
@@ -32,13 +33,17 @@ def model_input(images: np.ndarray, seeds: np.ndarray, positive: Sequence[list],
 
 def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
                  n_clicks: int = 10, device: torch.device = torch.device("cpu"),
-                 seed_prior: float = 1.0) -> np.ndarray:
+                 seed_prior: float = 1.0,
+                 priors: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                 prior_form: Tuple[float, float] = (PRIOR_WEIGHT, PRIOR_BIAS)) -> np.ndarray:
     """Dice after 0..n_clicks simulated clicks for a batch of sessions.
 
     images float [N, S, S] in [0, 1]; targets, seeds bool [N, S, S] -> float64 [N, n_clicks + 1].
     Column 0 is the seed's own Dice. A session whose mask is already perfect gets no new
     click (the network still runs on the clicks it has). ``seed_prior``: the refiner's
-    metadata value (see seed_probability).
+    metadata value (see seed_probability). ``priors``: the chosen protocol's (labels int [N, S, S],
+    confidence float [N, S, S]); each update's logits then get pancakes.refine.label_prior, as the
+    Refiner adds it, and are fed back with it; ``prior_form``: its (weight, bias), to screen others.
     """
     n = images.shape[0]
     masks = seeds.astype(bool).copy()
@@ -52,8 +57,10 @@ def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, 
             if click is not None:
                 (pos if click[2] else neg)[i].append((float(click[0]), float(click[1])))
         with torch.no_grad():
-            logits = net(model_input(images, seeds, pos, neg, previous, device))[:, 0].cpu()
-        previous = torch.sigmoid(logits).numpy()
-        masks = logits.numpy() > 0
+            logits = net(model_input(images, seeds, pos, neg, previous, device))[:, 0].cpu().numpy()
+        if priors is not None:
+            logits = logits + np.stack([label_prior(priors[0][i], priors[1][i], pos[i], *prior_form) for i in range(n)])
+        previous = torch.sigmoid(torch.from_numpy(logits)).numpy()
+        masks = logits > 0
         curves.append(dice(masks, targets))
     return np.stack(curves, axis=1)

@@ -150,6 +150,20 @@ class Predictor:
                                      enc.inputs, enc.regions, min_probability)
         return volume.restack_images(out, enc.slicing)
 
+    def confidence(self, M: int, K: int, which: Sequence[int], cancel: Cancel = None) -> List[sitk.Image]:
+        """For protocols ``which``, how probable each voxel's label is: uint8 floor(255 p), input geometry, one
+        byte a voxel like the labels. A label's core (:meth:`cores`) is where the byte is at least
+        floor(255 SEED_CORE); pancakes.refine.label_prior reads label and byte together. Not cached."""
+        M, K = check_mk(M, K)
+        if not list(which):
+            raise PancakesInputError("confidence: name the protocols (which), each costs a probability map per slice")
+        sel = check_which(which, M)
+        self.encode(cancel=cancel)
+        enc = self.features
+        out = volume.decode_features(self.model, enc.features, M, K, sel, enc.slicing.fit, None, cancel,
+                                     enc.inputs, enc.regions, confidence=True)
+        return volume.restack_images(out, enc.slicing)
+
     def segment(self, M: int, K: int, progress: Progress = None, cancel: Cancel = None) -> List[sitk.Image]:
         """Encode and decode batch by batch without caching features: memory beyond the input and
         the label volumes stays bounded by the batch, whatever the depth."""

@@ -155,16 +155,23 @@ def encoded_batches(model, slices: np.ndarray, fit: Fit, step: int, progress: Pr
 
 def decode_batch(model, phi: torch.Tensor, M: int, K: int, sel: List[int], fit: Fit,
                  images: Optional[torch.Tensor] = None, regions: Optional[torch.Tensor] = None,
-                 min_probability: float = 0.0) -> np.ndarray:
+                 min_probability: float = 0.0, confidence: bool = False) -> np.ndarray:
     """features [B, C, S, S] (and their model inputs [B, 1, S, S], with their superpixels int [B, h, w]
     when known) -> labels uint8 [P, B, rows, cols] at the slice's own size.
 
     ``min_probability`` > 0 sets to 0 every pixel whose label is less probable than that (the softmax of the
     resized logits, as ``Pancakes.probabilities`` gives it): label k's pixels are then its core
     (pancakes.refine.seed_core). Costs a [K, rows, cols] float map per slice and protocol.
+    ``confidence``: instead of the labels, their probability (that softmax's maximum) as uint8 floor(255 p):
+    p >= 0.8 exactly where the byte is >= 204, so the cores follow from labels and bytes
+    (pancakes.refine.label_prior reads the same bytes).
     """
     logits = model.decode_logits(phi, M, K, sel, images, inner_box(fit), regions)  # [B, P, K, S, S]
     with torch.no_grad():
+        if confidence:
+            sure = torch.stack([torch.softmax(from_model_output(logits[b].float(), fit), dim=1).amax(dim=1)
+                                for b in range(logits.shape[0])])  # [B, P, rows, cols]
+            return (sure * 255.0).floor_().clamp_(0, 255).to(torch.uint8).permute(1, 0, 2, 3).cpu().numpy()
         labels = labels_from_logits(logits, fit)  # [B, P, rows, cols]
         if min_probability > 0:
             for b in range(logits.shape[0]):
@@ -183,12 +190,13 @@ def decode_step(n_prot: int, K: int, fit: Fit, device: Optional[torch.device] = 
 def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence[int], fit: Fit,
                     progress: Progress = None, cancel: Cancel = None,
                     inputs: Optional[torch.Tensor] = None, cache: Optional[RegionCache] = None,
-                    min_probability: float = 0.0) -> List[sitk.Image]:
+                    min_probability: float = 0.0, confidence: bool = False) -> List[sitk.Image]:
     """Cached features [D, C, S, S] (and model inputs [D, 1, S, S]) -> one uint8 label image per protocol (values 1..K), in slice order
     (size (cols, rows, D); restack_images puts them in the input's geometry). Filled batch by batch
     in place (pancakes.label_stack), like the streamed path: the labels exist once, not twice.
     ``cache``: where each slice's superpixels are kept between decodes when the model pools them;
-    ``min_probability``: as in decode_batch (0 outside each label's core)."""
+    ``min_probability``: as in decode_batch (0 outside each label's core); ``confidence``: as in decode_batch
+    (the labels' probability as uint8 bytes instead of the labels)."""
     pooled = cache is not None and inputs is not None and bool(getattr(model, "superpixels", False))
     n_prot = len(sel) if sel else M
     depth = features.shape[0]
@@ -200,7 +208,7 @@ def decode_features(model, features: torch.Tensor, M: int, K: int, sel: Sequence
         images = None if inputs is None else inputs[start : start + step]
         regions = cache.regions(start, images, inner_box(fit)) if pooled else None
         paste_slices(out, start, decode_batch(model, features[start : start + step], M, K, list(sel), fit, images,
-                                              regions, min_probability))
+                                              regions, min_probability, confidence))
         if progress is not None:
             progress(min(start + step, depth), depth)
     return out

@@ -39,3 +39,12 @@ def label_core(probability: np.ndarray, threshold: float = SEED_CORE) -> np.ndar
     if not np.isfinite(p).all() or p.min(initial=0.0) < 0.0 or p.max(initial=0.0) > 1.0 + 1e-6:
         raise PancakesInputError("label probability: values must be finite and lie in [0, 1]")
     return p >= threshold
+
+
+def core_byte(threshold: float = SEED_CORE) -> int:
+    """The confidence byte (uint8 floor(255 p), pancakes.predictor.Predictor.confidence) at or above which a
+    label's probability p reaches ``threshold``: floor(255 p) >= floor(255 t) when p >= t, and below it when
+    p < floor(255 t) / 255. For 0.8 that is exact: 204 / 255 is 0.8."""
+    if not 0.0 < threshold <= 1.0:
+        raise PancakesInputError(f"seed core threshold {threshold!r}: must lie in (0, 1]")
+    return int(np.floor(255.0 * threshold + 1e-9))

@@ -40,3 +40,23 @@ def test_cores_need_named_protocols(random_model_path):
     predictor = Pancakes.load(random_model_path, device="cpu").predictor(_volume())
     with pytest.raises(PancakesInputError, match="name the protocols"):
         predictor.cores(4, 6, [])
+
+
+def test_confidence_bytes_give_the_cores_and_the_2d_probabilities(random_model_path):
+    """Predictor.confidence: floor(255 p) of each voxel's label, so labels and bytes give the cores."""
+    model = Pancakes.load(random_model_path, device="cpu")
+    predictor = model.predictor(_volume())
+    labels = sitk.GetArrayFromImage(predictor.decode(4, 6, which=[1])[0])
+    conf = sitk.GetArrayFromImage(predictor.confidence(4, 6, [1])[0])
+    assert conf.dtype == np.uint8 and conf.shape == labels.shape
+    enc = model.encode([s for s in sitk.GetArrayFromImage(_volume())], spacings=[(0.9, 0.9)] * 3)
+    top = np.stack([p[0].max(0) for p in model.probabilities(enc, 4, 6, which=[1])])
+    # The volume decodes float16 features, the 2D path float32: a few bytes apart at most, one on average.
+    gap = np.abs(conf.astype(np.float32) / 255.0 - top)
+    assert gap.max() < 0.03 and gap.mean() < 1.5 / 255.0
+    t = float(np.median(top))
+    level = int(np.floor(255.0 * t))
+    cores = sitk.GetArrayFromImage(predictor.cores(4, 6, [1], min_probability=level / 255.0)[0])
+    np.testing.assert_array_equal(np.where(conf >= level, labels, 0), cores)
+    with pytest.raises(PancakesInputError, match="name the protocols"):
+        predictor.confidence(4, 6, [])

@@ -49,8 +49,13 @@ class SegmentationLogicProtocol(Protocol):
     def seedCore(self, segmentationNode, segmentId: str, volumeNode, axis: int, index: int, currentSlice):
         """The core of a kept label on one slice, the seed a refinement starts from; None for other segments."""
 
+    def labelPrior(self, segmentationNode, segmentId: str, volumeNode, axis: int, index: int, currentSlice):
+        """The kept label's protocol on one slice, (labels, confidence bytes), for the refiner's label prior;
+        None where seedCore gives None."""
+
     def prepareSeedCores(self, segmentationNode, volumeNode) -> None:
-        """Decode those cores now, when the segment is picked, rather than at the first click."""
+        """Decode what seedCore and labelPrior read now, when the segment is picked, rather than at the first
+        click."""
 
     def clear(self) -> None:
         """Forget every result (the scene was closed); a loaded model is kept."""

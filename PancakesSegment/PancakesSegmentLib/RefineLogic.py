@@ -66,6 +66,11 @@ class RefineLogic:
         # gives a kept Pancakes label its core (pancakes.refine.seed_core): seeded with the whole label the
         # refiner trailed an empty start at clicks 2-4, seeded with the core it does not (MODEL_CARD.md).
         self.seedCore: Optional[Callable[..., Optional[np.ndarray]]] = None
+        # Called like seedCore when a slice's session starts; returns the kept label's protocol on that slice,
+        # (labels, confidence bytes), or None. Every update of the slice then adds pancakes.refine.label_prior:
+        # pixels sharing a positive click's label are pushed in (+0.015 Dice at 3 clicks, MODEL_CARD.md).
+        self.labelPrior: Optional[Callable[..., Optional[Tuple[np.ndarray, np.ndarray]]]] = None
+        self._priors: Dict[tuple, Optional[Tuple[np.ndarray, np.ndarray]]] = {}  # per slice key, from its start
 
     @property
     def refiner(self):
@@ -135,12 +140,13 @@ class RefineLogic:
         """The clicked slice read, refined and written: the cost of one slice, whatever the volume."""
         a, index = clicks.axis, clicks.index
         currentSlice = np.take(segmentSlab(segmentationNode, segmentId, volumeNode, a, index, index + 1), 0, axis=a)
+        prior = self._prior(key, segmentationNode, segmentId, volumeNode, currentSlice)
         seedSlice, previous = self._seedAndPrevious(
             key, currentSlice, self._core(key, segmentationNode, segmentId, volumeNode, currentSlice))
         voxels = volumeVoxels(volumeNode)
         logits = self.refiner.refine_slice_of_volume(
             voxels, a, index, seedSlice, clicks.positive, clicks.negative, previous=previous,
-            spacing=volumeSpacing(volumeNode), window=self._window(volumeNode, voxels))
+            spacing=volumeSpacing(volumeNode), window=self._window(volumeNode, voxels), **_withPrior(prior))
         refinedSlice = np.asarray(logits) > 0
         self._lastLogits[key] = (logits, refinedSlice)
         voxelsChanged = int((refinedSlice != currentSlice).sum())
@@ -156,6 +162,7 @@ class RefineLogic:
         a, index = clicks.axis, clicks.index
         current = segmentMask(segmentationNode, segmentId, volumeNode)
         currentSlice = np.take(current, index, axis=a)
+        prior = self._prior(key, segmentationNode, segmentId, volumeNode, currentSlice)
         seedSlice, previous = self._seedAndPrevious(
             key, currentSlice, self._core(key, segmentationNode, segmentId, volumeNode, currentSlice))
         seed = current.copy()
@@ -164,7 +171,7 @@ class RefineLogic:
         seed[tuple(where)] = seedSlice
         refined, logits = self.refiner.refine_volume_slice(
             volumeVoxels(volumeNode), a, index, seed, clicks.positive, clicks.negative, previous=previous,
-            propagate=True, spacing=volumeSpacing(volumeNode), with_logits=True)
+            propagate=True, spacing=volumeSpacing(volumeNode), with_logits=True, **_withPrior(prior))
         refined = np.asarray(refined, bool)
         self._lastLogits[key] = (logits, np.take(refined, index, axis=a).copy())
         other = tuple(b for b in range(3) if b != a)
@@ -185,6 +192,21 @@ class RefineLogic:
             logging.exception("PancakesSegment: no seed core for %s, refining from the segment", segmentId)
             return None
         return None if core is None else np.asarray(core, bool)
+
+    def _prior(self, key: tuple, segmentationNode, segmentId: str, volumeNode, currentSlice: np.ndarray):
+        """The label prior ``labelPrior`` gives a slice whose session starts now; the one it gave at the start
+        for a slice already in session (None when it gave none, or the session started without it)."""
+        if key in self._priors or key in self._seeds:
+            return self._priors.get(key)
+        prior = None
+        if self.labelPrior is not None:
+            _, _, _, a, index = key
+            try:
+                prior = self.labelPrior(segmentationNode, segmentId, volumeNode, a, index, currentSlice)
+            except Exception:  # noqa: BLE001 - without the prior the refiner works as it always could
+                logging.exception("PancakesSegment: no label prior for %s, refining without it", segmentId)
+        self._priors[key] = prior
+        return prior
 
     def _seedAndPrevious(self, key: tuple, currentSlice: np.ndarray,
                          core: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -259,8 +281,15 @@ class RefineLogic:
         """End the session: forget seeds and undo steps (the segment keeps its current state)."""
         self._seeds.clear()
         self._starts.clear()
+        self._priors.clear()
         self._lastLogits.clear()
         for history in self._histories.values():
             history.SetSegmentation(None)  # stops observing the segmentation
         self._histories.clear()
         self._lastNode = None
+
+
+def _withPrior(prior) -> dict:
+    """The refiner's ``label_prior`` argument when there is one: refiners without it (test doubles, older
+    code) keep working on segments that have none."""
+    return {} if prior is None else {"label_prior": prior}

@@ -29,9 +29,9 @@ from pancakes.contract import DEFAULT_ADAPT, Cancelled
 from pancakes.errors import ModelFileError, PancakesInputError
 
 from .Keep import labelNames, renameLabel
+from .KeptLabelSeeds import KeptLabelSeeds
 from .Parameters import RunSettings
-from .Segments import (ROLE_PREVIEW, createSegmentationNode, fillSegmentation, placeNextToVolume, protocolSegmentIds,
-                       segmentationInfo)
+from .Segments import ROLE_PREVIEW, createSegmentationNode, fillSegmentation, placeNextToVolume
 from .VolumeConversion import ijkToRasMatrix, imageFromVolumeNode
 
 
@@ -123,7 +123,8 @@ class SegmentationLogic:
         self.currentProtocol = 0  # 0-based protocol shown in the previews
         self.settings: Optional[RunSettings] = None  # of the last decode
         self._labelNames: Dict[Tuple[int, int, int], Dict[str, str]] = {}  # (M, K, m) -> {segment ID: name}
-        self._cores: Dict[Tuple, np.ndarray] = {}  # (volume ID, M, K, m) -> the protocol's cores, voxel array
+        # What a kept label's refinement starts from: its core and its protocol's label prior.
+        self.keptSeeds = KeptLabelSeeds(self.finishedResults)
 
     def clear(self) -> None:
         """Forget every result, rename and the last settings (the scene was closed); a loaded model is kept."""
@@ -131,7 +132,7 @@ class SegmentationLogic:
         self.currentProtocol = 0
         self.settings = None
         self._labelNames = {}
-        self._cores = {}
+        self.keptSeeds.clear()
 
     def release(self) -> None:
         """Forget every result (their cached features) and drop the loaded model: module reload or close."""
@@ -247,48 +248,17 @@ class SegmentationLogic:
 
     def seedCore(self, segmentationNode, segmentId: str, volumeNode, axis: int, index: int,
                  currentSlice: np.ndarray) -> Optional[np.ndarray]:
-        """The core of a kept label on one slice [rows, cols] (pancakes.refine.seed_core), the seed a
-        refinement starts from (RefineLogic.seedCore); None unless the segment is a label of this volume's
-        current result and still shows that label on the slice (an edited slice keeps its edits as seed)."""
-        source = self._coreSource(segmentationNode, volumeNode)
-        if source is None:
-            return None
-        result, m = source
-        ids = protocolSegmentIds(result.M, result.K, m)
-        if segmentId not in ids:
-            return None
-        k = ids.index(segmentId)
-        label = np.take(sitk.GetArrayViewFromImage(result.labels[m]), index, axis=axis) == k + 1
-        if label.shape != currentSlice.shape or not np.array_equal(label, currentSlice):
-            return None
-        return np.take(self._coresOf(result, m), index, axis=axis) == k + 1
+        """A kept label's core on one slice (KeptLabelSeeds.seedCore), the seed its refinement starts from."""
+        return self.keptSeeds.seedCore(segmentationNode, segmentId, volumeNode, axis, index, currentSlice)
+
+    def labelPrior(self, segmentationNode, segmentId: str, volumeNode, axis: int, index: int,
+                   currentSlice: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """A kept label's protocol on one slice (KeptLabelSeeds.labelPrior), for the refiner's label prior."""
+        return self.keptSeeds.labelPrior(segmentationNode, segmentId, volumeNode, axis, index, currentSlice)
 
     def prepareSeedCores(self, segmentationNode, volumeNode) -> None:
-        """Decode the cores seedCore will hand out for this kept segmentation now (a protocol's decode, seconds
-        on a CT-sized volume), so that the first click is not the one that waits. Nothing for other nodes."""
-        source = self._coreSource(segmentationNode, volumeNode)
-        if source is not None:
-            self._coresOf(*source)
-
-    def _coreSource(self, segmentationNode, volumeNode):
-        """(result, m) when ``segmentationNode`` is a kept protocol of ``volumeNode``'s current result and its
-        predictor gives probabilities; else None."""
-        info = segmentationInfo(segmentationNode) if segmentationNode is not None else None
-        if info is None or volumeNode is None or info["volumeID"] != volumeNode.GetID():
-            return None
-        result = next((r for r in self.finishedResults() if r.volumeID == volumeNode.GetID()), None)
-        if result is None or (result.M, result.K) != (info["M"], info["K"]) or not 0 <= info["m"] < result.M:
-            return None
-        if not hasattr(result.predictor, "cores"):
-            return None  # a predictor without probabilities (the self-test's intensity bins)
-        return result, info["m"]
-
-    def _coresOf(self, result: VolumeResult, m: int) -> np.ndarray:
-        """Protocol m's cores of one result, as a voxel array [k, j, i]; the last protocol asked for is kept."""
-        key = (result.volumeID, result.M, result.K, m, result.adapt, result.coarse, result.superpixels)
-        if key not in self._cores:
-            self._cores = {key: sitk.GetArrayFromImage(result.predictor.cores(result.M, result.K, [m])[0])}
-        return self._cores[key]
+        """Decode what seedCore and labelPrior read now, when the segment is picked (KeptLabelSeeds.prepare)."""
+        self.keptSeeds.prepare(segmentationNode, volumeNode)
 
     def previewNode(self, volumeID: str):
         result = self.results.get(volumeID)

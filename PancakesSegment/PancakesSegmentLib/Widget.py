@@ -84,8 +84,10 @@ class Widget(qt.QWidget, VTKObservationMixin, RunMixin):
         self.ui.keepButton.clicked.connect(self.onKeep)
         self.ui.exportButton.clicked.connect(self.onExport)
         self.refinePanel = RefinePanel()
-        # A kept label's refinement starts from its core, which the segmentation logic decodes when it is picked.
+        # A kept label's refinement starts from its core, with its protocol's label prior; the segmentation logic
+        # decodes both when it is picked.
         self.refinePanel.logic.seedCore = self.logic.seedCore
+        self.refinePanel.logic.labelPrior = self.logic.labelPrior
         self.refinePanel.prepareSeeds = self.logic.prepareSeedCores
         self.ui.refineLayout.addWidget(self.refinePanel)
         self.ui.refineSegmentSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onRefineSegmentationChanged)

@@ -111,19 +111,24 @@ class PancakesSeedPool:
 
     ``core`` (a probability in (0, 1], None: off) keeps only the pixels where the picked label's
     probability reaches it (pancakes.refine.seed_core.label_core): the seed the product gives a
-    kept label, so that training starts where the panel's sessions start.
+    kept label, so that training starts where the panel's sessions start. ``with_prior`` (needs ``core``)
+    also keeps the picked protocol's (labels, confidence), and ``take`` then gives (example, seed, prior)
+    triples: what pancakes.refine.label_prior reads in the panel's sessions.
     """
 
     def __init__(self, source: ExampleSource, model, size: int = 32, uses: int = 2,
-                 protocols: int = 8, labels: int = 20, core: Optional[float] = None) -> None:
+                 protocols: int = 8, labels: int = 20, core: Optional[float] = None, with_prior: bool = False) -> None:
         if size < 2 or uses < 1:
             raise ValueError(f"size must be >= 2 and uses >= 1, got {size}, {uses}")
         if core is not None and not 0.0 < core <= 1.0:
             raise ValueError(f"core must be a probability in (0, 1] or None, got {core}")
+        if with_prior and core is None:
+            raise ValueError("with_prior needs core: the label prior comes from the same decode as the core")
+        self.with_prior = with_prior
         self.source, self.model = source, model
         self.size, self.uses, self.core = size, uses, core
         self.protocols, self.labels = protocols, labels
-        self.entries: List[list] = []  # [Example, seed bool [H, W], Dice of the seed, uses left]
+        self.entries: List[list] = []  # [Example, seed bool [H, W], Dice of the seed, uses left, prior or None]
         self.segmented = 0
 
     def refill(self, rng: np.random.Generator) -> None:
@@ -132,21 +137,26 @@ class PancakesSeedPool:
         if need <= 0:
             return
         exs = self.source.draw_many(rng, need)
-        seeds, dices = self._seeds(np.stack([e.image for e in exs]), np.stack([e.target for e in exs]))
-        self.entries += [[e, s, float(d), self.uses] for e, s, d in zip(exs, seeds, dices)]
+        seeds, dices, priors = self._seeds(np.stack([e.image for e in exs]), np.stack([e.target for e in exs]))
+        self.entries += [[e, s, float(d), self.uses, None if priors is None else (priors[0][i], priors[1][i])]
+                         for i, (e, s, d) in enumerate(zip(exs, seeds, dices))]
         self.segmented += need
 
-    def _seeds(self, images: np.ndarray, targets: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """images float32 [N, S, S], targets bool [N, S, S] -> seeds bool [N, S, S], the picked label's Dice [N]."""
+    def _seeds(self, images: np.ndarray, targets: np.ndarray):
+        """images float32 [N, S, S], targets bool [N, S, S] -> seeds bool [N, S, S], the picked label's Dice [N],
+        and with ``with_prior`` the picked protocol's (labels [N, S, S], confidence [N, S, S]), else None."""
         if self.core is None:
-            return best_label_seeds(self.model.segment(images, self.protocols, self.labels), targets, K=self.labels)
+            seeds, dices = best_label_seeds(self.model.segment(images, self.protocols, self.labels), targets,
+                                            K=self.labels)
+            return seeds, dices, None
         probs = self.model.probabilities(self.model.encode(images), self.protocols, self.labels)  # [M, K, S, S] each
-        _, dices, cores = best_label_cores(probs, targets, K=self.labels, threshold=self.core)
-        return cores, dices
+        _, dices, cores, priors = best_label_cores(probs, targets, K=self.labels, threshold=self.core, with_prior=True)
+        return cores, dices, priors if self.with_prior else None
 
-    def take(self, rng: np.random.Generator, n: int) -> List[Tuple[Example, np.ndarray]]:
-        """n distinct (example, seed) pairs; refills when fewer than half the pool is left."""
-        out: List[Tuple[Example, np.ndarray]] = []
+    def take(self, rng: np.random.Generator, n: int) -> list:
+        """n distinct (example, seed) pairs, (example, seed, prior) triples ``with_prior``; refills when fewer than
+        half the pool is left."""
+        out: list = []
         while len(out) < n:
             if len(self.entries) <= self.size // 2:
                 self.refill(rng)
@@ -154,7 +164,7 @@ class PancakesSeedPool:
             picked = sorted(rng.choice(len(self.entries), size=k, replace=False).tolist(), reverse=True)
             for i in picked:
                 entry = self.entries[i]
-                out.append((entry[0], entry[1]))
+                out.append((entry[0], entry[1], entry[4]) if self.with_prior else (entry[0], entry[1]))
                 entry[3] -= 1
                 if entry[3] <= 0:
                     del self.entries[i]  # descending indices: deleting keeps the others valid

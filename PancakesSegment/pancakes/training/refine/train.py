@@ -41,7 +41,9 @@ from .parallel import SessionWorkers
 from .portable_weights import eager_pancakes, init_weights
 from .seeds import perturbed_seed
 from ..widen import widen_refine_net
+from .prior_batches import BatchPriors, batch_prior, stack_priors
 from .simulate import click_curves, model_input, seed_probability
+from ...refine.label_prior import PRIOR_BIAS, PRIOR_WEIGHT
 
 P_NO_FIRST_CLICK = 0.1  # some steps without clicks: propagation to a neighbour slice has none
 P_RANDOM_CLICK = 0.3
@@ -66,7 +68,8 @@ def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def draw_batch(source, rng: np.random.Generator, n: int,
                pool: Optional[PancakesSeedPool] = None, share: float = 0.0):
-    """-> images float32 [n, S, S], targets bool, seeds bool.
+    """-> images float32 [n, S, S], targets bool, seeds bool (and, from a pool ``with_prior``, the batch's label
+    priors: prior_batches.stack_priors).
 
     ``source``: an ExampleSource, or SessionWorkers drawing from one in parallel.
 
@@ -75,13 +78,17 @@ def draw_batch(source, rng: np.random.Generator, n: int,
     """
     n_pancakes = int(rng.binomial(n, share)) if pool is not None and share > 0 else 0
     pairs = pool.take(rng, n_pancakes) if n_pancakes else []
-    exs = [e for e, _ in pairs] + source.draw_many(rng, n - n_pancakes)
-    seeds = [s for _, s in pairs] + [perturbed_seed(e.target, e.labelmap, rng) for e in exs[n_pancakes:]]
-    return np.stack([e.image for e in exs]), np.stack([e.target for e in exs]), np.stack(seeds)
+    exs = [p[0] for p in pairs] + source.draw_many(rng, n - n_pancakes)
+    seeds = [p[1] for p in pairs] + [perturbed_seed(e.target, e.labelmap, rng) for e in exs[n_pancakes:]]
+    batch = np.stack([e.image for e in exs]), np.stack([e.target for e in exs]), np.stack(seeds)
+    if pool is None or not pool.with_prior:
+        return batch
+    return (*batch, stack_priors([p[2] for p in pairs] + [None] * (n - n_pancakes), batch[0].shape[1:]))
 
 
 def pancakes_pool(path: Optional[str], source, log, device: str = "cpu",
-                  size: int = 32, superpixels: bool = True, core: Optional[float] = None) -> Optional[PancakesSeedPool]:
+                  size: int = 32, superpixels: bool = True, core: Optional[float] = None,
+                  with_prior: bool = False) -> Optional[PancakesSeedPool]:
     """A seed pool around the protocol model at ``path`` (None: the bundled one; FILE.state: a
     ``save_pancakes_state`` file), decoding with or without superpixel pooling, seeding with the picked
     label or (``core``) its confident core; None if it is missing."""
@@ -99,7 +106,7 @@ def pancakes_pool(path: Optional[str], source, log, device: str = "cpu",
     log(f"[refine] Pancakes seeds decoded with adaptation {model.adapt:g}, coarse protocol "
         f"{'on' if model.coarse else 'off'}, superpixel pooling {'on' if model.superpixels else 'off'}, "
         f"seeds {'the whole label' if core is None else f'its core (probability >= {core:g})'}")
-    return PancakesSeedPool(source, model, size=size, core=core)
+    return PancakesSeedPool(source, model, size=size, core=core, with_prior=with_prior)
 
 
 def check_seed_decode(args) -> None:
@@ -114,7 +121,7 @@ def check_seed_decode(args) -> None:
 
 def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: np.ndarray,
                counts: np.ndarray, rng: np.random.Generator, workers: Optional[SessionWorkers] = None,
-               seed_prior: float = 1.0):
+               seed_prior: float = 1.0, priors: BatchPriors = None):
     """Play ``counts[i]`` clicks of session i without gradients -> (pos, neg, masks, previous).
 
     images float [N, S, S]; targets, seeds bool [N, S, S]; counts int [N].
@@ -122,7 +129,7 @@ def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: n
     [N, S, S] after those clicks (seed_probability(seed, seed_prior) where counts[i] is 0). Training
     sessions of only ``steps`` clicks never show the network the states of clicks 4-10,
     where the plateau is decided; this reaches them for the price of forward passes.
-    ``workers`` simulate the clicks (None: in-process).
+    ``workers`` simulate the clicks (None: in-process); ``priors``: the label priors (prior_batches).
     """
     workers = workers or SessionWorkers()
     n = images.shape[0]
@@ -136,7 +143,7 @@ def warm_start(net: RefineNet, images: np.ndarray, targets: np.ndarray, seeds: n
         with torch.no_grad():
             x = model_input(images[active], seeds[active], [pos[i] for i in active], [neg[i] for i in active],
                             previous[active], device)
-            logits = net(x)[:, 0].cpu()
+            logits = net(x)[:, 0].cpu() + batch_prior(priors, pos, active)
         masks[active], previous[active] = (logits > 0).numpy(), torch.sigmoid(logits).numpy()
     return pos, neg, masks, previous
 
@@ -151,20 +158,21 @@ def _add_clicks(clicks: list, sessions: np.ndarray, pos: List[list], neg: List[l
 def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarray, targets: np.ndarray,
                     seeds: np.ndarray, steps: int, rng: np.random.Generator, warm_clicks: int = 0,
                     warm_share: float = 0.5, workers: Optional[SessionWorkers] = None,
-                    seed_prior: float = 1.0) -> float:
+                    seed_prior: float = 1.0, priors: BatchPriors = None) -> float:
     """One batch of ``steps`` click-and-refine steps; returns the mean loss.
 
     With ``warm_clicks`` > 0, a ``warm_share`` of the sessions first play 1..warm_clicks
     clicks (uniform) without gradients (``warm_start``), so the graded steps cover later
     clicks too; the others start at their seed, so the first clicks keep their weight.
-    ``workers`` simulate the clicks (None: in-process); ``seed_prior`` as in seed_probability.
+    ``workers`` simulate the clicks (None: in-process); ``seed_prior`` as in seed_probability; ``priors``:
+    the label priors (prior_batches), added to every update's logits, the loss's included.
     """
     workers = workers or SessionWorkers()
     n = images.shape[0]
     counts = np.zeros(n, int)
     if warm_clicks > 0:
         counts = np.where(rng.random(n) < warm_share, rng.integers(1, warm_clicks + 1, n), 0)
-    pos, neg, masks, previous = warm_start(net, images, targets, seeds, counts, rng, workers, seed_prior)
+    pos, neg, masks, previous = warm_start(net, images, targets, seeds, counts, rng, workers, seed_prior, priors)
     device = next(net.parameters()).device
     target_t = torch.from_numpy(targets.astype(np.float32)).to(device)
     opt.zero_grad(set_to_none=True)
@@ -176,6 +184,7 @@ def train_iteration(net: RefineNet, opt: torch.optim.Optimizer, images: np.ndarr
         _add_clicks(workers.next_clicks(masks[clicking], targets[clicking], rng, P_RANDOM_CLICK), clicking,
                     pos, neg)
         logits = net(model_input(images, seeds, pos, neg, previous, device))[:, 0]
+        logits = logits + batch_prior(priors, pos, None, device)
         loss = dice_bce(logits, target_t) / steps
         loss.backward()  # per step: steps are detached from each other, so graphs need not pile up
         total += float(loss.detach())
@@ -205,6 +214,7 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
         training={"trained": True, "iterations": state["step"], "wall_seconds": round(state["elapsed"]),
                   "batch": args.batch, "steps_per_sample": args.steps_per_sample, "lr": args.lr,
                   "warm_clicks": args.warm_clicks, "warm_share": args.warm_share, "seed_core": args.seed_core,
+                  "label_prior": [PRIOR_WEIGHT, PRIOR_BIAS] if args.label_prior else None,
                   "data": data, "seeds": seeds_note(args),
                   "hardware": (f"{platform.machine()}, {torch.get_num_threads()} thread(s), {args.workers} worker(s), "
                                f"{state.get('device', 'cpu')}"),
@@ -262,12 +272,17 @@ def parse(argv: Sequence[str]):
     ap.add_argument("--seed-core", type=float, default=None, dest="seed_core",
                     help="seed with the picked label's core, the pixels where its probability reaches this (the "
                          "product's kept-label seed: pancakes.refine.seed_core.SEED_CORE); default: the whole label")
+    ap.add_argument("--label-prior", type=int, choices=(0, 1), default=0, dest="label_prior",
+                    help="1: Pancakes-seeded sessions add the picked protocol's label prior to every update, as the "
+                         "panel does (pancakes.refine.label_prior); needs --seed-core")
     ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
     args = ap.parse_args(argv)
     if not 0.5 <= args.seed_prior <= 1.0:
         ap.error(f"--seed-prior {args.seed_prior}: expected a probability in [0.5, 1]")
     if args.seed_core is not None and not 0.0 < args.seed_core <= 1.0:
         ap.error(f"--seed-core {args.seed_core}: expected a probability in (0, 1]")
+    if args.label_prior and args.seed_core is None:
+        ap.error("--label-prior 1 needs --seed-core: the prior comes from the decode that gives the core")
     return args
 
 
@@ -323,13 +338,13 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
     pool = None
     if args.pancakes_share > 0:  # seeds in batches of about the training batch, on the training device
         pool = pancakes_pool(args.pancakes, workers, lambda m: log(msg=m), str(device), max(32, 2 * args.batch),
-                             bool(args.seed_superpixels), args.seed_core)
+                             bool(args.seed_superpixels), args.seed_core, bool(args.label_prior))
     if pool is None:
         args.pancakes_share = 0.0
     # Validation (training sources only) mixes seeds like training, from its own pool.
     # Small (refilled as needed) so it segments little more than the ~share * VAL_EXAMPLES it serves.
     val_pool = None if pool is None else PancakesSeedPool(source, pool.model, size=8, uses=1, core=args.seed_core)
-    val = draw_batch(source, np.random.default_rng(VAL_SEED), VAL_EXAMPLES, val_pool, args.pancakes_share)
+    val = draw_batch(source, np.random.default_rng(VAL_SEED), VAL_EXAMPLES, val_pool, args.pancakes_share)[:3]
     budget = args.minutes * 60
     start, last_val, last_ckpt = time.time() - state["elapsed"], time.time(), time.time()
     scores = validate(net, val, args.seed_prior)
@@ -341,8 +356,8 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
         for g in opt.param_groups:  # cosine over the time budget, down to lr / 10
             g["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         batch = draw_batch(workers, rng, args.batch, pool, args.pancakes_share)
-        losses.append(train_iteration(net, opt, *batch, args.steps_per_sample, rng, args.warm_clicks,
-                                      args.warm_share, workers, args.seed_prior))
+        losses.append(train_iteration(net, opt, *batch[:3], args.steps_per_sample, rng, args.warm_clicks,
+                                      args.warm_share, workers, args.seed_prior, batch[3] if len(batch) > 3 else None))
         state["step"] += 1
         state["elapsed"] = time.time() - start
         if state["step"] % 50 == 0:

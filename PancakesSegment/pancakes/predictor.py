@@ -140,28 +140,24 @@ class Predictor:
         """Like :meth:`decode` for protocols ``which``, with 0 wherever the label is less probable than
         ``min_probability``: label k's voxels are its core, the seed a refinement starts from
         (pancakes.refine.seed_core). Not cached; the features are."""
-        M, K = check_mk(M, K)
-        if not list(which):
-            raise PancakesInputError("cores: name the protocols (which), each costs a probability map per slice")
-        sel = check_which(which, M)
-        self.encode(cancel=cancel)
-        enc = self.features
-        out = volume.decode_features(self.model, enc.features, M, K, sel, enc.slicing.fit, None, cancel,
-                                     enc.inputs, enc.regions, min_probability)
-        return volume.restack_images(out, enc.slicing)
+        return self._probable("cores", M, K, which, cancel, min_probability=min_probability)
 
     def confidence(self, M: int, K: int, which: Sequence[int], cancel: Cancel = None) -> List[sitk.Image]:
         """For protocols ``which``, how probable each voxel's label is: uint8 floor(255 p), input geometry, one
         byte a voxel like the labels. A label's core (:meth:`cores`) is where the byte is at least
         floor(255 SEED_CORE); pancakes.refine.label_prior reads label and byte together. Not cached."""
+        return self._probable("confidence", M, K, which, cancel, confidence=True)
+
+    def _probable(self, name: str, M: int, K: int, which: Sequence[int], cancel: Cancel, **decode) -> List[sitk.Image]:
+        """A decode of protocols ``which`` that reads each label's probability (volume.decode_features ``decode``)."""
         M, K = check_mk(M, K)
         if not list(which):
-            raise PancakesInputError("confidence: name the protocols (which), each costs a probability map per slice")
+            raise PancakesInputError(f"{name}: name the protocols (which), each costs a probability map per slice")
         sel = check_which(which, M)
         self.encode(cancel=cancel)
         enc = self.features
         out = volume.decode_features(self.model, enc.features, M, K, sel, enc.slicing.fit, None, cancel,
-                                     enc.inputs, enc.regions, confidence=True)
+                                     enc.inputs, enc.regions, **decode)
         return volume.restack_images(out, enc.slicing)
 
     def segment(self, M: int, K: int, progress: Progress = None, cancel: Cancel = None) -> List[sitk.Image]:

@@ -12,7 +12,9 @@ error component, one click at a time, feeding the previous prediction back:
      (pancakes.training.refine.seeds, fixed seed), labelled as such in the output;
   2. from that label's core, the pixels where its probability is at least
      pancakes.refine.seed_core.SEED_CORE (when the model file exists);
-  3. from an empty mask;
+  3. from that core with the chosen protocol's label prior (pancakes.refine.label_prior): what the
+     Slicer panel gives a kept label, and the start the targets are judged on;
+  4. from an empty mask;
 and, as the anchor annotators use today (Slicer's "Grow from seeds"), a random walker
 seeded by the same simulated clicks with the image border as background
 (pancakes.evaluation.click_baselines). Sessions run to --noc-cap clicks for NoC@80/90;
@@ -46,18 +48,36 @@ ANCHOR = "random walker from clicks (empty start)"
 
 def pancakes_seeds(path: Path, sets, with_cores: bool = False):
     """Best (m, k) per image at M=8, K=20 -> its mask bool [N, H, W] (N = all images of all sets); with
-    ``with_cores`` also the pixels where its probability reaches SEED_CORE (pancakes.refine.seed_core),
-    from the same decode: (masks, cores)."""
+    ``with_cores`` also the pixels where its probability reaches SEED_CORE (pancakes.refine.seed_core) and
+    the picked protocol's (labels, confidence) for pancakes.refine.label_prior, from the same decode:
+    (masks, cores, (labels [N, H, W], confidence [N, H, W]))."""
     from pancakes import Pancakes
 
     model = Pancakes.load(path, device="cpu")
-    masks, cores = [], []
+    masks, cores, labels, confidence = [], [], [], []
     for ts in sets:
         probs = model.probabilities(model.encode(ts.images), 8, 20)
-        seeds, _, core = best_label_cores(probs, ts.labelmaps == ts.label, K=20, threshold=SEED_CORE)
+        seeds, _, core, (lab, conf) = best_label_cores(probs, ts.labelmaps == ts.label, K=20, threshold=SEED_CORE,
+                                                       with_prior=True)
         masks.append(seeds)
         cores.append(core)
-    return (np.concatenate(masks), np.concatenate(cores)) if with_cores else np.concatenate(masks)
+        labels.append(lab)
+        confidence.append(conf)
+    if not with_cores:
+        return np.concatenate(masks)
+    return np.concatenate(masks), np.concatenate(cores), (np.concatenate(labels), np.concatenate(confidence))
+
+
+def session_curves(refiner, images: np.ndarray, targets: np.ndarray, starts: np.ndarray, priors, n_clicks: int,
+                   batch: int = 32, **prior_form) -> np.ndarray:
+    """Dice curves float [N, n_clicks + 1] of ``refiner`` (pancakes.Refiner) from ``starts`` bool [N, H, W], with
+    the label prior's (labels, confidence) [N, H, W] each when ``priors`` is given, in batches of ``batch``
+    (``prior_form``: passed on to click_curves)."""
+    return np.concatenate([click_curves(refiner.forward, images[i:i + batch], targets[i:i + batch],
+                                        starts[i:i + batch], n_clicks, seed_prior=refiner.seed_prior,
+                                        priors=None if priors is None else (priors[0][i:i + batch],
+                                                                            priors[1][i:i + batch]), **prior_form)
+                           for i in range(0, len(images), batch)])
 
 
 def first_click_table(seeds: np.ndarray, targets: np.ndarray, seeded: np.ndarray, empty: np.ndarray) -> str:
@@ -159,28 +179,32 @@ def main(argv=None) -> int:
     labelmaps = np.concatenate([ts.labelmaps for ts in sets])
     datasets = np.array([ts.dataset for ts in sets for _ in range(ts.size)])
     set_ids = np.array([i for i, ts in enumerate(sets) for _ in range(ts.size)])
+    # name -> (start masks bool [N, H, W], the label prior's (labels, confidence) or None)
     starts = {}
     if Path(args.pancakes).is_file():
         seed_name = f"best Pancakes label ({Path(args.pancakes).name}, M=8, K=20)"
-        seeds, starts[f"its core (probability >= {SEED_CORE})"] = pancakes_seeds(Path(args.pancakes), sets, True)
+        seeds, cores, priors = pancakes_seeds(Path(args.pancakes), sets, True)
+        starts[seed_name] = (seeds, None)
+        starts[f"its core (probability >= {SEED_CORE})"] = (cores, None)
+        product = "its core + the protocol's label prior"
+        starts[product] = (cores, priors)
     else:
-        seed_name = "perturbed-GT seed (no Pancakes model file)"
+        seed_name = product = "perturbed-GT seed (no Pancakes model file)"
         print(f"note: {args.pancakes} not found; starting from perturbed ground truth instead", file=sys.stderr)
         rng = np.random.default_rng(args.seed)
         seeds = np.stack([perturbed_seed(t, lm, rng) for t, lm in zip(targets, labelmaps)])
+        starts[seed_name] = (seeds, None)
+    starts["empty mask"] = (np.zeros_like(seeds), None)
     drawn = len(images)
     if not args.with_repeats:
         keep = first_occurrences(images, targets)
-        images, targets, labelmaps, seeds = images[keep], targets[keep], labelmaps[keep], seeds[keep]
+        images, targets, labelmaps = images[keep], targets[keep], labelmaps[keep]
         datasets, set_ids = datasets[keep], set_ids[keep]
-        starts = {name: start[keep] for name, start in starts.items()}
+        starts = {name: (start[keep], None if pri is None else (pri[0][keep], pri[1][keep]))
+                  for name, (start, pri) in starts.items()}
     n_run = max(args.clicks, args.noc_cap)
-    curves = {}
-    for name, start in ((seed_name, seeds), *starts.items(), ("empty mask", np.zeros_like(seeds))):
-        curves[name] = np.concatenate([click_curves(refiner.forward, images[i:i + 32], targets[i:i + 32],
-                                                    start[i:i + 32], n_run,
-                                                    seed_prior=refiner.seed_prior)
-                                       for i in range(0, len(images), 32)])
+    curves = {name: session_curves(refiner, images, targets, start, pri, n_run)
+              for name, (start, pri) in starts.items()}
     if not args.no_anchor:
         curves[ANCHOR] = random_walker_curves(images, targets, n_run)
     training = refiner.metadata.get("training", {})
@@ -202,18 +226,19 @@ def main(argv=None) -> int:
         mean = curves[n][:, : args.clicks + 1].mean(0)
         print(f"| {n} | {100 * (mean[1] - mean[0]):+.1f} pts | {plateau_clicks(mean)} | "
               f"{noc(curves[n], 0.8):.2f} | {noc(curves[n], 0.9):.2f} |")
-    print(targets_table(curves[seed_name][:, : args.clicks + 1], curves["empty mask"][:, : args.clicks + 1]))
     for name in starts:
-        print(f"\nseeded with {name}:")
-        print(targets_table(curves[name][:, : args.clicks + 1], curves["empty mask"][:, : args.clicks + 1]))
+        if name != "empty mask":
+            print(f"\nseeded with {name}{' (what the panel gives a kept label)' if name == product else ''}:")
+            print(targets_table(curves[name][:, : args.clicks + 1], curves["empty mask"][:, : args.clicks + 1]))
     curves = {n: c[:, : args.clicks + 1] for n, c in curves.items()}
-    iv = bootstrap_click_stats(curves[seed_name], curves["empty mask"], set_ids, seed=args.seed)
+    iv = bootstrap_click_stats(curves[product], curves["empty mask"], set_ids, seed=args.seed)
+    print(f"\nfrom here on, the seed is {product}")
     print(f"\n95% intervals, {len(sets)} sets resampled whole (2000 draws, both starts on the same draw): "
           f"plateau from the seed at click {iv['plateau seeded'][0]:.0f} to {iv['plateau seeded'][1]:.0f}, "
           f"from empty {iv['plateau empty'][0]:.0f} to {iv['plateau empty'][1]:.0f}; first click from the seed "
           f"{iv['first click gain seeded'][0]:+.1f} to {iv['first click gain seeded'][1]:+.1f} pts; "
           f"the seeded plateau within half the empty one in {100 * iv['half the clicks'][0]:.0f}% of draws")
-    seeded_mean, empty_mean = curves[seed_name].mean(0), curves["empty mask"].mean(0)
+    seeded_mean, empty_mean = curves[product].mean(0), curves["empty mask"].mean(0)
     level = empty_mean[plateau_clicks(empty_mean)]
     reach = clicks_to_reach(seeded_mean, level)
     print(f"\nthe paper's form (\"reach the same results\"): the empty start plateaus at Dice {level:.3f} "
@@ -221,7 +246,7 @@ def main(argv=None) -> int:
           f"{'never' if reach is None else reach} (95% interval {iv['seeded reaches empty plateau'][0]:.0f} to "
           f"{iv['seeded reaches empty plateau'][1]:.0f}, {args.clicks + 1} = never), within half the empty "
           f"plateau's clicks in {100 * iv['half the clicks (reach)'][0]:.0f}% of draws")
-    print(first_click_table(seeds, targets, curves[seed_name], curves["empty mask"]))
+    print(first_click_table(starts[product][0], targets, curves[product], curves["empty mask"]))
     print(f"\nper dev dataset (mean Dice at 0 / 1 / 3 / {args.clicks} clicks):\n")
     print("| dataset | images | " + " | ".join(names) + " |")
     print("|---|---:|" + "---|" * len(names))

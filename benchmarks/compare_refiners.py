@@ -4,8 +4,9 @@
 
 bench_refine.py scores one refiner; deciding whether to replace the shipped one needs
 the difference on the same images, with an interval. Both refiners start from the same
-seeds: the shipped protocol model's best label's core (what the panel gives a kept label,
-pancakes.refine.seed_core), the whole label (as in bench_refine.py) and empty,
+seeds: the shipped protocol model's best label's core with the chosen protocol's label prior (what the
+panel gives a kept label: pancakes.refine.seed_core, pancakes.refine.label_prior), the core alone, the whole
+label (as in bench_refine.py) and empty,
 and each click goes to the centre of the largest error of that refiner's own mask.
 ``--flip-average 0 1`` on one file measures the test-time flip averaging (pancakes.refine.flip_average).
 Prints Dice after 1, 2, 3, 5, 7 and 10 clicks, B - A with a 95 % interval (sets
@@ -22,22 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_refine import ROOT, pancakes_seeds
+from bench_refine import ROOT, pancakes_seeds, session_curves
 from pancakes.training.distinct import first_occurrences
 from pancakes.training.refine.click_stats import noc, plateau_clicks
 from pancakes.refine.refiner import Refiner
-from pancakes.training.refine.simulate import click_curves
 
 CLICKS = (1, 2, 3, 5, 7, 10)
 
 
 def curves_for(path: str, images: np.ndarray, targets: np.ndarray, starts: dict, flip_average: bool) -> dict:
-    """{start name: Dice curves [N, 11]} of the refiner at ``path``."""
+    """{start name: Dice curves [N, 11]} of the refiner at ``path``; ``starts``: {name: (seeds [N, H, W],
+    the label prior's (labels, confidence) [N, H, W] each, or None)}."""
     refiner = Refiner.load(path, device="cpu", flip_average=flip_average)
-    return {name: np.concatenate([click_curves(refiner.forward, images[i:i + 32], targets[i:i + 32], start[i:i + 32],
-                                               10, seed_prior=refiner.seed_prior)
-                                  for i in range(0, len(images), 32)])
-            for name, start in starts.items()}
+    return {name: session_curves(refiner, images, targets, start, priors, 10) for name, (start, priors) in starts.items()}
 
 
 def paired_interval(d: np.ndarray, members: list, rng: np.random.Generator) -> tuple:
@@ -69,12 +67,14 @@ def main(argv=None) -> int:
     images = np.concatenate([ts.images for ts in sets]).astype(np.float32)
     targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])
     groups = np.array([i for i, ts in enumerate(sets) for _ in range(ts.size)])
-    seeds, cores = pancakes_seeds(Path(args.pancakes), sets, with_cores=True)
+    seeds, cores, priors = pancakes_seeds(Path(args.pancakes), sets, with_cores=True)
     if not args.with_repeats:
         keep = first_occurrences(images, targets)
         images, targets, groups, seeds, cores = images[keep], targets[keep], groups[keep], seeds[keep], cores[keep]
+        priors = (priors[0][keep], priors[1][keep])
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    starts = {"label's core": cores, "whole label": seeds, "empty": np.zeros_like(seeds)}
+    starts = {"label's core + label prior": (cores, priors), "label's core": (cores, None), "whole label": (seeds, None),
+              "empty": (np.zeros_like(seeds), None)}
     a, b = (curves_for(path, images, targets, starts, bool(flips))
             for path, flips in zip((args.a, args.b), args.flip_average))
     rng = np.random.default_rng(0)

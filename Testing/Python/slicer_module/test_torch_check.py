@@ -38,3 +38,15 @@ def test_broken_and_old_torch(monkeypatch):
 
 def test_requirement_matches_the_minimum():
     assert TorchCheck.TORCH_REQUIREMENT == ">=" + ".".join(map(str, TorchCheck.MINIMUM_TORCH))
+
+
+def test_bundled_model_files_were_saved_by_the_oldest_supported_torch():
+    """A file scripted by a newer torch does not load in 2.8 (Unknown builtin op aten::_upsample_lanczos2d_aa), so
+    every shipped file must be re-saved with it (benchmarks/reexport_models.py); refiner run 11 once was not."""
+    from pancakes.model_file import load_torchscript
+
+    weights = Path(__file__).resolve().parents[3] / "model_weights"
+    for name in ("pancakes.pt", "refine.pt"):
+        _, meta = load_torchscript(weights / name)
+        saved_with = TorchCheck.parseVersion(str(meta.get("exported_with_torch")))
+        assert saved_with == TorchCheck.MINIMUM_TORCH, f"{name}: saved with torch {meta.get('exported_with_torch')}"

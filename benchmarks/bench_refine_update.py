@@ -13,7 +13,10 @@ Every update is flip-averaged (four network passes) as in the product; rows mark
 pass" turn that off. Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
 with the volume's window computed once, as the logic caches it), the whole update, the
 same update through the whole-volume path it replaced (kept here only, to compare), and
-the update with propagation to neighbouring slices (which reads the whole segment).
+the update with propagation to neighbouring slices (which reads the whole segment). Rows "with the
+label prior" add the kept protocol's labels and confidence bytes on the slice (pancakes.refine.label_prior),
+as the panel does for a kept label; the volume's confidence is decoded when the segment is picked, so those
+rows time the prior's slicing and arithmetic, not that decode.
 """
 from __future__ import annotations
 
@@ -60,13 +63,21 @@ def session_points(labels: np.ndarray, k: int, n: int, rng: np.random.Generator)
     return [(k, int(j), int(i)) for j, i in picks]
 
 
+def confidence_bytes(labels: np.ndarray) -> np.ndarray:
+    """Stand-in confidence of a protocol, uint8 like Predictor.confidence: sure inside the boxes, unsure outside."""
+    rng = np.random.default_rng(1)
+    return np.where(labels > 0, rng.integers(180, 256, labels.shape), rng.integers(60, 200, labels.shape)).astype(np.uint8)
+
+
 def time_updates(scene, volume, segmentation, labels, clicks: int, repeats: int, propagate: bool, rng,
-                 whole_volume: bool = False, prepared: list = None, flip_average: bool = True) -> list:
+                 whole_volume: bool = False, prepared: list = None, flip_average: bool = True,
+                 confidence: np.ndarray = None) -> list:
     """Milliseconds per RefineLogic.refine call over ``repeats`` sessions of ``clicks`` points
     (``whole_volume``: through _whole_volume_logic, the path that slice-only updates replaced).
     With a ``prepared`` list, RefineLogic.prepare runs first (as the panel does when a segment
     is picked) and its milliseconds are appended there. ``flip_average`` False: one network pass per update
-    instead of the product's four (pancakes.refine.flip_average)."""
+    instead of the product's four (pancakes.refine.flip_average). ``confidence``: the protocol's bytes, given with
+    ``labels`` as each slice's label prior (RefineLogic.labelPrior)."""
     import slicer
     from PancakesSegmentLib.RefineLogic import RefineLogic
     from PancakesSegmentLib.VolumeConversion import ijkToRasMatrix
@@ -74,6 +85,9 @@ def time_updates(scene, volume, segmentation, labels, clicks: int, repeats: int,
 
     refiner = Refiner.load(device="cpu", flip_average=flip_average)
     logic = _whole_volume_logic(refiner) if whole_volume else RefineLogic(refiner)
+    if confidence is not None:
+        # As KeptLabelSeeds.labelPrior: the slice of the protocol's labels and of its confidence bytes.
+        logic.labelPrior = lambda node, sid, vol, a, i, current: (np.take(labels, i, a), np.take(confidence, i, a))
     m = ijkToRasMatrix(volume)
     if prepared is not None:
         t0 = time.perf_counter()
@@ -193,9 +207,11 @@ def _whole_volume_logic(refiner):
     return WholeVolumeRefineLogic(refiner)
 
 
-def time_core(labels: np.ndarray, clicks: int, repeats: int, rng, flip_average: bool = True) -> list:
+def time_core(labels: np.ndarray, clicks: int, repeats: int, rng, flip_average: bool = True,
+              confidence: np.ndarray = None) -> list:
     """Milliseconds per Refiner.refine_slice_of_volume call on the same volume size (no MRML), the
-    volume's intensity window computed once beforehand as RefineLogic caches it."""
+    volume's intensity window computed once beforehand as RefineLogic caches it; with ``confidence``, each
+    call gets the slice's label prior (labels, confidence)."""
     from pancakes import Refiner
 
     refiner = Refiner.load(device="cpu", flip_average=flip_average)
@@ -211,7 +227,9 @@ def time_core(labels: np.ndarray, clicks: int, repeats: int, rng, flip_average: 
             pos = [(j, i) for c, (_, j, i) in enumerate(pts[:n]) if c % 2 == 0]
             neg = [(j, i) for c, (_, j, i) in enumerate(pts[:n]) if c % 2 == 1]
             t0 = time.perf_counter()
-            previous = refiner.refine_slice_of_volume(vol, 0, k, seed[k], pos, neg, previous, window=window)
+            prior = None if confidence is None else (labels[k], confidence[k])
+            previous = refiner.refine_slice_of_volume(vol, 0, k, seed[k], pos, neg, previous, window=window,
+                                                      label_prior=prior)
             times.append(1000 * (time.perf_counter() - t0))
     return times
 
@@ -235,9 +253,12 @@ def main(argv=None) -> int:
     print(f"scene: {args.size}x{args.size}x{args.slices} rotated anisotropic volume, 8-label protocol, built in "
           f"{time.perf_counter() - t0:.1f} s; torch threads {args.threads}\n")
 
-    def updates(propagate: bool, whole_volume: bool = False, prepared: list = None, flip_average: bool = True) -> list:
+    def updates(propagate: bool, whole_volume: bool = False, prepared: list = None, flip_average: bool = True,
+                confidence: np.ndarray = None) -> list:
         return time_updates(scene, volume, segmentation, labels, args.clicks, args.repeats, propagate,
-                            np.random.default_rng(0), whole_volume, prepared, flip_average)
+                            np.random.default_rng(0), whole_volume, prepared, flip_average, confidence)
+
+    confidence = confidence_bytes(labels)
 
     prepare_ms: list = []
 
@@ -245,7 +266,10 @@ def main(argv=None) -> int:
              time_core(labels, args.clicks, args.repeats, np.random.default_rng(0))),
             ("same, one network pass (flip averaging off)",
              time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), flip_average=False)),
+            ("same (four passes), with the label prior",
+             time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), confidence=confidence)),
             ("RefineLogic.refine (MRML read + refine + write + undo state): one slice", updates(False)),
+            ("same, with the label prior (a kept label, as the panel refines it)", updates(False, confidence=confidence)),
             ("same, one network pass (flip averaging off)", updates(False, flip_average=False)),
             ("same, after RefineLogic.prepare (the panel calls it when a segment is picked)",
              updates(False, prepared=prepare_ms)),

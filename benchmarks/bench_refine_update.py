@@ -66,7 +66,8 @@ def session_points(labels: np.ndarray, k: int, n: int, rng: np.random.Generator)
 def confidence_bytes(labels: np.ndarray) -> np.ndarray:
     """Stand-in confidence of a protocol, uint8 like Predictor.confidence: sure inside the boxes, unsure outside."""
     rng = np.random.default_rng(1)
-    return np.where(labels > 0, rng.integers(180, 256, labels.shape), rng.integers(60, 200, labels.shape)).astype(np.uint8)
+    sure, unsure = rng.integers(180, 256, labels.shape), rng.integers(60, 200, labels.shape)
+    return np.where(labels > 0, sure, unsure).astype(np.uint8)
 
 
 def time_updates(scene, volume, segmentation, labels, clicks: int, repeats: int, propagate: bool, rng,

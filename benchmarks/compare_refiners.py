@@ -35,7 +35,8 @@ def curves_for(path: str, images: np.ndarray, targets: np.ndarray, starts: dict,
     """{start name: Dice curves [N, 11]} of the refiner at ``path``; ``starts``: {name: (seeds [N, H, W],
     the label prior's (labels, confidence) [N, H, W] each, or None)}."""
     refiner = Refiner.load(path, device="cpu", flip_average=flip_average)
-    return {name: session_curves(refiner, images, targets, start, priors, 10) for name, (start, priors) in starts.items()}
+    return {name: session_curves(refiner, images, targets, start, priors, 10)
+            for name, (start, priors) in starts.items()}
 
 
 def paired_interval(d: np.ndarray, members: list, rng: np.random.Generator) -> tuple:
@@ -73,8 +74,8 @@ def main(argv=None) -> int:
         images, targets, groups, seeds, cores = images[keep], targets[keep], groups[keep], seeds[keep], cores[keep]
         priors = (priors[0][keep], priors[1][keep])
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    starts = {"label's core + label prior": (cores, priors), "label's core": (cores, None), "whole label": (seeds, None),
-              "empty": (np.zeros_like(seeds), None)}
+    starts = {"label's core + label prior": (cores, priors), "label's core": (cores, None),
+              "whole label": (seeds, None), "empty": (np.zeros_like(seeds), None)}
     a, b = (curves_for(path, images, targets, starts, bool(flips))
             for path, flips in zip((args.a, args.b), args.flip_average))
     rng = np.random.default_rng(0)

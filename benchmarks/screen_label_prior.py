@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     starts = {"the label's core": cores, "empty": np.zeros_like(cores)}
     base = {name: session_curves(refiner, images, targets, s, None, 10) for name, s in starts.items()}
     rng = np.random.default_rng(0)
-    print(f"{args.part} half, {len(images)} distinct images from {len(sets)} sets; refiner {args.refiner or 'bundled'}\n")
+    print(f"{args.part} half, {len(images)} distinct images from {len(sets)} sets; "
+          f"refiner {args.refiner or 'bundled'}\n")
     print("| weight, bias | start | " + " | ".join(f"{c} clicks: with prior (minus without, 95 % interval)"
                                                   for c in CLICKS) + " |")
     print("|---|---|" + "---|" * len(CLICKS))

@@ -68,7 +68,8 @@ class RefineLogic:
         self.seedCore: Optional[Callable[..., Optional[np.ndarray]]] = None
         # Called like seedCore when a slice's session starts; returns the kept label's protocol on that slice,
         # (labels, confidence bytes), or None. Every update of the slice then adds pancakes.refine.label_prior:
-        # pixels sharing a positive click's label are pushed in (+0.015 Dice at 3 clicks, MODEL_CARD.md).
+        # pixels sharing a positive click's label are pushed in (+0.014 Dice at 3 clicks on the test half,
+        # MODEL_CARD.md).
         self.labelPrior: Optional[Callable[..., Optional[Tuple[np.ndarray, np.ndarray]]]] = None
         self._priors: Dict[tuple, Optional[Tuple[np.ndarray, np.ndarray]]] = {}  # per slice key, from its start
 

@@ -34,7 +34,8 @@ PRIOR_WEIGHT = 4.0
 PRIOR_BIAS = 0.3
 
 
-def check_label_prior(labels: np.ndarray, confidence: np.ndarray, shape: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+def check_label_prior(labels: np.ndarray, confidence: np.ndarray,
+                      shape: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
     """labels int [H, W], confidence float [H, W] in [0, 1] (uint8 read as /255) -> checked arrays of ``shape``."""
     lab, conf = np.asarray(labels), np.asarray(confidence)
     if lab.shape != tuple(shape) or conf.shape != tuple(shape):

@@ -198,8 +198,9 @@ class Refiner:
         logits to pass as ``previous`` at the next click of this slice: the refiner was
         trained on its own probabilities there, and a thresholded mask loses ~0.01 Dice.
         label_prior: the chosen protocol's (labels, confidence) on the clicked slice, as in
-        :meth:`refine_slice_of_volume`; the neighbours, refined without clicks, get none. Each slice goes through :meth:`refine_slice_of_volume`, which refines one slice
-        without the 3D seed (what an interactive caller uses).
+        :meth:`refine_slice_of_volume`; the neighbours, refined without clicks, get none. Each slice goes
+        through :meth:`refine_slice_of_volume`, which refines one slice without the 3D seed (what an
+        interactive caller uses).
         """
         vol, axis, index = _check_volume_slice(volume_array, axis, index)
         out = _mask_like(seed, vol.shape, "seed")

@@ -12,7 +12,7 @@ the seed is that label's confident core, as the product seeds a kept label (panc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import numpy as np
 

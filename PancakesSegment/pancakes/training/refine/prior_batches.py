@@ -22,7 +22,8 @@ BatchPriors = Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def stack_priors(priors: Sequence, shape: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per session (labels, confidence) or None -> (labels int16 [N, S, S], confidence float32 [N, S, S], has bool [N])."""
+    """Per session (labels, confidence) or None -> (labels int16 [N, S, S], confidence float32 [N, S, S],
+    has bool [N])."""
     n = len(priors)
     labels = np.zeros((n, *shape), np.int16)
     confidence = np.zeros((n, *shape), np.float32)

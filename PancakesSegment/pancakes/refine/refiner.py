@@ -32,6 +32,7 @@ from ..preprocessing import (PERCENTILES, finite_float, from_model_output, norma
                              to_model_input)
 from .clicks import CLICK_SIGMA, check_clicks, click_maps, seed_probability, to_model_coords
 from .flip_average import FLIPS, NO_FLIPS, flip_averaged
+from .focus_crop import focus_box, shift_clicks
 from .label_prior import check_label_prior, label_prior as prior_logits
 
 Clicks = Optional[Sequence[Sequence[float]]]
@@ -52,7 +53,7 @@ class Refiner:
     """A loaded click-refinement model (see module docstring)."""
 
     def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device,
-                 flip_average: bool = True) -> None:
+                 flip_average: bool = True, focus: bool = True) -> None:
         self.module = module
         self.metadata = metadata
         self.device = device
@@ -62,18 +63,24 @@ class Refiner:
         self.seed_prior = float(metadata.get("seed_prior", 1.0))
         # Logits averaged over the input and its flips (pancakes.refine.flip_average); False: one pass.
         self.flip_average = bool(flip_average)
+        # A second pass at the image's own resolution around the mask and clicks (pancakes.refine.focus_crop);
+        # images no larger than the input never get one.
+        self.focus = bool(focus)
 
     @classmethod
-    def load(cls, path: Union[str, Path, None] = None, device: str = "auto", flip_average: bool = True) -> "Refiner":
+    def load(cls, path: Union[str, Path, None] = None, device: str = "auto", flip_average: bool = True,
+             focus: bool = True) -> "Refiner":
         """Load a refiner TorchScript file (the bundled one when ``path`` is None).
 
-        ``flip_average``: average each update over the image and its flips (four passes; False: one)."""
+        ``flip_average``: average each update over the image and its flips (four passes; False: one).
+        ``focus``: on images larger than the model input, a second pass at their own resolution around the
+        mask and the clicks (pancakes.refine.focus_crop; False: the whole image only)."""
         dev = resolve_device(device)
         path = bundled_refiner_path() if path is None else Path(path)
         module, meta = load_torchscript(path, dev)
         if meta.get("kind") != "refine":
             raise ModelFileError(f"{path}: a {meta.get('kind')!r} model, not a click refiner (kind 'refine')")
-        return cls(module, meta, dev, flip_average)
+        return cls(module, meta, dev, flip_average, focus)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Model inputs [B, 5, S, S] on the refiner's device -> logits [B, 1, S, S], flip-averaged
@@ -116,15 +123,26 @@ class Refiner:
         pos = check_clicks(positive, shape, "positive")
         neg = check_clicks(negative, shape, "negative")
         prior = None if label_prior is None else _label_prior(label_prior, shape)
-        fit = plan_fit(shape, self.input_size, tuple(float(s) for s in spacing))
-        planes = torch.from_numpy(np.stack([norm, seed.astype(np.float32), prob]))
+        out = self._network_logits(norm, seed, prob, pos, neg, spacing)
+        box = focus_box(prob > 0.5, list(pos) + list(neg), self.input_size, spacing) if self.focus else None
+        if box is not None:
+            crop = self._network_logits(norm[box], seed[box], prob[box], shift_clicks(pos, box),
+                                        shift_clicks(neg, box), spacing)
+            out[box] = (out[box] + crop) / 2
+        return out if prior is None else out + prior_logits(*prior, pos)
+
+    def _network_logits(self, norm: np.ndarray, seed: np.ndarray, prob: np.ndarray, pos, neg,
+                        spacing) -> np.ndarray:
+        """One pass over an image fitted into the model input: norm, prob float [H, W], seed bool [H, W],
+        checked clicks -> logits float32 [H, W]."""
+        fit = plan_fit(norm.shape, self.input_size, tuple(float(s) for s in spacing))
+        planes = torch.from_numpy(np.stack([norm, seed.astype(np.float32), prob]).astype(np.float32, copy=False))
         x_img, x_seed, x_prev = to_model_input(planes, fit)  # each [1, S, S]
         maps = click_maps(to_model_coords(pos, fit), to_model_coords(neg, fit), self.input_size, self.click_sigma)
         # The seed channel is binary in training; resizing makes it soft, so re-binarise.
         x = torch.cat([x_img, (x_seed > 0.5).float(), torch.from_numpy(maps), x_prev.clamp(0, 1)])[None]
         logits = self.forward(x.to(self.device))
-        out = from_model_output(logits.float().cpu(), fit)[0, 0].numpy()
-        return out if prior is None else out + prior_logits(*prior, pos)
+        return from_model_output(logits.float().cpu(), fit)[0, 0].numpy().copy()
 
     # ---- volumes -----------------------------------------------------------
     @staticmethod

@@ -170,16 +170,18 @@ def _dev_bank(cache_dir: Optional[str], size: int, part: Optional[str] = None) -
     return SliceBank([part_of(bank.dataset(n), part) for n in bank.datasets])
 
 
-def dev_bank(part: Optional[str] = None, cache_dir: Optional[os.PathLike] = None) -> SliceBank:
-    """The DEV split's bank (cached per process); ``part`` keeps only "select" or "test" slices."""
-    return _dev_bank(str(resolve_cache_dir(cache_dir)), 128, part)
+def dev_bank(part: Optional[str] = None, cache_dir: Optional[os.PathLike] = None, size: int = 128) -> SliceBank:
+    """The DEV split's bank (cached per process); ``part`` keeps only "select" or "test" slices.
+    ``size``: the slices' side (128, the model's input; larger banks are built on first use)."""
+    return _dev_bank(str(resolve_cache_dir(cache_dir)), int(size), part)
 
 
 def dev_sets(S: int, n_sets: int, seed: int = 0,
-             cache_dir: Optional[os.PathLike] = None, part: Optional[str] = None) -> List[TaskSet]:
+             cache_dir: Optional[os.PathLike] = None, part: Optional[str] = None, size: int = 128) -> List[TaskSet]:
     """Deterministic development sets from the DEV split only, every dev dataset
-    getting an equal share (round-robin); ``part`` draws from one half of it only."""
-    return draw_sets(dev_bank(part, cache_dir), S, n_sets, seed)
+    getting an equal share (round-robin); ``part`` draws from one half of it only. ``size``: as dev_bank;
+    banks of other sizes hold other slices (the 2D nuclei, for one, are cut into fewer tiles), so their sets differ."""
+    return draw_sets(dev_bank(part, cache_dir, size), S, n_sets, seed)
 
 
 def same_patient_ct(cache_dir: Optional[os.PathLike] = None, min_corr: float = 0.99) -> bool:

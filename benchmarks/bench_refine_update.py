@@ -9,8 +9,10 @@ slice, reads the segment, refines (bundled refiner), writes the segment back and
 undo state. The volume is ``--size`` x ``--size`` x ``--slices`` (default a CT-sized
 512 x 512 x 200), rotated and anisotropic, with a protocol of 8 labels. Each session places
 ``--clicks`` points one at a time on one slice (alternately inside and outside the label).
-Every update is flip-averaged (four network passes) as in the product; rows marked "one network
-pass" turn that off. Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
+Every update is flip-averaged (four network passes) and, where the label and the points leave most of
+the slice out, gets the focus crop's second pass at the slice's own resolution (pancakes.refine.focus_crop),
+as in the product; rows marked "one network pass" turn the flip averaging off, rows marked "without the
+focus crop" the crop. Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
 with the volume's window computed once, as the logic caches it), the whole update, the
 same update through the whole-volume path it replaced (kept here only, to compare), and
 the update with propagation to neighbouring slices (which reads the whole segment). Rows "with the
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+RING = 16
 sys.path.insert(0, str(ROOT / "PancakesSegment"))
 
 
@@ -56,9 +59,13 @@ def build_scene(slices: int, size: int = 256):
 
 
 def session_points(labels: np.ndarray, k: int, n: int, rng: np.random.Generator):
-    """n (k, j, i) voxels on slice k, alternately inside label 3 and just outside it."""
+    """n (k, j, i) voxels on slice k, alternately inside label 3 and just outside it (within RING pixels, as an
+    annotator's corrections lie near the label; this keeps the focus crop, pancakes.refine.focus_crop, in play)."""
+    from scipy import ndimage
+
     inside = np.argwhere(labels[k] == 3)
-    outside = np.argwhere((labels[k] == 0))
+    near = ndimage.binary_dilation(labels[k] == 3, iterations=RING)
+    outside = np.argwhere(near & (labels[k] == 0))
     picks = [inside[rng.integers(len(inside))] if c % 2 == 0 else outside[rng.integers(len(outside))] for c in range(n)]
     return [(k, int(j), int(i)) for j, i in picks]
 
@@ -72,19 +79,19 @@ def confidence_bytes(labels: np.ndarray) -> np.ndarray:
 
 def time_updates(scene, volume, segmentation, labels, clicks: int, repeats: int, propagate: bool, rng,
                  whole_volume: bool = False, prepared: list = None, flip_average: bool = True,
-                 confidence: np.ndarray = None) -> list:
+                 confidence: np.ndarray = None, focus: bool = True) -> list:
     """Milliseconds per RefineLogic.refine call over ``repeats`` sessions of ``clicks`` points
     (``whole_volume``: through _whole_volume_logic, the path that slice-only updates replaced).
     With a ``prepared`` list, RefineLogic.prepare runs first (as the panel does when a segment
     is picked) and its milliseconds are appended there. ``flip_average`` False: one network pass per update
     instead of the product's four (pancakes.refine.flip_average). ``confidence``: the protocol's bytes, given with
-    ``labels`` as each slice's label prior (RefineLogic.labelPrior)."""
+    ``labels`` as each slice's label prior (RefineLogic.labelPrior). ``focus`` False: no focus crop."""
     import slicer
     from PancakesSegmentLib.RefineLogic import RefineLogic
     from PancakesSegmentLib.VolumeConversion import ijkToRasMatrix
     from pancakes import Refiner
 
-    refiner = Refiner.load(device="cpu", flip_average=flip_average)
+    refiner = Refiner.load(device="cpu", flip_average=flip_average, focus=focus)
     logic = _whole_volume_logic(refiner) if whole_volume else RefineLogic(refiner)
     if confidence is not None:
         # As KeptLabelSeeds.labelPrior: the slice of the protocol's labels and of its confidence bytes.
@@ -209,13 +216,13 @@ def _whole_volume_logic(refiner):
 
 
 def time_core(labels: np.ndarray, clicks: int, repeats: int, rng, flip_average: bool = True,
-              confidence: np.ndarray = None) -> list:
+              confidence: np.ndarray = None, focus: bool = True) -> list:
     """Milliseconds per Refiner.refine_slice_of_volume call on the same volume size (no MRML), the
     volume's intensity window computed once beforehand as RefineLogic caches it; with ``confidence``, each
-    call gets the slice's label prior (labels, confidence)."""
+    call gets the slice's label prior (labels, confidence); ``focus`` False: no focus crop."""
     from pancakes import Refiner
 
-    refiner = Refiner.load(device="cpu", flip_average=flip_average)
+    refiner = Refiner.load(device="cpu", flip_average=flip_average, focus=focus)
     vol = np.random.default_rng(0).normal(100, 20, labels.shape).astype(np.float32)
     window = refiner.volume_window(vol)
     seed = labels == 3
@@ -255,9 +262,9 @@ def main(argv=None) -> int:
           f"{time.perf_counter() - t0:.1f} s; torch threads {args.threads}\n")
 
     def updates(propagate: bool, whole_volume: bool = False, prepared: list = None, flip_average: bool = True,
-                confidence: np.ndarray = None) -> list:
+                confidence: np.ndarray = None, focus: bool = True) -> list:
         return time_updates(scene, volume, segmentation, labels, args.clicks, args.repeats, propagate,
-                            np.random.default_rng(0), whole_volume, prepared, flip_average, confidence)
+                            np.random.default_rng(0), whole_volume, prepared, flip_average, confidence, focus)
 
     confidence = confidence_bytes(labels)
 
@@ -265,12 +272,15 @@ def main(argv=None) -> int:
 
     rows = [("core Refiner.refine_slice_of_volume (window cached)",
              time_core(labels, args.clicks, args.repeats, np.random.default_rng(0))),
+            ("same, without the focus crop (one pass at 128 x 128 instead of two)",
+             time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), focus=False)),
             ("same, one network pass (flip averaging off)",
              time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), flip_average=False)),
             ("same (four passes), with the label prior",
              time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), confidence=confidence)),
             ("RefineLogic.refine (MRML read + refine + write + undo state): one slice", updates(False)),
             ("same, with the label prior (a kept label, as the panel refines it)", updates(False, confidence=confidence)),
+            ("same, with the label prior, without the focus crop", updates(False, confidence=confidence, focus=False)),
             ("same, one network pass (flip averaging off)", updates(False, flip_average=False)),
             ("same, after RefineLogic.prepare (the panel calls it when a segment is picked)",
              updates(False, prepared=prepare_ms)),

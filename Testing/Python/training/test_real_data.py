@@ -187,6 +187,18 @@ def test_dev_sets_are_deterministic_and_cover_every_dev_dataset(tmp_path):
     assert any(x.slices != y.slices or x.label != y.label for x, y in zip(a, c))
 
 
+def test_dev_sets_of_another_size_come_from_that_sizes_bank(tmp_path):
+    cache = tmp_path / "cache"
+    for i, name in enumerate(rd.DEV_DATASETS):
+        ds = _dataset(tmp_path, name=f"d{i}", n=1 + i % 2)
+        for size in (128, 192):
+            save_arrays(build_arrays(ds, size=size), rd.bank_path(name, cache, size))
+    small = rd.dev_sets(S=2, n_sets=4, seed=3, cache_dir=cache, part="test")
+    large = rd.dev_sets(S=2, n_sets=4, seed=3, cache_dir=cache, part="test", size=192)
+    assert {t.images.shape[-1] for t in small} == {128} and {t.images.shape[-1] for t in large} == {192}
+    assert [t.dataset for t in large] == list(rd.DEV_DATASETS)
+
+
 def test_load_bank_without_cache_says_what_to_run(tmp_path):
     with pytest.raises(DataUnavailableError, match="pancakes-fetch-data"):
         rd.load_bank("dev", cache_dir=tmp_path / "nothing-here")

@@ -12,7 +12,9 @@ the panel gives a kept label), and both arms run the same sessions through Refin
 the centre of the largest error of that arm's own mask, at the slice's size, the last logits fed back.
 Dice is measured at that size. Prints Dice after 0..--clicks clicks for both arms, the paired difference
 with a 95 % interval (sets resampled whole) and the difference per dev dataset. Choose on ``select``;
-``test`` reports.
+``test`` reports. ``--issue-targets`` also runs, at this size, the refiner with the crop from an empty mask
+and the random walker from the same clicks (bench_refine.py's anchor), and prints issue 21's targets for the
+panel's start against them.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_refine import ROOT, pancakes_seeds
+from bench_refine import ROOT, pancakes_seeds, targets_table
+from pancakes.evaluation.click_baselines import random_walker_curves
 from compare_refiners import paired_interval
 from pancakes.evaluation.metrics import dice
 from pancakes.refine.clicks import next_click
@@ -58,6 +61,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--issue-targets", action="store_true", dest="issue_targets",
+                    help="also the empty start (with the crop) and the random walker, and issue 21's targets")
     args = ap.parse_args(argv)
     if args.size <= 128:
         ap.error(f"--size {args.size}: the focus crop only acts on slices larger than the 128-pixel model input")
@@ -101,6 +106,22 @@ def main(argv=None) -> int:
     for kind in np.unique(kinds):
         s = kinds == kind
         print(f"| {kind} | {int(s.sum())} | " + " | ".join(f"{(b[s, c] - a[s, c]).mean():+.3f}" for c in shown) + " |")
+    if args.issue_targets:
+        refiner = Refiner.load(args.refiner, device="cpu")
+        empty = np.array([session(refiner, images[i], targets[i], np.zeros_like(cores[i]), None, args.clicks)
+                          for i in range(len(images))])
+        walker = random_walker_curves(images, targets, args.clicks)
+        print(f"\nAt {args.size} x {args.size}, the refiner with the focus crop:\n")
+        print("| start | " + " | ".join(f"{c} clicks" for c in shown) + " |")
+        print("|---|" + "---:|" * len(shown))
+        for name, curves in (("the core with the label prior (the panel's)", b), ("empty", empty),
+                             ("random walker from the clicks, empty", walker)):
+            print(f"| {name} | " + " | ".join(f"{curves[:, c].mean():.3f}" for c in shown) + " |")
+        print(targets_table(b, empty))
+        below = [c for c in range(1, args.clicks + 1) if min(b[:, c].mean(), empty[:, c].mean()) <= walker[:, c].mean()]
+        print(f"| both refiner starts above the random walker at clicks 1..{args.clicks} | "
+              f"{'at every click' if not below else 'not at ' + ', '.join(map(str, below))} | "
+              f"{'yes' if not below else 'no'} |")
     return 0
 
 

@@ -14,7 +14,9 @@ Usage::
 
 Images of any size are fitted into the 128 x 128 model input like the engine does
 (longer physical side fills it, the other padded), clicks are mapped into that frame,
-and the result is mapped back to the image's own size.
+and the result is mapped back to the image's own size. On larger images a second pass
+sees a crop around the mask and the clicks at the image's own resolution
+(pancakes.refine.focus_crop; ``Refiner.load(focus=False)`` leaves it out).
 """
 from __future__ import annotations
 

@@ -5,9 +5,10 @@ a brain structure of 10 x 10 pixels reaches the network as 5 x 5, and its border
 interpolated from that. Clinical slices are 256-512 pixels wide, and the structures an annotator
 refines are small. The crop is a square around the current mask and the clicks (with a margin of
 FOCUS_MARGIN of its extent on each side), never smaller than the input size in the image's own
-pixels (along the finer axis, for non-square pixels), so the crop is never shown upsampled (blurred):
-on the dev split's 128 x 128 slices, zooming in by upsampling cost 0.01-0.10 Dice (select half). Inside the crop the logits are
-the mean of the whole-image pass and the crop's pass; outside, the whole-image pass alone.
+pixels (along the finer axis, for non-square pixels), so the crop is never shown upsampled
+(blurred): on the dev split's 128 x 128 slices, zooming in by upsampling cost 0.01-0.10 Dice
+(select half). Inside the crop the logits are the mean of the whole-image pass and the crop's
+pass; outside, the whole-image pass alone.
 
 Chosen on the select half of the dev split at 256 x 256 (MODEL_CARD.md, "Focus crop"): the mean
 beat replacing the whole pass by the crop (the first click on brain and lung-lesion sessions

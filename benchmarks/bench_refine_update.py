@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RING = 16
+RING = 16  # pixels: how far outside label 3 the negative points may fall
 sys.path.insert(0, str(ROOT / "PancakesSegment"))
 
 

@@ -31,3 +31,29 @@ def test_without_the_bank_it_says_so_and_trains_on_synthetic_sets(monkeypatch):
     source = ExampleSource.default(synthetic_only=False, log=said.append)
     assert source.real is None and source.p_synthetic == 1.0
     assert len(said) == 1 and "synthetic only" in said[0] and "/nowhere" in said[0]
+
+
+def test_real_share_sets_how_often_the_bank_is_drawn(monkeypatch):
+    import numpy as np
+    import pytest
+
+    class _Set:
+        def __init__(self, value):
+            self.images = [np.full((8, 8), 0.5, np.float32)]
+            self.labelmaps = [np.full((8, 8), value, np.int32)]
+            self.dataset = "real" if value == 2 else "synthetic"
+
+    class _Source:
+        def __init__(self, value, **kwargs):
+            self.value = value
+
+        def sample_set(self, rng, S):
+            return _Set(self.value)
+
+    monkeypatch.setattr(synthetic, "SyntheticGenerator", lambda **kw: _Source(1))
+    monkeypatch.setattr(real_data, "load_bank", lambda split, build=True: _Source(2))
+    source = ExampleSource.default(n_templates=1, log=lambda m: None, real_share=0.8)
+    assert source.p_synthetic == pytest.approx(0.2)
+    rng = np.random.default_rng(0)
+    drawn = [source.draw(rng).source for _ in range(400)]
+    assert 0.72 < drawn.count("real") / len(drawn) < 0.88

@@ -204,3 +204,31 @@ def test_seeds_follow_the_pooling_option_and_a_missing_scikit_image_is_refused(m
         check_seed_decode(parse(["--out", "x"]))
     check_seed_decode(parse(["--out", "x", "--seed-superpixels", "0"]))  # asked for: fine
     check_seed_decode(parse(["--out", "x", "--pancakes-share", "0"]))  # no Pancakes seeds: nothing to pool
+
+
+def test_ema_exports_the_average_and_resumes_with_it(tmp_path, monkeypatch, capsys):
+    """--ema D exports the moving average kept in the checkpoint, not the last weights."""
+    from pancakes.training.refine.train import main
+
+    for bad in ("1", "-0.1"):
+        with pytest.raises(SystemExit):
+            parse(["--out", "x", "--ema", bad])
+        assert "--ema" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["--out", "x", "--real-share", "1.5"])
+    assert "--real-share" in capsys.readouterr().err
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    common = ["--out", str(run), "--synthetic-only", "--templates", "1", "--batch", "2", "--steps-per-sample", "1",
+              "--features", "8", "--levels", "3", "--val-every", "1e9", "--pancakes-share", "0", "--lr", "1e-2",
+              "--ema", "0.5"]
+    assert main(common + ["--max-iterations", "3"]) == 0
+    saved = torch.load(run / "last.ckpt", weights_only=False)
+    exported = Refiner.load(run / "refine.pt", device="cpu")
+    assert exported.metadata["training"]["ema"] == 0.5
+    weights = dict(exported.module.named_parameters())
+    name = "head.weight"
+    assert torch.allclose(weights[name], saved["ema"]["module." + name])
+    assert not torch.allclose(weights[name], saved["net"][name])  # the last weights moved on
+    assert main(common + ["--max-iterations", "4", "--resume"]) == 0
+    assert torch.load(run / "last.ckpt", weights_only=False)["state"]["step"] == 4

@@ -40,8 +40,10 @@ class ExampleSource:
         self.p_synthetic = p_synthetic if real is not None else 1.0
 
     @classmethod
-    def default(cls, synthetic_only: bool = False, n_templates: int = 32, log=print) -> "ExampleSource":
-        """The synthetic generator on the shared template cache, plus the real TRAIN bank if present."""
+    def default(cls, synthetic_only: bool = False, n_templates: int = 32, log=print,
+                real_share: float = 0.5) -> "ExampleSource":
+        """The synthetic generator on the shared template cache, plus the real TRAIN bank if present,
+        drawn for a ``real_share`` of the examples."""
         from ..synthetic import SyntheticGenerator
         from ..synthetic_bank import default_cache_dir
 
@@ -54,7 +56,7 @@ class ExampleSource:
                 real = load_bank("train", build=False)
             except DataUnavailableError as exc:
                 log(f"[refine] real TRAIN bank unavailable ({exc}); synthetic only")
-        return cls(gen, real)
+        return cls(gen, real, p_synthetic=1.0 - real_share)
 
     def draw(self, rng: np.random.Generator) -> Example:
         for _ in range(20):

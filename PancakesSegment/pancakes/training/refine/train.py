@@ -10,7 +10,10 @@ simulated click on the current error (largest error component's centre, or a ran
 error pixel), a forward pass, Dice + BCE against the target, then the prediction is
 detached and fed back as the next step's "previous" channel. ``--warm-clicks W`` first
 plays 1..W clicks without gradients in a share (``--warm-share``) of the samples, so
-training also sees the states of later clicks. Writes OUT/train.log,
+training also sees the states of later clicks. ``--real-share`` sets how many examples come
+from the real TRAIN bank rather than the synthetic generator; ``--ema D`` validates and
+exports an exponential moving average of the weights (decay D per iteration), which
+smooths out where a small-batch run happens to stop. Writes OUT/train.log,
 OUT/last.ckpt (resumable) and OUT/refine.pt (TorchScript with metadata). Copy
 refine.pt to model_weights/ only when benchmarks/bench_refine.py shows clicks help.
 """
@@ -28,6 +31,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ...contract import DEFAULT_SUPERPIXELS
 from ...devices import resolve_device
@@ -214,6 +218,7 @@ def export(net: RefineNet, path: Path, state: dict, args, val_scores: dict, data
         training={"trained": True, "iterations": state["step"], "wall_seconds": round(state["elapsed"]),
                   "batch": args.batch, "steps_per_sample": args.steps_per_sample, "lr": args.lr,
                   "warm_clicks": args.warm_clicks, "warm_share": args.warm_share, "seed_core": args.seed_core,
+                  "real_share": args.real_share, "ema": args.ema or None,
                   "label_prior": [PRIOR_WEIGHT, PRIOR_BIAS] if args.label_prior else None,
                   "data": data, "seeds": seeds_note(args),
                   "hardware": (f"{platform.machine()}, {torch.get_num_threads()} thread(s), {args.workers} worker(s), "
@@ -276,7 +281,16 @@ def parse(argv: Sequence[str]):
                     help="1: Pancakes-seeded sessions add the picked protocol's label prior to every update, as the "
                          "panel does (pancakes.refine.label_prior); needs --seed-core")
     ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
+    ap.add_argument("--real-share", type=float, default=0.5, dest="real_share",
+                    help="share of examples from the real TRAIN bank (the rest synthetic), when the bank is there")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="decay of an exponential moving average of the weights, which is validated and exported "
+                         "(0: the last weights)")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.real_share <= 1.0:
+        ap.error(f"--real-share {args.real_share}: expected a share in [0, 1]")
+    if not 0.0 <= args.ema < 1.0:
+        ap.error(f"--ema {args.ema}: expected a decay in [0, 1)")
     if not 0.5 <= args.seed_prior <= 1.0:
         ap.error(f"--seed-prior {args.seed_prior}: expected a probability in [0.5, 1]")
     if args.seed_core is not None and not 0.0 < args.seed_core <= 1.0:
@@ -300,8 +314,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logf.flush()
         print(json.dumps(rec), flush=True)
 
-    source = ExampleSource.default(args.synthetic_only, args.templates, log=lambda m: log(msg=m))
-    data = "synthetic" + ("" if source.real is None else " + real TRAIN bank (" + ", ".join(source.real.datasets) + ")")
+    source = ExampleSource.default(args.synthetic_only, args.templates, log=lambda m: log(msg=m),
+                                   real_share=args.real_share)
+    data = "synthetic" + ("" if source.real is None else
+                          f" + real TRAIN bank ({', '.join(source.real.datasets)}; {args.real_share:.0%} of examples)")
     # Fork the workers before any CUDA work (they only run numpy and CPU torch).
     workers = SessionWorkers(source, args.workers)
     try:
@@ -327,11 +343,17 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
         state["init_from"] = str(args.init)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    # The average starts at the init, so a fine-tune's hot early steps reach it damped.
+    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(args.ema)) if args.ema > 0 else None
     ckpt = out / "last.ckpt"
     if args.resume and ckpt.exists():
         saved = torch.load(ckpt, weights_only=False, map_location=device)
         net.load_state_dict(saved["net"])
         opt.load_state_dict(saved["opt"])
+        if ema is not None:
+            if "ema" not in saved:
+                raise SystemExit(f"{ckpt}: --resume with --ema, but the checkpoint holds no average")
+            ema.load_state_dict(saved["ema"])
         state = {**saved["state"], "device": str(device)}
         log(msg=f"resumed at iteration {state['step']}, {state['elapsed']:.0f} s")
     rng = np.random.default_rng(args.seed + state["step"])
@@ -347,7 +369,15 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
     val = draw_batch(source, np.random.default_rng(VAL_SEED), VAL_EXAMPLES, val_pool, args.pancakes_share)[:3]
     budget = args.minutes * 60
     start, last_val, last_ckpt = time.time() - state["elapsed"], time.time(), time.time()
-    scores = validate(net, val, args.seed_prior)
+    def kept() -> RefineNet:
+        """The weights that are validated and exported: the average when there is one."""
+        return net if ema is None else ema.module
+
+    def checkpoint() -> dict:
+        saved = {"net": net.state_dict(), "opt": opt.state_dict(), "state": state}
+        return saved if ema is None else {**saved, "ema": ema.state_dict()}
+
+    scores = validate(kept(), val, args.seed_prior)
     log(step=state["step"], val=scores, data=data, params=sum(p.numel() for p in net.parameters()))
     losses: List[float] = []
     while state["elapsed"] < budget and (args.max_iterations is None or state["step"] < args.max_iterations):
@@ -358,6 +388,8 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
         batch = draw_batch(workers, rng, args.batch, pool, args.pancakes_share)
         losses.append(train_iteration(net, opt, *batch[:3], args.steps_per_sample, rng, args.warm_clicks,
                                       args.warm_share, workers, args.seed_prior, batch[3] if len(batch) > 3 else None))
+        if ema is not None:
+            ema.update_parameters(net)
         state["step"] += 1
         state["elapsed"] = time.time() - start
         if state["step"] % 50 == 0:
@@ -365,16 +397,16 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
                 lr=round(opt.param_groups[0]["lr"], 6), pancakes_images=0 if pool is None else pool.segmented)
             losses = []
         if time.time() - last_ckpt > 120:
-            save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "state": state})
+            save_checkpoint(ckpt, checkpoint())
             last_ckpt = time.time()
         if time.time() - last_val > args.val_every:
-            scores = validate(net, val, args.seed_prior)
+            scores = validate(kept(), val, args.seed_prior)
             log(step=state["step"], val=scores)
             last_val = time.time()
-    save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "state": state})
-    scores = validate(net, val, args.seed_prior)
+    save_checkpoint(ckpt, checkpoint())
+    scores = validate(kept(), val, args.seed_prior)
     log(step=state["step"], val=scores, done=True)
-    export(net, out / "refine.pt", state, args, scores, data)
+    export(kept(), out / "refine.pt", state, args, scores, data)
     log(msg=f"exported {out / 'refine.pt'}")
     return 0
 

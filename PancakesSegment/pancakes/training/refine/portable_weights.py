@@ -40,8 +40,14 @@ def eager_pancakes(path: str, device: str = "cpu") -> Pancakes:
 
 
 def init_weights(path: str) -> dict:
-    """Refiner weights to start from: a refiner TorchScript file, or a training checkpoint (.ckpt)."""
+    """Refiner weights to start from: a refiner TorchScript file, or a training checkpoint (.ckpt).
+
+    From a checkpoint these are the weights its run exports: the moving average when it kept one (--ema)."""
     if str(path).endswith(".ckpt"):  # what a run leaves in OUT/last.ckpt; loads on older torch too
-        return torch.load(path, map_location="cpu", weights_only=False)["net"]
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        if "ema" not in saved:
+            return saved["net"]
+        # AveragedModel's state: the averaged net under "module." plus its update count.
+        return {k[len("module."):]: v for k, v in saved["ema"].items() if k.startswith("module.")}
     # A scripted RefineNet keeps the eager module's parameter names.
     return torch.jit.load(path, map_location="cpu").state_dict()

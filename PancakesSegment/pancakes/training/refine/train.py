@@ -343,7 +343,8 @@ def _train(args, out: Path, log, source: ExampleSource, workers: SessionWorkers,
         state["init_from"] = str(args.init)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    # The average starts at the init, so a fine-tune's hot early steps reach it damped.
+    # The average starts at the first step's weights (about the init), so a fine-tune's
+    # hot early steps reach it damped.
     ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(args.ema)) if args.ema > 0 else None
     ckpt = out / "last.ckpt"
     if args.resume and ckpt.exists():

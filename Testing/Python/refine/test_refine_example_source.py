@@ -3,6 +3,9 @@
 The import of the bank once pointed at pancakes.training.training (ModuleNotFoundError), so
 `pancakes-train-refine` without --synthetic-only failed at start; tests only ever used stand-ins.
 """
+import numpy as np
+import pytest
+
 from pancakes.training import real_data, synthetic
 from pancakes.training.refine.data import ExampleSource
 
@@ -34,9 +37,6 @@ def test_without_the_bank_it_says_so_and_trains_on_synthetic_sets(monkeypatch):
 
 
 def test_real_share_sets_how_often_the_bank_is_drawn(monkeypatch):
-    import numpy as np
-    import pytest
-
     class _Set:
         def __init__(self, value):
             self.images = [np.full((8, 8), 0.5, np.float32)]

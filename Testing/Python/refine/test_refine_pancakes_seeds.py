@@ -9,7 +9,8 @@ from pancakes.evaluation.metrics import dice
 from pancakes.training.refine.data import Example, PancakesSeedPool
 from pancakes.refine.refiner import Refiner
 from pancakes.training.refine.seeds import best_label_seeds
-from pancakes.training.refine.train import P_PANCAKES_SEED, draw_batch, parse
+from pancakes.training.refine.options import P_PANCAKES_SEED
+from pancakes.training.refine.train import draw_batch, parse
 
 torch.set_num_threads(1)
 

@@ -19,6 +19,7 @@ import numpy as np
 from .seeds import best_label_cores, best_label_seeds
 
 MIN_PIXELS = 16
+REAL_SHARE = 0.5  # share of examples from the real TRAIN bank, when it is there (--real-share)
 
 
 @dataclass
@@ -34,14 +35,14 @@ class Example:
 class ExampleSource:
     """Mixes synthetic and real examples; ``real`` None means synthetic only."""
 
-    def __init__(self, synthetic, real=None, p_synthetic: float = 0.5) -> None:
+    def __init__(self, synthetic, real=None, p_synthetic: float = 1.0 - REAL_SHARE) -> None:
         self.synthetic = synthetic
         self.real = real
         self.p_synthetic = p_synthetic if real is not None else 1.0
 
     @classmethod
     def default(cls, synthetic_only: bool = False, n_templates: int = 32, log=print,
-                real_share: float = 0.5) -> "ExampleSource":
+                real_share: float = REAL_SHARE) -> "ExampleSource":
         """The synthetic generator on the shared template cache, plus the real TRAIN bank if present,
         drawn for a ``real_share`` of the examples."""
         from ..synthetic import SyntheticGenerator

@@ -5,6 +5,7 @@ import argparse
 from typing import Sequence
 
 from ...contract import DEFAULT_SUPERPIXELS
+from .data import REAL_SHARE
 
 # Share of training seeds that are real Pancakes labels (best (m, k) for the target).
 # Perturbed truth alone taught the refiner to trust its seed: real best labels are much
@@ -58,7 +59,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
                     help="1: Pancakes-seeded sessions add the picked protocol's label prior to every update, as the "
                          "panel does (pancakes.refine.label_prior); needs --seed-core")
     ap.add_argument("--val-every", type=float, default=300.0, dest="val_every", help="seconds")
-    ap.add_argument("--real-share", type=float, default=0.5, dest="real_share",
+    ap.add_argument("--real-share", type=float, default=REAL_SHARE, dest="real_share",
                     help="share of examples from the real TRAIN bank (the rest synthetic), when the bank is there")
     ap.add_argument("--ema", type=float, default=0.0,
                     help="decay of an exponential moving average of the weights, which is validated and exported "

@@ -38,7 +38,7 @@ from ...model_file import default_metadata, save_torchscript
 from ..checkpoint import save_checkpoint  # atomic, shared with the Pancakes trainer
 from ...refine.clicks import CLICK_SIGMA
 from .data import ExampleSource, PancakesSeedPool
-from .options import P_PANCAKES_SEED, parse  # noqa: F401 (P_PANCAKES_SEED: the default, re-exported)
+from .options import parse
 from ...modeling.refine_net import RefineNet
 from .parallel import SessionWorkers
 from .portable_weights import eager_pancakes, init_weights

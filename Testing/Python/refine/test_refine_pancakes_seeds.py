@@ -10,6 +10,7 @@ from pancakes.training.refine.data import Example, PancakesSeedPool
 from pancakes.refine.refiner import Refiner
 from pancakes.training.refine.seeds import best_label_seeds
 from pancakes.training.refine.options import P_PANCAKES_SEED
+from pancakes.training.refine.portable_weights import init_weights
 from pancakes.training.refine.train import draw_batch, parse
 
 torch.set_num_threads(1)
@@ -231,8 +232,6 @@ def test_ema_exports_the_average_and_resumes_with_it(tmp_path, monkeypatch, caps
     name = "head.weight"
     assert torch.allclose(weights[name], saved["ema"]["module." + name])
     assert not torch.allclose(weights[name], saved["net"][name])  # the last weights moved on
-    from pancakes.training.refine.portable_weights import init_weights
-
     assert torch.allclose(init_weights(str(run / "last.ckpt"))[name], weights[name])  # --init takes the average
     assert main(common + ["--max-iterations", "4", "--resume"]) == 0
     assert torch.load(run / "last.ckpt", weights_only=False)["state"]["step"] == 4

@@ -16,7 +16,8 @@ Images of any size are fitted into the 128 x 128 model input like the engine doe
 (longer physical side fills it, the other padded), clicks are mapped into that frame,
 and the result is mapped back to the image's own size. On larger images a second pass
 sees a crop around the mask and the clicks at the image's own resolution
-(pancakes.refine.focus_crop; ``Refiner.load(focus=False)`` leaves it out).
+(pancakes.refine.focus_crop; ``Refiner.load(focus=False)`` leaves it out). Every update's logits get the
+clicks' geodesic reach (pancakes.refine.geodesic_prior; ``Refiner.load(geodesic=False)`` leaves it out).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from ..preprocessing import (PERCENTILES, finite_float, from_model_output, norma
 from .clicks import CLICK_SIGMA, check_clicks, click_maps, seed_probability, to_model_coords
 from .flip_average import FLIPS, NO_FLIPS, flip_averaged
 from .focus_crop import focus_box, shift_clicks
+from .geodesic_prior import geodesic_prior
 from .label_prior import check_label_prior, label_prior as prior_logits
 
 Clicks = Optional[Sequence[Sequence[float]]]
@@ -55,7 +57,7 @@ class Refiner:
     """A loaded click-refinement model (see module docstring)."""
 
     def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device,
-                 flip_average: bool = True, focus: bool = True) -> None:
+                 flip_average: bool = True, focus: bool = True, geodesic: bool = True) -> None:
         self.module = module
         self.metadata = metadata
         self.device = device
@@ -68,21 +70,24 @@ class Refiner:
         # A second pass at the image's own resolution around the mask and clicks (pancakes.refine.focus_crop);
         # images no larger than the input never get one.
         self.focus = bool(focus)
+        # The clicks' geodesic reach added to the logits (pancakes.refine.geodesic_prior); False: none.
+        self.geodesic = bool(geodesic)
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, device: str = "auto", flip_average: bool = True,
-             focus: bool = True) -> "Refiner":
+             focus: bool = True, geodesic: bool = True) -> "Refiner":
         """Load a refiner TorchScript file (the bundled one when ``path`` is None).
 
         ``flip_average``: average each update over the image and its flips (four passes; False: one).
         ``focus``: on images larger than the model input, a second pass at their own resolution around the
-        mask and the clicks (pancakes.refine.focus_crop; False: the whole image only)."""
+        mask and the clicks (pancakes.refine.focus_crop; False: the whole image only).
+        ``geodesic``: add the clicks' geodesic reach to every update (pancakes.refine.geodesic_prior)."""
         dev = resolve_device(device)
         path = bundled_refiner_path() if path is None else Path(path)
         module, meta = load_torchscript(path, dev)
         if meta.get("kind") != "refine":
             raise ModelFileError(f"{path}: a {meta.get('kind')!r} model, not a click refiner (kind 'refine')")
-        return cls(module, meta, dev, flip_average, focus)
+        return cls(module, meta, dev, flip_average, focus, geodesic)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Model inputs [B, 5, S, S] on the refiner's device -> logits [B, 1, S, S], flip-averaged
@@ -131,7 +136,19 @@ class Refiner:
             crop = self._network_logits(norm[box], seed[box], prob[box], shift_clicks(pos, box),
                                         shift_clicks(neg, box), spacing)
             out[box] = (out[box] + crop) / 2
+        if self.geodesic:
+            out += self._geodesic_logits(norm, pos, neg, spacing)
         return out if prior is None else out + prior_logits(*prior, pos)
+
+    def _geodesic_logits(self, norm: np.ndarray, pos, neg, spacing) -> np.ndarray:
+        """The clicks' geodesic reach, computed in the model frame where it was chosen: norm float [H, W],
+        checked clicks -> float32 [H, W] at the image's own size."""
+        if not pos and not neg:
+            return np.zeros(norm.shape, np.float32)
+        fit = plan_fit(norm.shape, self.input_size, tuple(float(s) for s in spacing))
+        frame = to_model_input(torch.from_numpy(np.ascontiguousarray(norm, np.float32))[None], fit)[0, 0].numpy()
+        extra = geodesic_prior(frame, to_model_coords(pos, fit), to_model_coords(neg, fit))
+        return from_model_output(torch.from_numpy(extra)[None, None], fit)[0, 0].numpy()
 
     def _network_logits(self, norm: np.ndarray, seed: np.ndarray, prob: np.ndarray, pos, neg,
                         spacing) -> np.ndarray:

@@ -69,7 +69,8 @@ class _Recorder:
 def _refiner(focus: bool):
     recorder = _Recorder()
     meta = {"kind": "refine", "input_size": 128}
-    return Refiner(recorder, meta, torch.device("cpu"), flip_average=False, focus=focus), recorder
+    # Without the clicks' geodesic reach, which is added after the passes (test_geodesic_prior.py).
+    return Refiner(recorder, meta, torch.device("cpu"), flip_average=False, focus=focus, geodesic=False), recorder
 
 
 def test_the_refiner_adds_a_native_resolution_pass_and_averages_it_in():

@@ -1,6 +1,7 @@
 """Click refinement on slices larger than the refiner's input: the focus crop against the whole image alone.
 
     python benchmarks/bench_refine_native.py [--size 256] [--part select|test] [--sets 40] [--clicks 10]
+                                             [--arms focus|geodesic]
 
 bench_refine.py scores 128 x 128 slices, the model's own input size, where the refiner sees every pixel.
 Clinical slices are larger, and the panel refines them at their own size: the Refiner fits each into 128 x 128
@@ -14,7 +15,9 @@ Dice is measured at that size. Prints Dice after 0..--clicks clicks for both arm
 with a 95 % interval (sets resampled whole) and the difference per dev dataset. Choose on ``select``;
 ``test`` reports. ``--issue-targets`` also runs, at this size, the refiner with the crop from an empty mask
 and the random walker from the same clicks (bench_refine.py's anchor), and prints issue 21's targets for the
-panel's start against them.
+panel's start against them. ``--arms geodesic`` compares the clicks' geodesic reach
+(pancakes.refine.geodesic_prior) off and on instead, both with the focus crop; the focus arms both have it, as
+the product does.
 """
 from __future__ import annotations
 
@@ -61,6 +64,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--arms", choices=["focus", "geodesic"], default="focus",
+                    help="what the two arms differ in: the focus crop (default) or the clicks' geodesic reach")
     ap.add_argument("--issue-targets", action="store_true", dest="issue_targets",
                     help="also the empty start (with the crop) and the random walker, and issue 21's targets")
     args = ap.parse_args(argv)
@@ -81,8 +86,11 @@ def main(argv=None) -> int:
         a[keep] for a in (images, targets, groups, kinds, cores, labels, confidence))
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     arms = {}
-    for name, focus in (("whole image", False), ("with the focus crop", True)):
-        refiner = Refiner.load(args.refiner, device="cpu", focus=focus)
+    settings = {"focus": (("whole image", dict(focus=False)), ("with the focus crop", dict(focus=True))),
+                "geodesic": (("without the geodesic reach", dict(geodesic=False)),
+                             ("with the geodesic reach", dict(geodesic=True)))}[args.arms]
+    for name, options in settings:
+        refiner = Refiner.load(args.refiner, device="cpu", **options)
         arms[name] = np.array([session(refiner, images[i], targets[i], cores[i], (labels[i], confidence[i]),
                                        args.clicks) for i in range(len(images))])
     a, b = arms.values()
@@ -99,8 +107,9 @@ def main(argv=None) -> int:
     for c in shown:
         lo, hi = paired_interval(b[:, c] - a[:, c], members, rng)
         cells.append(f"{(b[:, c] - a[:, c]).mean():+.3f} ({lo:+.3f} to {hi:+.3f})")
-    print("| focus minus whole (95 % interval) | " + " | ".join(cells) + " |")
-    print("\nBy dev dataset: focus minus whole (images)\n")
+    difference = f"{settings[1][0]} minus {settings[0][0]}"
+    print(f"| {difference} (95 % interval) | " + " | ".join(cells) + " |")
+    print(f"\nBy dev dataset: {difference} (images)\n")
     print("| dataset | images | " + " | ".join(f"{c} clicks" for c in shown) + " |")
     print("|---|---:|" + "---:|" * len(shown))
     for kind in np.unique(kinds):

@@ -24,7 +24,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.graph import MCP_Geometric
 
 # Chosen on the dev split's select half with refiner run 11 flip-averaged, from the core with the label prior
 # (MODEL_CARD.md, "Geodesic reach of the clicks"); the test half was scored once, after the choice.
@@ -45,6 +44,10 @@ def geodesic_distance(cost: np.ndarray, clicks: Sequence[Sequence[float]]) -> Op
     """Distance float64 [S, S] from the nearest of ``clicks`` ((row, col), in the cost's frame); None without clicks."""
     if not clicks:
         return None
+    # Imported here, not at the top: the Refiner imports this module, and a missing scikit-image (Slicer's own
+    # Python may lack it) must only turn the reach off (Refiner.__init__), not stop refinement from loading.
+    from skimage.graph import MCP_Geometric
+
     rows, cols = cost.shape
     starts = [(int(np.clip(round(r), 0, rows - 1)), int(np.clip(round(c), 0, cols - 1))) for r, c in clicks]
     distance, _ = MCP_Geometric(cost).find_costs(starts)

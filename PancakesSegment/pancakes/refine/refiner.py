@@ -21,6 +21,7 @@ clicks' geodesic reach (pancakes.refine.geodesic_prior; ``Refiner.load(geodesic=
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
@@ -33,6 +34,7 @@ from ..errors import ModelFileError, PancakesInputError
 from ..model_file import load_torchscript
 from ..preprocessing import (PERCENTILES, finite_float, from_model_output, normalise, pixel_size, plan_fit, to_grey,
                              to_model_input)
+from ..superpixel_pooling import available as skimage_available
 from .clicks import CLICK_SIGMA, check_clicks, click_maps, seed_probability, to_model_coords
 from .flip_average import FLIPS, NO_FLIPS, flip_averaged
 from .focus_crop import focus_box, shift_clicks
@@ -72,6 +74,10 @@ class Refiner:
         self.focus = bool(focus)
         # The clicks' geodesic reach added to the logits (pancakes.refine.geodesic_prior); False: none.
         self.geodesic = bool(geodesic)
+        if self.geodesic and not skimage_available():
+            warnings.warn("scikit-image is not installed: clicks reach only as far as the network spreads them "
+                          "(pip install scikit-image for their geodesic reach)", stacklevel=3)
+            self.geodesic = False
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, device: str = "auto", flip_average: bool = True,

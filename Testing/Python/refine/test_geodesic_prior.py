@@ -85,6 +85,21 @@ def test_the_refiner_adds_the_reach_computed_in_the_model_frame(refiner_file, sh
                                on.refine_logits(image, None, positive=[click]), atol=1e-4)
 
 
+def test_without_scikit_image_the_refiner_warns_and_refines_without_the_reach(refiner_file, monkeypatch):
+    """Slicer's own Python may lack scikit-image: the Refiner must still load and refine, as the engine does
+    without its superpixels."""
+    import pancakes.refine.refiner as refiner_module
+
+    monkeypatch.setattr(refiner_module, "skimage_available", lambda: False)
+    with pytest.warns(UserWarning, match="scikit-image is not installed"):
+        refiner = Refiner.load(refiner_file, device="cpu", flip_average=False)
+    assert refiner.geodesic is False
+    plain = Refiner.load(refiner_file, device="cpu", flip_average=False, geodesic=False)
+    image = _two_regions()
+    np.testing.assert_array_equal(refiner.refine_logits(image, None, positive=[(32, 10)]),
+                                  plain.refine_logits(image, None, positive=[(32, 10)]))
+
+
 class _Unsure(torch.nn.Module):
     """A refiner that has no opinion: logits -0.1 everywhere."""
 

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 # Chosen on the dev split's select half with refiner run 11 flip-averaged, from the core with the label prior
-# (MODEL_CARD.md, "Geodesic reach of the clicks"); the test half was scored once, after the choice.
+# (MODEL_CARD.md, "The clicks' geodesic reach"); the test half was scored once, after the choice.
 GEODESIC_WEIGHT = 8.0
 GEODESIC_BETA = 20.0
 GEODESIC_TAU = 15.0

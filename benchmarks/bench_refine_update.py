@@ -267,7 +267,8 @@ def main(argv=None) -> int:
     def updates(propagate: bool, whole_volume: bool = False, prepared: list = None, flip_average: bool = True,
                 confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True) -> list:
         return time_updates(scene, volume, segmentation, labels, args.clicks, args.repeats, propagate,
-                            np.random.default_rng(0), whole_volume, prepared, flip_average, confidence, focus)
+                            np.random.default_rng(0), whole_volume, prepared, flip_average, confidence, focus,
+                            geodesic)
 
     confidence = confidence_bytes(labels)
 

@@ -75,7 +75,7 @@ def session_curves(refiner, images: np.ndarray, targets: np.ndarray, starts: np.
     (``prior_form``: passed on to click_curves)."""
     return np.concatenate([click_curves(refiner.forward, images[i:i + batch], targets[i:i + batch],
                                         starts[i:i + batch], n_clicks, seed_prior=refiner.seed_prior,
-                                        geodesic=refiner.geodesic,
+                                        geodesic=refiner.geodesic, intensity=refiner.intensity,
                                         priors=None if priors is None else (priors[0][i:i + batch],
                                                                             priors[1][i:i + batch]), **prior_form)
                            for i in range(0, len(images), batch)])
@@ -166,6 +166,9 @@ def main(argv=None) -> int:
                     help="1: every update averaged over the image's flips, as the product does (default); 0: one pass")
     ap.add_argument("--geodesic", type=int, choices=[0, 1], default=1,
                     help="add the clicks' geodesic reach to each update, as the product does (default 1)")
+    ap.add_argument("--intensity", type=int, choices=[0, 1], default=1,
+                    help="add the mask's own intensities near its border to each update, as the product does "
+                         "(default 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--with-repeats", action="store_true", dest="with_repeats",
                     help="keep every drawn image, repeats included, as the reports before 2026-12-07 did")
@@ -176,7 +179,7 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     refiner = Refiner.load(args.refiner, device="cpu", flip_average=bool(args.flip_average),
-                           geodesic=bool(args.geodesic))
+                           geodesic=bool(args.geodesic), intensity=bool(args.intensity))
     sets = dev_sets(args.set_size, args.sets, seed=args.seed, part=None if args.part == "all" else args.part)
     images = np.concatenate([ts.images for ts in sets]).astype(np.float32)
     targets = np.concatenate([ts.labelmaps == ts.label for ts in sets])

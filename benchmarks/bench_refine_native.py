@@ -1,7 +1,7 @@
 """Click refinement on slices larger than the refiner's input: the focus crop against the whole image alone.
 
     python benchmarks/bench_refine_native.py [--size 256] [--part select|test] [--sets 40] [--clicks 10]
-                                             [--arms focus|geodesic]
+                                             [--arms focus|geodesic|intensity]
 
 bench_refine.py scores 128 x 128 slices, the model's own input size, where the refiner sees every pixel.
 Clinical slices are larger, and the panel refines them at their own size: the Refiner fits each into 128 x 128
@@ -17,7 +17,8 @@ with a 95 % interval (sets resampled whole) and the difference per dev dataset. 
 and the random walker from the same clicks (bench_refine.py's anchor), and prints issue 21's targets for the
 panel's start against them. ``--arms geodesic`` compares the clicks' geodesic reach
 (pancakes.refine.geodesic_prior) off and on instead, both with the focus crop; the focus arms both have it, as
-the product does.
+the product does. ``--arms intensity`` compares the mask's own intensities near its border
+(pancakes.refine.intensity_prior) off and on, with everything else as the product has it.
 """
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--arms", choices=["focus", "geodesic"], default="focus",
-                    help="what the two arms differ in: the focus crop (default) or the clicks' geodesic reach")
+    ap.add_argument("--arms", choices=["focus", "geodesic", "intensity"], default="focus",
+                    help="what the two arms differ in: the focus crop (default), the clicks' geodesic reach or the "
+                         "mask's own intensities")
     ap.add_argument("--issue-targets", action="store_true", dest="issue_targets",
                     help="also the empty start (with the crop) and the random walker, and issue 21's targets")
     args = ap.parse_args(argv)
@@ -88,7 +90,9 @@ def main(argv=None) -> int:
     arms = {}
     settings = {"focus": (("whole image", dict(focus=False)), ("with the focus crop", dict(focus=True))),
                 "geodesic": (("without the geodesic reach", dict(geodesic=False)),
-                             ("with the geodesic reach", dict(geodesic=True)))}[args.arms]
+                             ("with the geodesic reach", dict(geodesic=True))),
+                "intensity": (("without the mask's own intensities", dict(intensity=False)),
+                              ("with the mask's own intensities", dict(intensity=True)))}[args.arms]
     for name, options in settings:
         refiner = Refiner.load(args.refiner, device="cpu", **options)
         arms[name] = np.array([session(refiner, images[i], targets[i], cores[i], (labels[i], confidence[i]),

@@ -11,9 +11,10 @@ undo state. The volume is ``--size`` x ``--size`` x ``--slices`` (default a CT-s
 ``--clicks`` points one at a time on one slice (alternately inside and outside the label).
 Every update is flip-averaged (four network passes) and, where the label and the points leave most of
 the slice out, gets the focus crop's second pass at the slice's own resolution (pancakes.refine.focus_crop),
-as in the product, and the clicks' geodesic reach (pancakes.refine.geodesic_prior); rows marked "one network
-pass" turn the flip averaging off, rows marked "without the focus crop" the crop, rows marked "without the
-geodesic reach" that. Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
+as in the product, the clicks' geodesic reach (pancakes.refine.geodesic_prior) and the mask's own intensities
+(pancakes.refine.intensity_prior); rows marked "one network pass" turn the flip averaging off, rows marked
+"without the focus crop" the crop, rows marked "without the geodesic reach" or "without the mask's own
+intensities" those. Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
 with the volume's window computed once, as the logic caches it), the whole update, the
 same update through the whole-volume path it replaced (kept here only, to compare), and
 the update with propagation to neighbouring slices (which reads the whole segment). Rows "with the
@@ -80,20 +81,22 @@ def confidence_bytes(labels: np.ndarray) -> np.ndarray:
 
 def time_updates(scene, volume, segmentation, labels, clicks: int, repeats: int, propagate: bool, rng,
                  whole_volume: bool = False, prepared: list = None, flip_average: bool = True,
-                 confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True) -> list:
+                 confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True,
+                 intensity: bool = True) -> list:
     """Milliseconds per RefineLogic.refine call over ``repeats`` sessions of ``clicks`` points
     (``whole_volume``: through _whole_volume_logic, the path that slice-only updates replaced).
     With a ``prepared`` list, RefineLogic.prepare runs first (as the panel does when a segment
     is picked) and its milliseconds are appended there. ``flip_average`` False: one network pass per update
     instead of the product's four (pancakes.refine.flip_average). ``confidence``: the protocol's bytes, given with
     ``labels`` as each slice's label prior (RefineLogic.labelPrior). ``focus`` False: no focus crop; ``geodesic``
-    False: no geodesic reach."""
+    False: no geodesic reach; ``intensity`` False: not the mask's own intensities."""
     import slicer
     from PancakesSegmentLib.RefineLogic import RefineLogic
     from PancakesSegmentLib.VolumeConversion import ijkToRasMatrix
     from pancakes import Refiner
 
-    refiner = Refiner.load(device="cpu", flip_average=flip_average, focus=focus, geodesic=geodesic)
+    refiner = Refiner.load(device="cpu", flip_average=flip_average, focus=focus, geodesic=geodesic,
+                           intensity=intensity)
     logic = _whole_volume_logic(refiner) if whole_volume else RefineLogic(refiner)
     if confidence is not None:
         # As KeptLabelSeeds.labelPrior: the slice of the protocol's labels and of its confidence bytes.
@@ -218,14 +221,16 @@ def _whole_volume_logic(refiner):
 
 
 def time_core(labels: np.ndarray, clicks: int, repeats: int, rng, flip_average: bool = True,
-              confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True) -> list:
+              confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True,
+              intensity: bool = True) -> list:
     """Milliseconds per Refiner.refine_slice_of_volume call on the same volume size (no MRML), the
     volume's intensity window computed once beforehand as RefineLogic caches it; with ``confidence``, each
     call gets the slice's label prior (labels, confidence); ``focus`` False: no focus crop; ``geodesic`` False:
-    no geodesic reach."""
+    no geodesic reach; ``intensity`` False: not the mask's own intensities."""
     from pancakes import Refiner
 
-    refiner = Refiner.load(device="cpu", flip_average=flip_average, focus=focus, geodesic=geodesic)
+    refiner = Refiner.load(device="cpu", flip_average=flip_average, focus=focus, geodesic=geodesic,
+                           intensity=intensity)
     vol = np.random.default_rng(0).normal(100, 20, labels.shape).astype(np.float32)
     window = refiner.volume_window(vol)
     seed = labels == 3
@@ -265,10 +270,11 @@ def main(argv=None) -> int:
           f"{time.perf_counter() - t0:.1f} s; torch threads {args.threads}\n")
 
     def updates(propagate: bool, whole_volume: bool = False, prepared: list = None, flip_average: bool = True,
-                confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True) -> list:
+                confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True,
+                intensity: bool = True) -> list:
         return time_updates(scene, volume, segmentation, labels, args.clicks, args.repeats, propagate,
                             np.random.default_rng(0), whole_volume, prepared, flip_average, confidence, focus,
-                            geodesic)
+                            geodesic, intensity)
 
     confidence = confidence_bytes(labels)
 
@@ -280,6 +286,8 @@ def main(argv=None) -> int:
              time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), focus=False)),
             ("same, without the geodesic reach",
              time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), geodesic=False)),
+            ("same, without the mask's own intensities",
+             time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), intensity=False)),
             ("same, one network pass (flip averaging off)",
              time_core(labels, args.clicks, args.repeats, np.random.default_rng(0), flip_average=False)),
             ("same (four passes), with the label prior",
@@ -289,6 +297,8 @@ def main(argv=None) -> int:
             ("same, with the label prior, without the focus crop", updates(False, confidence=confidence, focus=False)),
             ("same, with the label prior, without the geodesic reach",
              updates(False, confidence=confidence, geodesic=False)),
+            ("same, with the label prior, without the mask's own intensities",
+             updates(False, confidence=confidence, intensity=False)),
             ("same, one network pass (flip averaging off)", updates(False, flip_average=False)),
             ("same, after RefineLogic.prepare (the panel calls it when a segment is picked)",
              updates(False, prepared=prepare_ms)),

@@ -8,8 +8,9 @@ seeds: the shipped protocol model's best label's core with the chosen protocol's
 panel gives a kept label: pancakes.refine.seed_core, pancakes.refine.label_prior), the core alone, the whole
 label (as in bench_refine.py) and empty,
 and each click goes to the centre of the largest error of that refiner's own mask.
-``--flip-average 0 1`` on one file measures the test-time flip averaging (pancakes.refine.flip_average), and
-``--geodesic 0 1`` the clicks' geodesic reach (pancakes.refine.geodesic_prior).
+``--flip-average 0 1`` on one file measures the test-time flip averaging (pancakes.refine.flip_average),
+``--geodesic 0 1`` the clicks' geodesic reach (pancakes.refine.geodesic_prior), and ``--intensity 0 1`` the mask's
+own intensities near its border (pancakes.refine.intensity_prior).
 Prints Dice after 1, 2, 3, 5, 7 and 10 clicks, B - A with a 95 % interval (sets
 resampled whole, 2,000 draws), NoC@80 / NoC@90 and the plateau click. It draws from the dev
 split's select half by default: a comparison that decides what ships must not use the test half,
@@ -33,10 +34,10 @@ CLICKS = (1, 2, 3, 5, 7, 10)
 
 
 def curves_for(path: str, images: np.ndarray, targets: np.ndarray, starts: dict, flip_average: bool,
-               geodesic: bool = True) -> dict:
+               geodesic: bool = True, intensity: bool = True) -> dict:
     """{start name: Dice curves [N, 11]} of the refiner at ``path``; ``starts``: {name: (seeds [N, H, W],
     the label prior's (labels, confidence) [N, H, W] each, or None)}."""
-    refiner = Refiner.load(path, device="cpu", flip_average=flip_average, geodesic=geodesic)
+    refiner = Refiner.load(path, device="cpu", flip_average=flip_average, geodesic=geodesic, intensity=intensity)
     return {name: session_curves(refiner, images, targets, start, priors, 10)
             for name, (start, priors) in starts.items()}
 
@@ -60,6 +61,8 @@ def main(argv=None) -> int:
                     "the same file with 0 1 measures the averaging itself)")
     ap.add_argument("--geodesic", type=int, nargs=2, choices=[0, 1], default=[1, 1], metavar=("A", "B"),
                     help="the clicks' geodesic reach for A and for B (default 1 1, as the product)")
+    ap.add_argument("--intensity", type=int, nargs=2, choices=[0, 1], default=[1, 1], metavar=("A", "B"),
+                    help="the mask's own intensities near its border for A and for B (default 1 1, as the product)")
     ap.add_argument("--part", choices=["select", "test", "all"], default="select",
                     help="half of the dev split to draw from (default: select, the one choices are made on)")
     ap.add_argument("--with-repeats", action="store_true", dest="with_repeats",
@@ -80,11 +83,12 @@ def main(argv=None) -> int:
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     starts = {"label's core + label prior": (cores, priors), "label's core": (cores, None),
               "whole label": (seeds, None), "empty": (np.zeros_like(seeds), None)}
-    a, b = (curves_for(path, images, targets, starts, bool(flips), bool(geo))
-            for path, flips, geo in zip((args.a, args.b), args.flip_average, args.geodesic))
+    a, b = (curves_for(path, images, targets, starts, bool(flips), bool(geo), bool(inten))
+            for path, flips, geo, inten in zip((args.a, args.b), args.flip_average, args.geodesic, args.intensity))
     rng = np.random.default_rng(0)
-    (fa, fb), (ga, gb) = args.flip_average, args.geodesic
-    print(f"A = {args.a} (flip averaging {fa}, geodesic {ga}); B = {args.b} (flip averaging {fb}, geodesic {gb}); "
+    (fa, fb), (ga, gb), (ia, ib) = args.flip_average, args.geodesic, args.intensity
+    print(f"A = {args.a} (flip averaging {fa}, geodesic {ga}, intensity {ia}); "
+          f"B = {args.b} (flip averaging {fb}, geodesic {gb}, intensity {ib}); "
           f"DEV draw seed {args.seed}, {args.part} part: {len(images)} images from {len(sets)} sets\n")
     print("| start | clicks | A | B | B - A (95 % interval) |")
     print("|---|---:|---:|---:|---|")

@@ -17,7 +17,8 @@ Images of any size are fitted into the 128 x 128 model input like the engine doe
 and the result is mapped back to the image's own size. On larger images a second pass
 sees a crop around the mask and the clicks at the image's own resolution
 (pancakes.refine.focus_crop; ``Refiner.load(focus=False)`` leaves it out). Every update's logits get the
-clicks' geodesic reach (pancakes.refine.geodesic_prior; ``Refiner.load(geodesic=False)`` leaves it out).
+clicks' geodesic reach (pancakes.refine.geodesic_prior; ``Refiner.load(geodesic=False)`` leaves it out), and
+near the mask's border, the mask's own intensities (pancakes.refine.intensity_prior; ``intensity=False``).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from .clicks import CLICK_SIGMA, check_clicks, click_maps, seed_probability, to_
 from .flip_average import FLIPS, NO_FLIPS, flip_averaged
 from .focus_crop import focus_box, shift_clicks
 from .geodesic_prior import geodesic_prior
+from .intensity_prior import intensity_prior
 from .label_prior import check_label_prior, label_prior as prior_logits
 
 Clicks = Optional[Sequence[Sequence[float]]]
@@ -59,7 +61,8 @@ class Refiner:
     """A loaded click-refinement model (see module docstring)."""
 
     def __init__(self, module: torch.jit.ScriptModule, metadata: dict, device: torch.device,
-                 flip_average: bool = True, focus: bool = True, geodesic: bool = True) -> None:
+                 flip_average: bool = True, focus: bool = True, geodesic: bool = True,
+                 intensity: bool = True) -> None:
         self.module = module
         self.metadata = metadata
         self.device = device
@@ -78,22 +81,26 @@ class Refiner:
             warnings.warn("scikit-image is not installed: clicks reach only as far as the network spreads them "
                           "(pip install scikit-image for their geodesic reach)", stacklevel=3)
             self.geodesic = False
+        # Near the mask's border, the mask's own intensities (pancakes.refine.intensity_prior); False: none.
+        self.intensity = bool(intensity)
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, device: str = "auto", flip_average: bool = True,
-             focus: bool = True, geodesic: bool = True) -> "Refiner":
+             focus: bool = True, geodesic: bool = True, intensity: bool = True) -> "Refiner":
         """Load a refiner TorchScript file (the bundled one when ``path`` is None).
 
         ``flip_average``: average each update over the image and its flips (four passes; False: one).
         ``focus``: on images larger than the model input, a second pass at their own resolution around the
         mask and the clicks (pancakes.refine.focus_crop; False: the whole image only).
-        ``geodesic``: add the clicks' geodesic reach to every update (pancakes.refine.geodesic_prior)."""
+        ``geodesic``: add the clicks' geodesic reach to every update (pancakes.refine.geodesic_prior).
+        ``intensity``: near the mask's border, add what the mask's own intensities say (pancakes.refine.
+        intensity_prior), last, on the logits with everything else."""
         dev = resolve_device(device)
         path = bundled_refiner_path() if path is None else Path(path)
         module, meta = load_torchscript(path, dev)
         if meta.get("kind") != "refine":
             raise ModelFileError(f"{path}: a {meta.get('kind')!r} model, not a click refiner (kind 'refine')")
-        return cls(module, meta, dev, flip_average, focus, geodesic)
+        return cls(module, meta, dev, flip_average, focus, geodesic, intensity)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Model inputs [B, 5, S, S] on the refiner's device -> logits [B, 1, S, S], flip-averaged
@@ -144,7 +151,11 @@ class Refiner:
             out[box] = (out[box] + crop) / 2
         if self.geodesic:
             out += self._geodesic_logits(norm, pos, neg, spacing)
-        return out if prior is None else out + prior_logits(*prior, pos)
+        if prior is not None:
+            out += prior_logits(*prior, pos)
+        if self.intensity:
+            out += self._intensity_logits(norm, out, pos, spacing)
+        return out
 
     def _geodesic_logits(self, norm: np.ndarray, pos, neg, spacing) -> np.ndarray:
         """The clicks' geodesic reach, computed in the model frame where it was chosen: norm float [H, W],
@@ -155,6 +166,19 @@ class Refiner:
         frame = to_model_input(torch.from_numpy(np.ascontiguousarray(norm, np.float32))[None], fit)[0, 0].numpy()
         extra = geodesic_prior(frame, to_model_coords(pos, fit), to_model_coords(neg, fit))
         return from_model_output(torch.from_numpy(extra)[None, None], fit)[0, 0].numpy()
+
+    def _intensity_logits(self, norm: np.ndarray, logits: np.ndarray, pos, spacing) -> np.ndarray:
+        """The mask's own intensities, computed in the model frame where they were chosen, without its padding
+        (which would count as outside): norm, logits float [H, W] -> float32 [H, W] at the image's own size."""
+        if not pos:
+            return np.zeros(norm.shape, np.float32)
+        fit = plan_fit(norm.shape, self.input_size, tuple(float(s) for s in spacing))
+        planes = torch.from_numpy(np.stack([norm, logits]).astype(np.float32))
+        (t, l), (h, w) = fit.offset, fit.inner
+        frame_image, frame_logits = to_model_input(planes, fit)[:, 0, t:t + h, l:l + w].numpy()
+        extra = np.zeros((1, 1, fit.size, fit.size), np.float32)
+        extra[0, 0, t:t + h, l:l + w] = intensity_prior(frame_image, frame_logits, pos)
+        return from_model_output(torch.from_numpy(extra), fit)[0, 0].numpy()
 
     def _network_logits(self, norm: np.ndarray, seed: np.ndarray, prob: np.ndarray, pos, neg,
                         spacing) -> np.ndarray:

@@ -69,8 +69,10 @@ class _Recorder:
 def _refiner(focus: bool):
     recorder = _Recorder()
     meta = {"kind": "refine", "input_size": 128}
-    # Without the clicks' geodesic reach, which is added after the passes (test_geodesic_prior.py).
-    return Refiner(recorder, meta, torch.device("cpu"), flip_average=False, focus=focus, geodesic=False), recorder
+    # Without the clicks' geodesic reach and the mask's own intensities, which are added after the passes
+    # (test_geodesic_prior.py, test_intensity_prior.py).
+    return Refiner(recorder, meta, torch.device("cpu"), flip_average=False, focus=focus, geodesic=False,
+                   intensity=False), recorder
 
 
 def test_the_refiner_adds_a_native_resolution_pass_and_averages_it_in():

@@ -18,6 +18,7 @@ import torch
 from ...evaluation.metrics import dice
 from ...refine.clicks import batch_click_maps, next_click, seed_probability  # noqa: F401  (re-exported)
 from ...refine.geodesic_prior import geodesic_prior
+from ...refine.intensity_prior import intensity_prior
 from ...refine.label_prior import PRIOR_BIAS, PRIOR_WEIGHT, label_prior
 from ...modeling.refine_net import RefineNet  # noqa: F401  (type of ``net``; any module with its forward works)
 
@@ -37,7 +38,7 @@ def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, 
                  seed_prior: float = 1.0,
                  priors: Optional[Tuple[np.ndarray, np.ndarray]] = None,
                  prior_form: Tuple[float, float] = (PRIOR_WEIGHT, PRIOR_BIAS),
-                 geodesic: bool = False) -> np.ndarray:
+                 geodesic: bool = False, intensity: bool = False) -> np.ndarray:
     """Dice after 0..n_clicks simulated clicks for a batch of sessions.
 
     images float [N, S, S] in [0, 1]; targets, seeds bool [N, S, S] -> float64 [N, n_clicks + 1].
@@ -48,6 +49,8 @@ def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, 
     Refiner adds it, and are fed back with it; ``prior_form``: its (weight, bias), to screen others.
     ``geodesic``: each update's logits also get the clicks' geodesic reach (pancakes.refine.geodesic_prior),
     as the Refiner adds it by default; training's own checks leave it out, to follow the network alone.
+    ``intensity``: last, each update's logits get the mask's own intensities near its border
+    (pancakes.refine.intensity_prior), as the Refiner adds them by default; training's checks leave them out.
     """
     n = images.shape[0]
     masks = seeds.astype(bool).copy()
@@ -66,6 +69,8 @@ def click_curves(net: torch.nn.Module, images: np.ndarray, targets: np.ndarray, 
             logits = logits + np.stack([label_prior(priors[0][i], priors[1][i], pos[i], *prior_form) for i in range(n)])
         if geodesic:
             logits = logits + np.stack([geodesic_prior(images[i], pos[i], neg[i]) for i in range(n)])
+        if intensity:
+            logits = logits + np.stack([intensity_prior(images[i], logits[i], pos[i]) for i in range(n)])
         previous = torch.sigmoid(torch.from_numpy(logits)).numpy()
         masks = logits > 0
         curves.append(dice(masks, targets))

@@ -1,8 +1,8 @@
 """The mask's own intensities: near the mask's border, pixels that look like the inside go in, the rest out.
 
-Why (issue 21): an abdominal MR organ is brighter or darker than what surrounds it, yet after two or three
-clicks the refiner's mask still falls short of its edge or spills past it. The network sees the image, but
-it was not taught to read one structure's intensity from the clicks so far. In
+Why (issue 21): an abdominal MR organ is brighter or darker than what surrounds it, so once the clicks have
+marked part of it, its intensities say where its border runs. The network sees the image, but it was not
+taught to read one structure's intensity from the clicks so far. In
 the manner of GrabCut's colour models, each update now fits a Gaussian to the (smoothed) intensities inside
 the current mask and one to a ring just outside it, each pixel weighted by how sure the logits are, and adds
 to the logits, within a band of ``band`` pixels either side of the mask's border, their log-likelihood ratio:

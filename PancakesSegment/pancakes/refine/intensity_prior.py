@@ -45,8 +45,8 @@ MIN_PIXELS = 4          # fewer pixels inside the mask or in the ring: nothing t
 
 def _fit(values: np.ndarray, weights: np.ndarray) -> Tuple[float, float]:
     """Weighted mean and standard deviation (at least MIN_SPREAD) of values float [n]."""
-    mean = float((weights * values).sum() / weights.sum())
-    spread = float(np.sqrt((weights * (values - mean) ** 2).sum() / weights.sum()))
+    mean = float(np.average(values, weights=weights))
+    spread = float(np.sqrt(np.average((values - mean) ** 2, weights=weights)))
     return mean, max(spread, MIN_SPREAD)
 
 

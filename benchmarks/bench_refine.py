@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from pancakes.evaluation.click_baselines import random_walker_curves
-from pancakes.training.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
+from pancakes.training.refine.click_stats import (bootstrap_click_stats, clicks_to_reach, empty_clicks_worth, noc,
+                                                    plateau_clicks)
 from pancakes.refine.clicks import next_click
 from pancakes.refine.refiner import Refiner
 from pancakes.refine.seed_core import SEED_CORE
@@ -111,6 +112,23 @@ def targets_table(seeded: np.ndarray, empty: np.ndarray) -> str:
         lines.append(f"| half the clicks: seed at 3 >= empty at 6 | {s[3]:.3f} vs {e[6]:.3f} | "
                      f"{'yes' if s[3] >= e[6] else 'no'} |")
     return "\n".join(lines)
+
+
+def worth_table(seeded: np.ndarray, empty: np.ndarray, datasets: np.ndarray, clicks=(0, 1, 2, 3)) -> str:
+    """Markdown: what the seed is worth in clicks, overall and per dev dataset. At seeded click n, the clicks an
+    empty start needs for the same mean Dice, less n (empty_clicks_worth); "half the clicks" asks for +3.00 at
+    click 3. seeded, empty [N, C + 1] curves of the same images; datasets [N] names."""
+    def cell(sel, n):
+        got = empty_clicks_worth(seeded[sel][:, n].mean(), empty[sel].mean(0))
+        return f"beyond {empty.shape[1] - 1}" if got is None else f"{got - n:+.2f}"
+    rows = ["\nwhat the seed is worth: clicks an empty start needs for the seeded mean Dice, less the seeded clicks "
+            "(\"half the clicks\" needs +3.00 at click 3)\n",
+            "| images | count | " + " | ".join(f"at click {n}" for n in clicks) + " |",
+            "|---|---:|" + "---:|" * len(clicks)]
+    groups = [("all", np.ones(len(seeded), bool))] + [(ds, datasets == ds) for ds in sorted(set(datasets))]
+    for name, sel in groups:
+        rows.append(f"| {name} | {int(sel.sum())} | " + " | ".join(cell(sel, n) for n in clicks) + " |")
+    return "\n".join(rows)
 
 
 def plot(curves: dict, path: Path, title: str) -> None:
@@ -254,6 +272,11 @@ def main(argv=None) -> int:
           f"{iv['seeded reaches empty plateau'][1]:.0f}, {args.clicks + 1} = never), within half the empty "
           f"plateau's clicks in {100 * iv['half the clicks (reach)'][0]:.0f}% of draws")
     print(first_click_table(starts[product][0], targets, curves[product], curves["empty mask"]))
+    print(worth_table(curves[product], curves["empty mask"], datasets))
+    if seed_name != product:
+        whole = empty_clicks_worth(curves[seed_name][:, 0].mean(), curves["empty mask"].mean(0))
+        print(f"\n{seed_name} before any click: worth {whole:.2f} clicks from empty (Dice "
+              f"{curves[seed_name][:, 0].mean():.3f}; one empty click gives {curves['empty mask'][:, 1].mean():.3f})")
     print(f"\nper dev dataset (mean Dice at 0 / 1 / 3 / {args.clicks} clicks):\n")
     print("| dataset | images | " + " | ".join(names) + " |")
     print("|---|---:|" + "---|" * len(names))

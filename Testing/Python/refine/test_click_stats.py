@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from pancakes.training.refine.click_stats import bootstrap_click_stats, clicks_to_reach, noc, plateau_clicks
+from pancakes.training.refine.click_stats import (bootstrap_click_stats, clicks_to_reach, empty_clicks_worth, noc,
+                                                    plateau_clicks)
 
 
 def test_plateau_is_the_first_click_reaching_95_percent_of_the_gain():
@@ -61,3 +62,19 @@ def test_reaching_the_empty_plateau_is_scored_apart_from_the_seeded_curves_own_p
     assert iv["half the clicks"] == (0.0, 0.0)
     never = bootstrap_click_stats(np.full((6, 11), 0.5), empty, groups=np.repeat(np.arange(3), 2), n_boot=50)
     assert never["seeded reaches empty plateau"] == (11.0, 11.0) and never["half the clicks (reach)"] == (0.0, 0.0)
+
+
+def test_a_start_is_worth_the_empty_clicks_that_reach_its_dice_read_between_clicks():
+    empty = np.array([0.0, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9])
+    assert empty_clicks_worth(0.7, empty) == pytest.approx(2.0)
+    assert empty_clicks_worth(0.75, empty) == pytest.approx(2.5)   # half way from click 2 to 3
+    assert empty_clicks_worth(0.3, empty) == pytest.approx(0.5)
+    assert empty_clicks_worth(0.0, empty) == 0.0
+    assert empty_clicks_worth(0.95, empty) is None                  # beyond the last click
+    # Half the clicks: the seeded 3rd click must be worth the empty 6th.
+    assert empty_clicks_worth(0.9, empty) == pytest.approx(6.0)
+
+
+def test_a_dip_in_the_empty_curve_counts_the_first_crossing():
+    empty = np.array([0.0, 0.5, 0.8, 0.7, 0.9])
+    assert empty_clicks_worth(0.75, empty) == pytest.approx(1 + 0.25 / 0.3)

@@ -30,6 +30,25 @@ def clicks_to_reach(curve: np.ndarray, level: float) -> Optional[int]:
     return int(hit[0]) if hit.size else None
 
 
+def empty_clicks_worth(level: float, empty: np.ndarray) -> Optional[float]:
+    """The clicks an empty start needs for mean Dice ``level``: empty [C + 1] mean curve, read between
+    its clicks as a straight line -> fractional clicks (None: the curve never gets there).
+
+    Why: "half the clicks" (issue 21) asks the seeded start to be level at its 3rd click with the
+    empty start at its 6th, i.e. to be worth 3 clicks there; this says how many it is worth now:
+    empty_clicks_worth(seeded[n], empty) - n.
+    """
+    e = np.asarray(empty, dtype=np.float64)
+    if level <= e[0]:
+        return 0.0
+    hit = np.flatnonzero(e >= level - 1e-12)
+    if not hit.size:
+        return None
+    c = int(hit[0])
+    # e[c - 1] < level <= e[c]: the crossing lies on the segment between clicks c - 1 and c.
+    return float(c - 1 + (level - e[c - 1]) / (e[c] - e[c - 1]))
+
+
 def noc(curves: np.ndarray, level: float) -> float:
     """curves [N, C + 1] -> mean clicks to reach Dice >= level (never reached counts as C)."""
     reached = curves >= level

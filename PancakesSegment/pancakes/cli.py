@@ -241,14 +241,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(meta, indent=2, ensure_ascii=False))
         return EXIT_OK
-    print(f"{'model:':<16}{path}")
-    print(f"{'sha256:':<16}{file_sha256(path)}")
-    for key in ("format_version", "kind", "input_size", "input_channels", "head", "parameters"):
-        if key in meta:
-            print(f"{key + ':':<16}{meta[key]}")
-    shown = {"format_version", "kind", "input_size", "input_channels", "head", "parameters", "training"}
-    for key in sorted(k for k in meta if k not in shown):
-        print(f"{key + ':':<16}{json.dumps(meta[key], ensure_ascii=False)}")
+    first = ("format_version", "kind", "input_size", "input_channels", "head", "parameters")
+    rest = sorted(k for k in meta if k not in set(first) | {"training"})
+    rows = [("model", str(path)), ("sha256", file_sha256(path))]
+    rows += [(key, str(meta[key])) for key in first if key in meta]
+    rows += [(key, json.dumps(meta[key], ensure_ascii=False)) for key in rest]
+    # One column for the values, wide enough for the longest key (exported_with_torch is 19 letters).
+    width = max(len(key) for key, _ in rows) + 2
+    for key, value in rows:
+        print(f"{key + ':':<{width}}{value}")
     print("training:")
     for key, value in (meta.get("training") or {}).items():
         print(f"  {key}: {json.dumps(value, ensure_ascii=False)}")

@@ -175,3 +175,13 @@ def test_info_prints_metadata(capsys, random_model_path):
     assert rc == 0 and "input_size:" in out and "sha256:" in out and "note: \"test fixture\"" in out
     rc, out, _ = run(capsys, "info", "--model", random_model_path, "--json")
     assert rc == 0 and json.loads(out)["training"]["note"] == "test fixture"
+
+
+def test_info_keeps_long_keys_apart_from_their_values(capsys):
+    # The bundled model's metadata has keys longer than the usual column (exported_with_torch).
+    rc, out, _ = run(capsys, "info")
+    top = out.split("\ntraining:")[0].splitlines()
+    assert rc == 0 and any(line.startswith("exported_with_torch:") for line in top), top
+    assert all(": " in line for line in top), top
+    # The values share one column.
+    assert len({len(line) - len(line.split(":", 1)[1].lstrip()) for line in top}) == 1, top

@@ -232,12 +232,16 @@ def _run_on_cluster(args, model_path: Path, scan: Callable[[], Tuple[List, List]
 def cmd_info(args: argparse.Namespace) -> int:
     from .batch import file_sha256
 
+    from .model_metadata import read_metadata
+
+    # The metadata only, read from the archive: no torch network is built, so the refiner's file
+    # (kind "refine") is shown as it is, without the protocol engine's warnings about what it lacks.
     try:
-        model, path = _load_model(args.model, "cpu")
+        path = _model_path(args.model)
+        meta = read_metadata(path)
     except (PancakesInputError, ModelFileError) as exc:
         _error(str(exc).splitlines()[0])
         return EXIT_USAGE
-    meta = model.metadata
     if args.json:
         print(json.dumps(meta, indent=2, ensure_ascii=False))
         return EXIT_OK

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,12 @@ def test_info_keeps_long_keys_apart_from_their_values(capsys):
     assert all(": " in line for line in top), top
     # The values share one column.
     assert len({len(line) - len(line.split(":", 1)[1].lstrip()) for line in top}) == 1, top
+
+
+def test_info_shows_the_refiners_file_as_it_is(capsys, recwarn):
+    refiner = Path(__file__).resolve().parents[3] / "model_weights" / "refine.pt"
+    rc, out, err = run(capsys, "info", "--model", refiner)
+    assert rc == 0 and "kind:" in out and "refine" in out.split("kind:")[1].splitlines()[0], out
+    # Not loaded as a protocol model: none of that engine's warnings about adaptation or label queries.
+    assert not [w for w in recwarn if "adaptation" in str(w.message) or "label queries" in str(w.message)]
+    assert "adaptation" not in err

@@ -114,13 +114,18 @@ def targets_table(seeded: np.ndarray, empty: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def worth_text(clicks, n: int, last: int) -> str:
+    """What a start is worth at its click n, given empty_clicks_worth's answer ``clicks`` (None: beyond the
+    empty curve's ``last`` click), as the tables print it."""
+    return f"beyond {last}" if clicks is None else f"{clicks - n:+.2f}"
+
+
 def worth_table(seeded: np.ndarray, empty: np.ndarray, datasets: np.ndarray, clicks=(0, 1, 2, 3)) -> str:
     """Markdown: what the seed is worth in clicks, overall and per dev dataset. At seeded click n, the clicks an
     empty start needs for the same mean Dice, less n (empty_clicks_worth); "half the clicks" asks for +3.00 at
     click 3. seeded, empty [N, C + 1] curves of the same images; datasets [N] names."""
     def cell(sel, n):
-        got = empty_clicks_worth(seeded[sel][:, n].mean(), empty[sel].mean(0))
-        return f"beyond {empty.shape[1] - 1}" if got is None else f"{got - n:+.2f}"
+        return worth_text(empty_clicks_worth(seeded[sel][:, n].mean(), empty[sel].mean(0)), n, empty.shape[1] - 1)
     rows = ["\nwhat the seed is worth: clicks an empty start needs for the seeded mean Dice, less the seeded clicks "
             "(\"half the clicks\" needs +3.00 at click 3)\n",
             "| images | count | " + " | ".join(f"at click {n}" for n in clicks) + " |",

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from bench_refine import session_curves
+from bench_refine import session_curves, worth_text
 from pancakes.refine.refiner import Refiner
 from pancakes.training.distinct import first_occurrences
 from pancakes.training.refine.click_stats import empty_clicks_worth
@@ -44,11 +44,6 @@ def known_seeds(targets: np.ndarray) -> dict:
             "eroded 1 px": each(lambda t: ndi.binary_erosion(t, iterations=1)),
             "shifted 2 px": each(lambda t: np.roll(t, (2, 2), axis=(0, 1))),
             "shifted 4 px": each(lambda t: np.roll(t, (4, 4), axis=(0, 1)))}
-
-
-def worth(clicks: float | None, n: int) -> str:
-    """A worth in empty-start clicks less the seeded clicks n, or where the empty curve ends."""
-    return "beyond the last click" if clicks is None else f"{clicks - n:+.2f}"
 
 
 def main(argv=None) -> int:
@@ -88,8 +83,8 @@ def main(argv=None) -> int:
     print("|---|---:|---:|---:|---:|---|")
     for name, c in curves.items():
         m = c.mean(0)
-        print(f"| {name} | {m[0]:.3f} | {worth(empty_clicks_worth(m[0], empty), 0)} | {m[3]:.3f} | "
-              f"{worth(empty_clicks_worth(m[3], empty), 3)} | {'yes' if m[3] >= empty[6] else 'no'} |")
+        print(f"| {name} | {m[0]:.3f} | {worth_text(empty_clicks_worth(m[0], empty), 0, args.clicks)} | {m[3]:.3f} | "
+              f"{worth_text(empty_clicks_worth(m[3], empty), 3, args.clicks)} | {'yes' if m[3] >= empty[6] else 'no'} |")
     print(f"\n{time.time() - t0:.0f} s")
     return 0
 

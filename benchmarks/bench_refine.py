@@ -280,7 +280,7 @@ def main(argv=None) -> int:
     print(worth_table(curves[product], curves["empty mask"], datasets))
     if seed_name != product:
         whole = empty_clicks_worth(curves[seed_name][:, 0].mean(), curves["empty mask"].mean(0))
-        print(f"\n{seed_name} before any click: worth {whole:.2f} clicks from empty (Dice "
+        print(f"\n{seed_name} before any click: worth {f'beyond {args.clicks}' if whole is None else f'{whole:.2f}'} clicks from empty (Dice "
               f"{curves[seed_name][:, 0].mean():.3f}; one empty click gives {curves['empty mask'][:, 1].mean():.3f})")
     print(f"\nper dev dataset (mean Dice at 0 / 1 / 3 / {args.clicks} clicks):\n")
     print("| dataset | images | " + " | ".join(names) + " |")

@@ -231,7 +231,6 @@ def _run_on_cluster(args, model_path: Path, scan: Callable[[], Tuple[List, List]
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .batch import file_sha256
-
     from .model_metadata import read_metadata
 
     # The metadata only, read from the archive: no torch network is built, so the refiner's file

@@ -70,6 +70,7 @@ def test_a_start_is_worth_the_empty_clicks_that_reach_its_dice_read_between_clic
     assert empty_clicks_worth(0.75, empty) == pytest.approx(2.5)   # half way from click 2 to 3
     assert empty_clicks_worth(0.3, empty) == pytest.approx(0.5)
     assert empty_clicks_worth(0.0, empty) == 0.0
+    assert empty_clicks_worth(1e-13, empty) == 0.0                 # within the tolerance of click 0
     assert empty_clicks_worth(0.95, empty) is None                  # beyond the last click
     # Half the clicks: the seeded 3rd click must be worth the empty 6th.
     assert empty_clicks_worth(0.9, empty) == pytest.approx(6.0)

@@ -39,7 +39,7 @@ def empty_clicks_worth(level: float, empty: np.ndarray) -> Optional[float]:
     empty_clicks_worth(seeded[n], empty) - n.
     """
     e = np.asarray(empty, dtype=np.float64)
-    if level <= e[0]:
+    if level <= e[0] + 1e-12:  # the same tolerance as the search below, so the crossing is after click 0
         return 0.0
     hit = np.flatnonzero(e >= level - 1e-12)
     if not hit.size:

@@ -14,7 +14,8 @@ the slice out, gets the focus crop's second pass at the slice's own resolution (
 as in the product, the clicks' geodesic reach (pancakes.refine.geodesic_prior) and the mask's own intensities
 (pancakes.refine.intensity_prior); rows marked "one network pass" turn the flip averaging off, rows marked
 "without the focus crop" the crop, rows marked "without the geodesic reach" or "without the mask's own
-intensities" those. Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
+intensities" those, and rows marked "the network as loaded" run it without freezing it for the CPU
+(pancakes.refine.frozen). Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
 with the volume's window computed once, as the logic caches it), the whole update, the
 same update through the whole-volume path it replaced (kept here only, to compare), and
 the update with propagation to neighbouring slices (which reads the whole segment). Rows "with the
@@ -82,21 +83,22 @@ def confidence_bytes(labels: np.ndarray) -> np.ndarray:
 def time_updates(scene, volume, segmentation, labels, clicks: int, repeats: int, propagate: bool, rng,
                  whole_volume: bool = False, prepared: list = None, flip_average: bool = True,
                  confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True,
-                 intensity: bool = True) -> list:
+                 intensity: bool = True, frozen: bool = True) -> list:
     """Milliseconds per RefineLogic.refine call over ``repeats`` sessions of ``clicks`` points
     (``whole_volume``: through _whole_volume_logic, the path that slice-only updates replaced).
     With a ``prepared`` list, RefineLogic.prepare runs first (as the panel does when a segment
     is picked) and its milliseconds are appended there. ``flip_average`` False: one network pass per update
     instead of the product's four (pancakes.refine.flip_average). ``confidence``: the protocol's bytes, given with
     ``labels`` as each slice's label prior (RefineLogic.labelPrior). ``focus`` False: no focus crop; ``geodesic``
-    False: no geodesic reach; ``intensity`` False: not the mask's own intensities."""
+    False: no geodesic reach; ``intensity`` False: not the mask's own intensities; ``frozen`` False: the network as
+    loaded, not frozen for the CPU (pancakes.refine.frozen)."""
     import slicer
     from PancakesSegmentLib.RefineLogic import RefineLogic
     from PancakesSegmentLib.VolumeConversion import ijkToRasMatrix
     from pancakes import Refiner
 
     refiner = Refiner.load(device="cpu", flip_average=flip_average, focus=focus, geodesic=geodesic,
-                           intensity=intensity)
+                           intensity=intensity, frozen=frozen)
     logic = _whole_volume_logic(refiner) if whole_volume else RefineLogic(refiner)
     if confidence is not None:
         # As KeptLabelSeeds.labelPrior: the slice of the protocol's labels and of its confidence bytes.
@@ -222,31 +224,39 @@ def _whole_volume_logic(refiner):
 
 def time_core(labels: np.ndarray, clicks: int, repeats: int, rng, flip_average: bool = True,
               confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True,
-              intensity: bool = True) -> list:
+              intensity: bool = True, frozen: bool = True) -> list:
     """Milliseconds per Refiner.refine_slice_of_volume call on the same volume size (no MRML), the
     volume's intensity window computed once beforehand as RefineLogic caches it; with ``confidence``, each
     call gets the slice's label prior (labels, confidence); ``focus`` False: no focus crop; ``geodesic`` False:
-    no geodesic reach; ``intensity`` False: not the mask's own intensities."""
+    no geodesic reach; ``intensity`` False: not the mask's own intensities; ``frozen`` False: the network as loaded."""
     from pancakes import Refiner
 
     refiner = Refiner.load(device="cpu", flip_average=flip_average, focus=focus, geodesic=geodesic,
-                           intensity=intensity)
+                           intensity=intensity, frozen=frozen)
+    return core_times([refiner], labels, clicks, repeats, rng, confidence)[0]
+
+
+def core_times(refiners: list, labels: np.ndarray, clicks: int, repeats: int, rng,
+               confidence: np.ndarray = None) -> list:
+    """time_core for several refiners at once, alternating call by call on the same clicks, so that the
+    machine's drift falls on all of them alike -> one list of milliseconds per refiner."""
     vol = np.random.default_rng(0).normal(100, 20, labels.shape).astype(np.float32)
-    window = refiner.volume_window(vol)
+    window = refiners[0].volume_window(vol)
     seed = labels == 3
-    times = []
+    times = [[] for _ in refiners]
     for rep in range(repeats):
         k = labels.shape[0] // 2 + rep
         pts = session_points(labels, k, clicks, rng)
-        previous = None
+        previous = [None] * len(refiners)
         for n in range(1, clicks + 1):
             pos = [(j, i) for c, (_, j, i) in enumerate(pts[:n]) if c % 2 == 0]
             neg = [(j, i) for c, (_, j, i) in enumerate(pts[:n]) if c % 2 == 1]
-            t0 = time.perf_counter()
             prior = None if confidence is None else (labels[k], confidence[k])
-            previous = refiner.refine_slice_of_volume(vol, 0, k, seed[k], pos, neg, previous, window=window,
-                                                      label_prior=prior)
-            times.append(1000 * (time.perf_counter() - t0))
+            for r, refiner in enumerate(refiners):
+                t0 = time.perf_counter()
+                previous[r] = refiner.refine_slice_of_volume(vol, 0, k, seed[k], pos, neg, previous[r],
+                                                             window=window, label_prior=prior)
+                times[r].append(1000 * (time.perf_counter() - t0))
     return times
 
 
@@ -271,10 +281,10 @@ def main(argv=None) -> int:
 
     def updates(propagate: bool, whole_volume: bool = False, prepared: list = None, flip_average: bool = True,
                 confidence: np.ndarray = None, focus: bool = True, geodesic: bool = True,
-                intensity: bool = True) -> list:
+                intensity: bool = True, frozen: bool = True) -> list:
         return time_updates(scene, volume, segmentation, labels, args.clicks, args.repeats, propagate,
                             np.random.default_rng(0), whole_volume, prepared, flip_average, confidence, focus,
-                            geodesic, intensity)
+                            geodesic, intensity, frozen)
 
     confidence = confidence_bytes(labels)
 
@@ -299,6 +309,8 @@ def main(argv=None) -> int:
              updates(False, confidence=confidence, geodesic=False)),
             ("same, with the label prior, without the mask's own intensities",
              updates(False, confidence=confidence, intensity=False)),
+            ("same, with the label prior, the network as loaded (not frozen for the CPU)",
+             updates(False, confidence=confidence, frozen=False)),
             ("same, one network pass (flip averaging off)", updates(False, flip_average=False)),
             ("same, after RefineLogic.prepare (the panel calls it when a segment is picked)",
              updates(False, prepared=prepare_ms)),
@@ -314,6 +326,20 @@ def main(argv=None) -> int:
                    else "median" if statistics.median(times) <= 150 else "no")
         print(f"| {name} | {len(times)} | {times[0]:.1f} | {statistics.median(times):.1f} | {rest:.1f} | {verdict} |")
     print(f"\nRefineLogic.prepare (model warm-up and intensity window, before the first click): {prepare_ms[0]:.0f} ms")
+    # Freezing saves a few ms a pass, less than the drift between rows on a shared machine: time it
+    # alternating call by call instead.
+    from pancakes import Refiner
+
+    pair = core_times([Refiner.load(device="cpu", frozen=f) for f in (True, False)], labels, args.clicks,
+                      args.repeats, np.random.default_rng(0), confidence)
+    print("\nthe core call with the label prior, frozen for the CPU or as loaded, alternating call by call "
+          f"({len(pair[0])} calls each, the first left out):\n")
+    print("| network | median ms | max ms |")
+    print("|---|---:|---:|")
+    for name, times in zip(("frozen for the CPU (the default)", "as loaded"), pair):
+        print(f"| {name} | {statistics.median(times[1:]):.1f} | {max(times[1:]):.1f} |")
+    gain = [b - a for a, b in zip(pair[0][1:], pair[1][1:])]
+    print(f"\nper call, as loaded minus frozen: median {statistics.median(gain):+.1f} ms")
     return 0
 
 

@@ -120,7 +120,11 @@ class Refiner:
         if not self.frozen:
             return self.module
         if self._net_of is not self.module:
-            self._net, self._net_of = frozen_for_inference(self.module, self.device), self.module
+            # A fixed example (the image channel random, the rest empty) to check the frozen copy against.
+            example = torch.zeros(1, 5, self.input_size, self.input_size)
+            example[:, 0] = torch.rand(self.input_size, self.input_size, generator=torch.Generator().manual_seed(0))
+            self._net = frozen_for_inference(self.module, self.device, example.to(self.device))
+            self._net_of = self.module
         return self._net
 
     # ---- 2D images ---------------------------------------------------------

@@ -63,6 +63,22 @@ def test_eager_cuda_and_unfreezable_modules_are_returned_unchanged(monkeypatch):
     assert frozen_for_inference(scripted, CPU) is scripted
 
 
+def test_a_frozen_copy_that_fails_or_disagrees_on_the_example_is_not_used(monkeypatch):
+    scripted = torch.jit.script(torch.nn.Conv2d(5, 1, 1).eval())
+    example = torch.rand(1, 5, 8, 8)
+    assert frozen_for_inference(scripted, CPU, example) is not scripted      # a sound copy is used
+
+    def fails_at_run(frozen):
+        def run(x):
+            raise RuntimeError("an operator this torch cannot run")
+        return run
+
+    monkeypatch.setattr(frozen_module.torch.jit, "optimize_for_inference", fails_at_run)
+    assert frozen_for_inference(scripted, CPU, example) is scripted
+    monkeypatch.setattr(frozen_module.torch.jit, "optimize_for_inference", lambda frozen: (lambda x: x[:, :1] + 1))
+    assert frozen_for_inference(scripted, CPU, example) is scripted
+
+
 def test_frozen_false_runs_the_loaded_module():
     refiner = Refiner.load(device="cpu", frozen=False)
     assert refiner._network() is refiner.module

@@ -11,7 +11,7 @@ Usage::
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import slicer
@@ -133,14 +133,29 @@ def _onLattice(lattice, block, covered=None) -> Tuple[object, np.ndarray, Option
     return geometry, _scalars(out).reshape(_shape(out.GetExtent())), inside
 
 
+def _span(mask: np.ndarray) -> Optional[Tuple[List[int], List[int]]]:
+    """(lowest, highest) index along each axis of the nonzero voxels of ``mask`` (k, j, i); None when empty.
+
+    From the mask's projections on each axis, not np.nonzero: a click's update writes a slab of a
+    512 x 512 slice, where listing every voxel's indices cost ~2 ms and the projections ~0.1 ms."""
+    lo, hi = [], []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if not hit.size:
+            return None
+        lo.append(int(hit[0]))
+        hi.append(int(hit[-1]))
+    return lo, hi
+
+
 def _box(geometry, mask: np.ndarray, values: np.ndarray):
     """The voxels of ``values`` (k, j, i, on ``geometry``) within the bounding box of ``mask`` as
     an image; None when ``mask`` is empty. SetBinaryLabelmapToSegment pads the layer to hold
     the extent it is given and shrinks it back: given a whole slice it copies the whole layer."""
-    where = np.nonzero(mask)
-    if not where[0].size:
+    span = _span(mask)
+    if span is None:
         return None
-    lo, hi = [int(w.min()) for w in where], [int(w.max()) for w in where]
+    lo, hi = span
     extent = list(geometry.GetExtent())
     for a, ijk in enumerate((2, 1, 0)):
         offset = extent[2 * ijk]

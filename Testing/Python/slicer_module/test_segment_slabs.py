@@ -160,3 +160,21 @@ def test_an_overlapping_segment_of_another_layer_loses_only_the_voxels_gained(sc
     # What L01 already held stays shared with L03; only the voxels it gained leave L03.
     np.testing.assert_array_equal(after["P01_L03"], before["P01_L03"] & ~gained)
     assert seg.GetNumberOfLayers() == 2
+
+
+@pytest.mark.parametrize("shape, boxes", [
+    ((3, 40, 50), [((1, 5, 7), (1, 9, 30))]),
+    ((3, 40, 50), [((0, 0, 0), (0, 0, 0)), ((2, 39, 49), (2, 39, 49))]),  # the corners: the whole block
+    ((1, 16, 16), [((0, 3, 3), (0, 3, 3))]),  # one voxel
+])
+def test_the_written_block_spans_exactly_the_voxels_that_change(shape, boxes):
+    # The block handed to SetBinaryLabelmapToSegment is the bounding box of the changing voxels: any
+    # smaller and a change is lost, any larger and the layer is copied for nothing.
+    from PancakesSegmentLib.SegmentSlabs import _span
+
+    mask = np.zeros(shape, bool)
+    for lo, hi in boxes:
+        mask[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1] = True
+    where = np.nonzero(mask)
+    assert _span(mask) == ([int(w.min()) for w in where], [int(w.max()) for w in where])
+    assert _span(np.zeros(shape, bool)) is None

@@ -3,9 +3,9 @@
 Positive and negative clicks come from markups fiducial nodes: either two lists
 (positive, negative), or one list whose negative points say so in their label or
 description (starting with "-", or containing "neg", "background" or "exclude").
-Each control point goes RAS -> IJK through the inverse of the volume's IJKToRAS
-matrix, so rotated and anisotropic volumes need nothing special. All points must
-lie on one slice along one voxel axis.
+Each control point goes world RAS -> IJK through the inverse of the volume's IJK-to-world
+matrix (its IJKToRAS under its parent transforms, linear ones), so rotated, anisotropic and
+transformed volumes need nothing special. All points must lie on one slice along one voxel axis.
 
 Usage::
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from pancakes.errors import PancakesInputError
 
-from .SegmentSlabs import volumeVoxels
+from .SegmentSlabs import transformToWorld, volumeVoxels
 from .VolumeConversion import ijkToRasMatrix
 
 AXIS_NAMES = ("K", "J", "I")  # array axis a of the (k, j, i) voxel array is IJK axis 2 - a
@@ -71,16 +71,22 @@ def controlPointsRas(markupsNode, split: bool = False) -> Tuple[List[np.ndarray]
     return positive, negative, labels
 
 
+def ijkToWorldMatrix(volumeNode) -> np.ndarray:
+    """4x4 matrix from the volume's IJK to world RAS, where markups and slice views place points: its IJKToRAS
+    under its parent transforms. Raises PancakesInputError under a non-linear transform."""
+    return transformToWorld(volumeNode) @ ijkToRasMatrix(volumeNode)
+
+
 def rasToArrayIndex(volumeNode, ras: Sequence[float]) -> np.ndarray:
-    """RAS point -> continuous (k, j, i) voxel coordinates (integers at voxel centres)."""
-    rasToIjk = np.linalg.inv(ijkToRasMatrix(volumeNode))
+    """World RAS point -> continuous (k, j, i) voxel coordinates (integers at voxel centres)."""
+    rasToIjk = np.linalg.inv(ijkToWorldMatrix(volumeNode))
     ijk = (rasToIjk @ np.array([*ras, 1.0]))[:3]
     return ijk[::-1]
 
 
 def sliceAxisFromNormal(volumeNode, normalRas: Sequence[float]) -> int:
-    """Array axis (0 = K, 1 = J, 2 = I) whose voxel direction is most parallel to a slice normal."""
-    axes = ijkToRasMatrix(volumeNode)[:3, :3]
+    """Array axis (0 = K, 1 = J, 2 = I) whose voxel direction in world RAS is most parallel to a slice normal."""
+    axes = ijkToWorldMatrix(volumeNode)[:3, :3]
     axes = axes / np.linalg.norm(axes, axis=0)
     ijkAxis = int(np.argmax(np.abs(axes.T @ np.asarray(normalRas, dtype=float))))
     return 2 - ijkAxis
@@ -94,7 +100,7 @@ def sliceAxisFromViews(scene, volumeNode, ras: Sequence) -> Optional[int]:
     count = scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")
     nodes = [scene.GetNthNodeByClass(i, "vtkMRMLSliceNode") for i in range(count)]
     order = {"Red": 0, "Yellow": 1, "Green": 2}
-    spacing = min(np.linalg.norm(ijkToRasMatrix(volumeNode)[:3, :3], axis=0))
+    spacing = min(np.linalg.norm(ijkToWorldMatrix(volumeNode)[:3, :3], axis=0))
     for node in sorted(nodes, key=lambda n: order.get(n.GetLayoutName(), 3)):
         sliceToRas = node.GetSliceToRAS()
         normal = np.array([sliceToRas.GetElement(r, 2) for r in range(3)])

@@ -23,8 +23,8 @@ import numpy as np
 import slicer
 
 from .RefineClicks import SliceClicks, clicksOnSlice, controlPointsRas, sliceAxisFromViews
-from .SegmentSlabs import (requireUntransformed, segmentMask, segmentSlab, volumeSpacing, volumeVoxels, writeSegmentMask,
-                           writeSegmentSlab)
+from .SegmentSlabs import (requireSharedFrame, segmentMask, segmentSlab, transformToWorld, volumeSpacing, volumeVoxels,
+                           writeSegmentMask, writeSegmentSlab)
 
 MAX_UNDO = 10
 
@@ -105,8 +105,9 @@ class RefineLogic:
         """Pay a session's one-off costs before its first click: load the refiner, compute the
         volume's intensity window and run the network once (TorchScript optimises its first
         runs). Without this the first click of a CT took ~250 ms against ~45 for the next ones.
-        Raises PancakesInputError for a volume that cannot be refined (empty, constant)."""
-        requireUntransformed(volumeNode)
+        Raises PancakesInputError for a volume that cannot be refined (empty, constant, under a
+        non-linear transform)."""
+        transformToWorld(volumeNode)  # a non-linear transform is refused here, before the first click
         voxels = volumeVoxels(volumeNode)
         window = self._window(volumeNode, voxels)
         empty = np.zeros(voxels.shape[1:3], bool)
@@ -122,8 +123,7 @@ class RefineLogic:
         ``propagate`` an update reads, refines and writes that one slice only; with it the
         refined slice spreads to its neighbours, which reads the whole segment.
         """
-        for node in (segmentationNode, volumeNode):
-            requireUntransformed(node)
+        requireSharedFrame(segmentationNode, volumeNode)
         mixed = negativeNode is None or negativeNode is positiveNode
         pos, neg, labels = controlPointsRas(positiveNode, split=mixed)
         if not mixed:

@@ -29,9 +29,32 @@ from .VolumeConversion import ijkToRasMatrix, voxelArray
 BINARY_LABELMAP = "Binary labelmap"  # vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
 
 
-def requireUntransformed(node) -> None:
-    if node.GetParentTransformNode() is not None:
-        raise PancakesInputError(f"'{node.GetName()}' is under a transform; harden the transform before refining")
+def transformToWorld(node) -> np.ndarray:
+    """4x4 matrix from a node's local coordinates to world RAS, through its parent transforms (identity without
+    one). Raises PancakesInputError under a non-linear transform: a slice of the voxels is then no plane in
+    the views, and the clicks could not be placed on one."""
+    parent = node.GetParentTransformNode()
+    if parent is None:
+        return np.eye(4)
+    if not parent.IsTransformToWorldLinear():
+        raise PancakesInputError(f"'{node.GetName()}' is under a non-linear transform ('{parent.GetName()}'); "
+                                 "harden it before refining")
+    matrix = vtk.vtkMatrix4x4()
+    slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(parent, None, matrix)
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def requireSharedFrame(segmentationNode, volumeNode) -> None:
+    """Refinement reads and writes a segment on the volume's voxel grid in the nodes' local coordinates, which
+    is right when both lie in one frame: under the same linear transform (or transforms that agree), or none.
+    Raises PancakesInputError naming both otherwise (a kept Pancakes segmentation always shares its volume's)."""
+    toWorld = [transformToWorld(node) for node in (segmentationNode, volumeNode)]
+    if not np.allclose(toWorld[0], toWorld[1], rtol=0, atol=1e-6):
+        names = [node.GetParentTransformNode().GetName() if node.GetParentTransformNode() else "none"
+                 for node in (segmentationNode, volumeNode)]
+        raise PancakesInputError(f"segmentation '{segmentationNode.GetName()}' and volume '{volumeNode.GetName()}' "
+                                 f"are under different transforms ('{names[0]}' and '{names[1]}'); put the "
+                                 "segmentation under the volume's transform, or harden both, before refining")
 
 
 def volumeVoxels(volumeNode) -> np.ndarray:

@@ -22,6 +22,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import slicer
 
+from pancakes.contract import Cancel, Progress
+
 from .RefineClicks import SliceClicks, clicksOnSlice, controlPointsRas, sliceAxisFromViews
 from .SegmentSlabs import (requireSharedFrame, segmentMask, segmentSlab, transformToWorld, volumeSpacing, volumeVoxels,
                            writeSegmentMask, writeSegmentSlab)
@@ -115,13 +117,16 @@ class RefineLogic:
             self.refiner.refine_slice_of_volume(voxels, 0, voxels.shape[0] // 2, empty, [], [], window=window)
 
     def refine(self, segmentationNode, segmentId: str, volumeNode, positiveNode=None, negativeNode=None,
-               axis: Optional[int] = None, propagate: bool = False) -> RefineResult:
+               axis: Optional[int] = None, propagate: bool = False, progress: Progress = None,
+               cancel: Cancel = None) -> RefineResult:
         """Refine ``segmentId`` on the slice that holds the clicks of the markups nodes.
 
         negativeNode None with a positiveNode: one mixed list (negatives by label or
         description). The same node passed twice counts as one mixed list too. Without
         ``propagate`` an update reads, refines and writes that one slice only; with it the
-        refined slice spreads to its neighbours, which reads the whole segment.
+        refined slice spreads to its neighbours, which reads the whole segment and can take
+        seconds: progress(done, total) hears of each neighbour, and cancel() returning True
+        stops the spreading there, keeping (and writing) the slices it reached.
         """
         requireSharedFrame(segmentationNode, volumeNode)
         mixed = negativeNode is None or negativeNode is positiveNode
@@ -133,8 +138,9 @@ class RefineLogic:
             axis = sliceAxisFromViews(volumeNode.GetScene(), volumeNode, pos + neg)
         clicks = clicksOnSlice(volumeNode, pos, neg, axis, labels)
         key = (segmentationNode.GetID(), segmentId, volumeNode.GetID(), clicks.axis, clicks.index)
-        refine = self._refinePropagated if propagate else self._refineSlice
-        return refine(segmentationNode, segmentId, volumeNode, clicks, key)
+        if propagate:
+            return self._refinePropagated(segmentationNode, segmentId, volumeNode, clicks, key, progress, cancel)
+        return self._refineSlice(segmentationNode, segmentId, volumeNode, clicks, key)
 
     def _refineSlice(self, segmentationNode, segmentId: str, volumeNode, clicks: SliceClicks,
                      key: tuple) -> RefineResult:
@@ -147,7 +153,7 @@ class RefineLogic:
         voxels = volumeVoxels(volumeNode)
         logits = self.refiner.refine_slice_of_volume(
             voxels, a, index, seedSlice, clicks.positive, clicks.negative, previous=previous,
-            spacing=volumeSpacing(volumeNode), window=self._window(volumeNode, voxels), **_withPrior(prior))
+            spacing=volumeSpacing(volumeNode), window=self._window(volumeNode, voxels), **_given(label_prior=prior))
         refinedSlice = np.asarray(logits) > 0
         self._lastLogits[key] = (logits, refinedSlice)
         voxelsChanged = int((refinedSlice != currentSlice).sum())
@@ -157,7 +163,7 @@ class RefineLogic:
         return RefineResult(a, index, [index] if voxelsChanged else [], voxelsChanged)
 
     def _refinePropagated(self, segmentationNode, segmentId: str, volumeNode, clicks: SliceClicks,
-                          key: tuple) -> RefineResult:
+                          key: tuple, progress: Progress = None, cancel: Cancel = None) -> RefineResult:
         """The clicked slice refined and spread to its neighbours: the whole segment is read, as
         refine_volume_slice takes the 3D seed, and the slab of changed slices written."""
         a, index = clicks.axis, clicks.index
@@ -172,7 +178,8 @@ class RefineLogic:
         seed[tuple(where)] = seedSlice
         refined, logits = self.refiner.refine_volume_slice(
             volumeVoxels(volumeNode), a, index, seed, clicks.positive, clicks.negative, previous=previous,
-            propagate=True, spacing=volumeSpacing(volumeNode), with_logits=True, **_withPrior(prior))
+            propagate=True, spacing=volumeSpacing(volumeNode), with_logits=True,
+            **_given(label_prior=prior, progress=progress, cancel=cancel))
         refined = np.asarray(refined, bool)
         self._lastLogits[key] = (logits, np.take(refined, index, axis=a).copy())
         other = tuple(b for b in range(3) if b != a)
@@ -290,7 +297,8 @@ class RefineLogic:
         self._lastNode = None
 
 
-def _withPrior(prior) -> dict:
-    """The refiner's ``label_prior`` argument when there is one: refiners without it (test doubles, older
-    code) keep working on segments that have none."""
-    return {} if prior is None else {"label_prior": prior}
+def _given(**arguments) -> dict:
+    """The keyword arguments that are not None: refiners without them (test doubles, older code) keep working
+    where they are not asked for (a segment without a label prior, an update without progress)."""
+    return {name: value for name, value in arguments.items() if value is not None}
+

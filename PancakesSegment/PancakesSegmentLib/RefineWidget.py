@@ -181,12 +181,21 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         if problem:
             self.statusLabel.text = problem
             return
+        propagate = self.propagateCheckBox.checked
+        # Spreading through a CT takes seconds: a dialog shows how far it got, and its Cancel stops it there.
+        dialog = slicer.util.createProgressDialog(
+            self, 0, 1, _("Spreading to neighbouring slices..."), _("Pancakes")) if propagate else None
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             result = self.logic.refine(segmentationNode, segmentId, volumeNode, self._markupsNode("positive"),
-                                       self._markupsNode("negative"), propagate=self.propagateCheckBox.checked)
-            self.statusLabel.text = _("Slice {index}: {count} voxels changed.").format(
-                index=result.index, count=result.voxelsChanged)
+                                       self._markupsNode("negative"), propagate=propagate,
+                                       **(self._propagationCallbacks(dialog) if dialog is not None else {}))
+            if len(result.changedSlices) > 1:
+                self.statusLabel.text = _("Slices {first}-{last}: {count} voxels changed.").format(
+                    first=result.changedSlices[0], last=result.changedSlices[-1], count=result.voxelsChanged)
+            else:
+                self.statusLabel.text = _("Slice {index}: {count} voxels changed.").format(
+                    index=result.index, count=result.voxelsChanged)
         except (PancakesInputError, ModelFileError) as error:
             # Input problems (clicks on two slices, outside the volume, no model) read as a status line.
             self.statusLabel.text = str(error)
@@ -194,7 +203,19 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
             slicer.util.errorDisplay(_("Refinement failed: {error}").format(error=error), windowTitle=_("Pancakes"))
         finally:
             qt.QApplication.restoreOverrideCursor()
+            if dialog is not None:
+                dialog.close()
         self._updateEnabled()
+
+    @staticmethod
+    def _propagationCallbacks(dialog) -> dict:
+        """RefineLogic.refine's progress and cancel, shown on and read from ``dialog`` (a QProgressDialog)."""
+        def progress(done: int, total: int) -> None:
+            dialog.maximum = total
+            dialog.value = done
+            slicer.app.processEvents()  # paints the dialog and lets its Cancel be pressed
+
+        return {"progress": progress, "cancel": lambda: dialog.wasCanceled}
 
     def onUndo(self) -> None:
         self.logic.undo()

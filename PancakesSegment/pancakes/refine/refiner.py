@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..bundled import find_bundled
+from ..contract import Cancel, Progress
 from ..devices import resolve_device
 from ..errors import ModelFileError, PancakesInputError
 from ..model_file import load_torchscript
@@ -269,7 +270,7 @@ class Refiner:
                             positive: Clicks = None, negative: Clicks = None,
                             previous: Optional[np.ndarray] = None, propagate: bool = False,
                             spacing: Optional[Sequence[float]] = None, with_logits: bool = False,
-                            label_prior: LabelPrior = None):
+                            label_prior: LabelPrior = None, progress: Progress = None, cancel: Cancel = None):
         """Refine the slice ``index`` along array ``axis`` of a volume -> bool mask like the volume.
 
         volume_array: [D0, D1, D2]; seed: the current 3D mask [D0, D1, D2] (None = empty);
@@ -287,6 +288,9 @@ class Refiner:
         :meth:`refine_slice_of_volume`; the neighbours, refined without clicks, get none. Each slice goes
         through :meth:`refine_slice_of_volume`, which refines one slice without the 3D seed (what an
         interactive caller uses).
+        progress(done, total): called after each neighbour slice, ``total`` the slices it could reach at
+        most (the volume's depth less one; it stops sooner where the label ends), and (total, total) when
+        it ends. cancel(): True stops the spreading there; the slices it reached keep their result.
         """
         vol, axis, index = _check_volume_slice(volume_array, axis, index)
         out = _mask_like(seed, vol.shape, "seed")
@@ -303,14 +307,24 @@ class Refiner:
         refined = logits > 0
         put(index, refined)
         if propagate:
+            # Spreading through a CT can take seconds (a neighbour costs a click's update): say how far it
+            # got, and let the caller stop it there.
+            done, total = 0, depth - 1
             for step in (1, -1):
                 neighbour, i = refined, index + step
                 while 0 <= i < depth and neighbour.any():
+                    if cancel is not None and cancel():
+                        break
                     mask = self.refine_slice_of_volume(vol, axis, i, neighbour, None, None, None, spacing, window) > 0
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
                     if not mask.any() or _dice(mask, neighbour) < MIN_NEIGHBOUR_DICE:
                         break
                     put(i, mask)
                     neighbour, i = mask, i + step
+            if progress is not None:
+                progress(total, total)
         return (out, logits) if with_logits else out
 
 

@@ -243,6 +243,30 @@ def test_propagation_follows_the_structure_and_stops_where_it_ends(tiny_refiner_
     assert not out[:2].any()  # below the structure nothing is added
 
 
+def test_propagation_reports_its_progress_and_stops_when_cancelled(tiny_refiner_path):
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    vol, mask = _tube_volume()
+    seed = np.zeros_like(mask)
+    seed[6] = mask[6] & (np.indices((64, 64))[1] < 30)
+    calls = []
+    whole = refiner.refine_volume_slice(vol, 0, 6, seed, positive=[(32, 40)], propagate=True,
+                                        progress=lambda done, total: calls.append((done, total)))
+    # One call per neighbour refined (7..11 up, 5 down to where the structure ends), then the end.
+    assert all(total == 11 for _, total in calls) and calls[-1] == (11, 11)
+    done = [d for d, _ in calls[:-1]]
+    assert done == list(range(1, len(done) + 1)) and len(done) >= 9
+    # Cancelled after three neighbours: those keep their result, every other slice its seed.
+    asked = []
+
+    def cancel() -> bool:
+        asked.append(True)
+        return len(asked) > 3
+
+    out = refiner.refine_volume_slice(vol, 0, 6, seed, positive=[(32, 40)], propagate=True, cancel=cancel)
+    assert np.flatnonzero((out != seed).any(axis=(1, 2))).tolist() == [6, 7, 8, 9]
+    assert np.array_equal(out[6:10], whole[6:10])
+
+
 def test_volume_bad_inputs(tiny_refiner_path):
     refiner = Refiner.load(tiny_refiner_path, device="cpu")
     vol, mask = _tube_volume()

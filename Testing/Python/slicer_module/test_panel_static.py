@@ -156,3 +156,16 @@ def test_self_test_builds_the_panel_and_fails_without_torch():
     for step in ("torchProblem", "slicer.util.selectModule", "errors.check", "panel.onRun",
                  "panel.ui.refineSegmentSelector.setCurrentSegmentID"):
         assert step in smoke, step
+
+
+# ---- propagation through a CT takes seconds: the panel shows it and lets it be stopped ----
+def test_propagation_shows_its_progress_and_can_be_cancelled():
+    placed = function(tree("RefineWidget.py"), "onPointPlaced", "RefinePanel")
+    called = names(placed)
+    assert "slicer.util.createProgressDialog" in called and "self._propagationCallbacks" in called
+    finally_calls = [name for node in ast.walk(placed) if isinstance(node, ast.Try)
+                     for stmt in node.finalbody for name in names(stmt)]
+    assert "dialog.close" in finally_calls  # closed whatever happened
+    callbacks = function(tree("RefineWidget.py"), "_propagationCallbacks", "RefinePanel")
+    assert "slicer.app.processEvents" in names(callbacks)
+    assert any(isinstance(node, ast.Attribute) and node.attr == "wasCanceled" for node in ast.walk(callbacks))

@@ -179,6 +179,29 @@ def test_propagation_writes_every_changed_slice(scene, volume, segmentation):
     np.testing.assert_array_equal(after["P01_L01"], before["P01_L01"] & ~expected)
 
 
+def test_propagation_hands_on_progress_and_cancel_and_writes_the_slices_it_reached(scene, volume, segmentation):
+    # The panel shows how far the spreading got and lets it be stopped: what it reached is still written.
+    class Cancellable(ClickStampRefiner):
+        def refine_volume_slice(self, volume, axis, index, seed, positive, negative, previous=None,
+                                propagate=False, spacing=None, with_logits=False, progress=None, cancel=None):
+            out, logits = super().refine_volume_slice(volume, axis, index, seed, positive, negative, previous,
+                                                      propagate, spacing, True)
+            for i in (4, 5):  # spreads upwards until cancelled
+                if cancel():
+                    break
+                out[i, 2:4, 14:17] = True
+                progress(i - 3, 5)
+            return out, logits
+
+    heard, stops = [], iter([False, True])
+    result = RefineLogic(Cancellable()).refine(
+        segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]), propagate=True,
+        progress=lambda done, total: heard.append((done, total)), cancel=lambda: next(stops))
+    assert heard == [(1, 5)] and result.changedSlices == [3, 4]
+    after = masks(segmentation, volume)["P01_L02"]
+    assert after[4, 2:4, 14:17].all() and not after[5, 2:4, 14:17].any()
+
+
 @pytest.mark.parametrize("axis, index", [(0, 3), (1, 17), (2, 0)])
 def test_the_slice_level_refiner_gives_the_logits_of_refine_volume_slice(tiny_refiner, volume, axis, index):
     voxels = sitk.GetArrayFromImage(imageFromVolumeNode(volume))

@@ -34,7 +34,7 @@ from ..contract import Cancel, Progress
 from ..devices import resolve_device
 from ..errors import ModelFileError, PancakesInputError
 from ..model_file import load_torchscript
-from ..preprocessing import (PERCENTILES, finite_float, from_model_output, normalise, pixel_size, plan_fit, to_grey,
+from ..preprocessing import (PERCENTILES, from_model_output, normalise, pixel_size, plan_fit, to_grey,
                              to_model_input)
 from ..superpixel_pooling import available as skimage_available
 from .clicks import CLICK_SIGMA, check_clicks, click_maps, seed_probability, to_model_coords
@@ -43,7 +43,9 @@ from .focus_crop import focus_box, shift_clicks
 from .frozen import frozen_for_inference
 from .geodesic_prior import geodesic_prior
 from .intensity_prior import intensity_prior
-from .label_prior import check_label_prior, label_prior as prior_logits
+from .input_checks import (check_voxel_type, check_volume_slice, check_window, checked_label_prior, mask_like,
+                           previous_probability)
+from .label_prior import label_prior as prior_logits
 
 Clicks = Optional[Sequence[Sequence[float]]]
 # The chosen protocol's (labels int [H, W], confidence [H, W]) for pancakes.refine.label_prior; None: none.
@@ -158,11 +160,11 @@ class Refiner:
     def _logits(self, norm: np.ndarray, seed_mask, positive: Clicks, negative: Clicks,
                 previous: Optional[np.ndarray], spacing, label_prior: LabelPrior = None) -> np.ndarray:
         shape = norm.shape
-        seed = _mask_like(seed_mask, shape, "seed_mask")
-        prob = seed_probability(seed, self.seed_prior) if previous is None else _probability(previous, shape)
+        seed = mask_like(seed_mask, shape, "seed_mask")
+        prob = seed_probability(seed, self.seed_prior) if previous is None else previous_probability(previous, shape)
         pos = check_clicks(positive, shape, "positive")
         neg = check_clicks(negative, shape, "negative")
-        prior = None if label_prior is None else _label_prior(label_prior, shape)
+        prior = None if label_prior is None else checked_label_prior(label_prior, shape)
         out = self._network_logits(norm, seed, prob, pos, neg, spacing)
         box = focus_box(prob > 0.5, list(pos) + list(neg), self.input_size, spacing) if self.focus else None
         if box is not None:
@@ -222,7 +224,7 @@ class Refiner:
         an interactive caller computes it once per volume and passes it as ``window`` to
         :meth:`refine_slice_of_volume` (the sample alone costs more than refining a slice)."""
         vol = np.asarray(volume_array)
-        _check_voxel_type(vol)
+        check_voxel_type(vol)
         if vol.size == 0:
             raise PancakesInputError(f"volume_array: shape {tuple(vol.shape)} holds no voxels")
         flat = vol.reshape(-1)
@@ -254,10 +256,10 @@ class Refiner:
         as in :meth:`refine`. :meth:`refine_volume_slice` refines its clicked slice with this method,
         so both give the same logits.
         """
-        vol, axis, index = _check_volume_slice(volume_array, axis, index)
+        vol, axis, index = check_volume_slice(volume_array, axis, index)
         plane = [a for a in range(3) if a != axis]
-        seed = _mask_like(seed_slice, tuple(vol.shape[a] for a in plane), "seed_slice")
-        lo, hi = self.volume_window(vol) if window is None else _check_window(window)
+        seed = mask_like(seed_slice, tuple(vol.shape[a] for a in plane), "seed_slice")
+        lo, hi = self.volume_window(vol) if window is None else check_window(window)
         sp = (1.0, 1.0) if spacing is None else tuple(pixel_size(spacing, 3, "spacing")[a] for a in plane)
         # One window for the whole volume, applied to this slice only: neighbouring slices
         # look alike, and a large volume is never copied as float.
@@ -292,8 +294,8 @@ class Refiner:
         most (the volume's depth less one; it stops sooner where the label ends), and (total, total) when
         it ends. cancel(): True stops the spreading there; the slices it reached keep their result.
         """
-        vol, axis, index = _check_volume_slice(volume_array, axis, index)
-        out = _mask_like(seed, vol.shape, "seed")
+        vol, axis, index = check_volume_slice(volume_array, axis, index)
+        out = mask_like(seed, vol.shape, "seed")
         window = self.volume_window(vol)
         depth = vol.shape[axis]
 
@@ -328,78 +330,6 @@ class Refiner:
         return (out, logits) if with_logits else out
 
 
-def _check_voxel_type(vol: np.ndarray) -> None:
-    if not (np.issubdtype(vol.dtype, np.number) or vol.dtype == bool):
-        raise PancakesInputError(f"volume_array: voxel type {vol.dtype} is not numeric")
-
-
-def _check_volume_slice(volume_array: np.ndarray, axis: int, index: int) -> Tuple[np.ndarray, int, int]:
-    """A 3D numeric volume and an (axis, index) of one of its slices -> (array, axis, index) as ints."""
-    vol = np.asarray(volume_array)
-    if vol.ndim != 3:
-        raise PancakesInputError(f"volume_array: expected a 3D array, got shape {tuple(vol.shape)}")
-    # 1.0 == 1 passes "in (0, 1, 2)" but cannot index; bool is an int but no axis.
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis not in (0, 1, 2):
-        raise PancakesInputError(f"axis {axis!r}: use 0, 1 or 2 (array axis of volume_array)")
-    axis = int(axis)
-    if vol.size == 0:
-        raise PancakesInputError(f"volume_array: shape {tuple(vol.shape)} holds no voxels")
-    depth = vol.shape[axis]
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= int(index) < depth:
-        raise PancakesInputError(f"index {index!r}: slice must be an integer in 0..{depth - 1} along axis {axis}")
-    _check_voxel_type(vol)
-    return vol, axis, int(index)
-
-
-def _check_window(window) -> Tuple[float, float]:
-    """(low, high) as two finite floats with low < high, or a PancakesInputError naming the problem."""
-    try:
-        lo, hi = (float(v) for v in window)
-    except (TypeError, ValueError):
-        raise PancakesInputError(f"window {window!r}: expected (low, high), as Refiner.volume_window gives") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise PancakesInputError(f"window {window!r}: expected finite (low, high) with low < high")
-    return lo, hi
-
-
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     total = a.sum() + b.sum()
     return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
-
-
-def _mask_like(mask: Optional[np.ndarray], shape: Tuple[int, ...], name: str) -> np.ndarray:
-    """Nonzero -> True, as bool of ``shape``; None -> empty. Wrong shapes name the problem."""
-    if mask is None:
-        return np.zeros(shape, bool)
-    m = np.asarray(mask)
-    if m.shape != tuple(shape):
-        raise PancakesInputError(f"{name}: shape {tuple(m.shape)} does not match the image's {tuple(shape)}")
-    if not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
-        raise PancakesInputError(f"{name}: values of type {m.dtype} are not a mask")
-    if np.issubdtype(m.dtype, np.inexact) and not np.isfinite(m).all():
-        # NaN != 0 would silently count as inside: a NaN-filled probability map is no mask.
-        raise PancakesInputError(f"{name}: contains NaN or infinite values; a mask is 0 (outside) or nonzero (inside)")
-    return m != 0
-
-
-def _label_prior(label_prior, shape: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """(labels, confidence) checked against the image's shape, before the network runs."""
-    if not isinstance(label_prior, (tuple, list)) or len(label_prior) != 2:
-        raise PancakesInputError("label_prior: expected (labels, confidence), two arrays of the image's shape")
-    return check_label_prior(label_prior[0], label_prior[1], shape)
-
-
-def _probability(previous: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
-    """Previous result as probability: masks and values in [0, 1] stay, other floats are logits."""
-    p = np.asarray(previous)
-    if p.shape != tuple(shape):
-        raise PancakesInputError(f"previous: shape {tuple(p.shape)} does not match the image's {tuple(shape)}")
-    if not (np.issubdtype(p.dtype, np.number) or p.dtype == bool) or np.iscomplexobj(p):
-        raise PancakesInputError(f"previous: values of type {p.dtype} are neither logits nor a mask")
-    if not np.issubdtype(p.dtype, np.floating):
-        # Integers are masks (0/1, 0/255, label values), never logits: as logits 0 would read p = 0.5.
-        return (p != 0).astype(np.float32)
-    p = finite_float(p, "previous")
-    if p.min() >= 0.0 and p.max() <= 1.0:
-        return p
-    return (1.0 / (1.0 + np.exp(-np.clip(p, -30, 30)))).astype(np.float32)

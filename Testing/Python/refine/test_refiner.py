@@ -336,27 +336,27 @@ def test_bad_spacing_is_named_not_a_numpy_error(tiny_refiner_path, spacing):
 
 def test_previous_as_an_integer_mask_is_a_mask_not_logits():
     # A 0/255 uint8 mask used to be read as logits: its background became p = 0.5.
-    from pancakes.refine.refiner import _probability
+    from pancakes.refine.input_checks import previous_probability
 
     mask = np.zeros((6, 8), bool)
     mask[2:4, 3:6] = True
     for previous in (mask, mask.astype(np.uint8) * 255, mask.astype(np.int64) * 7):
-        np.testing.assert_array_equal(_probability(previous, mask.shape), mask.astype(np.float32))
+        np.testing.assert_array_equal(previous_probability(previous, mask.shape), mask.astype(np.float32))
     with pytest.raises(PancakesInputError, match="previous: values of type <U1 are neither logits nor a mask"):
-        _probability(np.full(mask.shape, "x"), mask.shape)
+        previous_probability(np.full(mask.shape, "x"), mask.shape)
     with pytest.raises(PancakesInputError, match="previous: values of type complex"):
-        _probability(mask.astype(complex), mask.shape)
+        previous_probability(mask.astype(complex), mask.shape)
 
 
 def test_a_seed_with_nan_is_refused_not_read_as_inside():
     # NaN != 0, so NaN pixels of a float seed used to count silently as inside the label.
-    from pancakes.refine.refiner import _mask_like
+    from pancakes.refine.input_checks import mask_like
 
     seed = np.zeros((6, 8))
     seed[2, 3] = np.nan
     with pytest.raises(PancakesInputError, match="seed_mask: contains NaN or infinite values"):
-        _mask_like(seed, seed.shape, "seed_mask")
-    np.testing.assert_array_equal(_mask_like(np.full(seed.shape, 0.3), seed.shape, "s"), np.ones(seed.shape, bool))
+        mask_like(seed, seed.shape, "seed_mask")
+    np.testing.assert_array_equal(mask_like(np.full(seed.shape, 0.3), seed.shape, "s"), np.ones(seed.shape, bool))
 
 
 def test_volume_axis_must_be_an_integer_and_the_volume_not_empty():

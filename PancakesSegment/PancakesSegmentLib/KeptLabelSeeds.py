@@ -14,11 +14,12 @@ Usage::
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 
+from pancakes.contract import Cancel, Cancelled, Progress
 from pancakes.refine.seed_core import core_byte
 
 from .Segments import protocolSegmentIds, segmentationInfo
@@ -31,9 +32,13 @@ class KeptLabelSeeds:
         self._finishedResults = finishedResults
         # (volume ID, M, K, m, ...) -> the protocol's confidence bytes, voxel array: the last protocol asked for
         self._confidence: Dict[Tuple, np.ndarray] = {}
+        # Protocols whose decode the user cancelled in prepare: refined from the segment as it stands, so that
+        # no click is the one that waits for the decode after all.
+        self._declined: Set[Tuple] = set()
 
     def clear(self) -> None:
         self._confidence = {}
+        self._declined = set()
 
     def seedCore(self, segmentationNode, segmentId: str, volumeNode, axis: int, index: int,
                  currentSlice: np.ndarray) -> Optional[np.ndarray]:
@@ -54,13 +59,22 @@ class KeptLabelSeeds:
         kept = self._keptLabelSlice(segmentationNode, segmentId, volumeNode, axis, index, currentSlice)
         return None if kept is None else kept[:2]
 
-    def prepare(self, segmentationNode, volumeNode) -> None:
+    def prepare(self, segmentationNode, volumeNode, progress: Progress = None, cancel: Cancel = None) -> bool:
         """Decode the confidence seedCore and labelPrior read for this kept segmentation now (a protocol's
         decode, seconds on a CT-sized volume), so that the first click is not the one that waits. Nothing for
-        other nodes."""
-        source = self._source(segmentationNode, volumeNode)
-        if source is not None:
-            self._confidenceOf(*source)
+        other nodes. progress(done, total) hears of the slices decoded; cancel() returning True stops the
+        decode, and this protocol's labels are then refined from the segment as it stands, without core or
+        prior, until it is prepared again. -> False when cancelled."""
+        source = self._source(segmentationNode, volumeNode, declined=True)
+        if source is None:
+            return True
+        self._declined.discard(self._key(*source))
+        try:
+            self._confidenceOf(*source, progress=progress, cancel=cancel)
+        except Cancelled:
+            self._declined.add(self._key(*source))
+            return False
+        return True
 
     def _keptLabelSlice(self, segmentationNode, segmentId: str, volumeNode, axis: int, index: int,
                         currentSlice: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray, int]]:
@@ -79,9 +93,9 @@ class KeptLabelSeeds:
             return None
         return np.array(labels), np.take(self._confidenceOf(result, m), index, axis=axis), k
 
-    def _source(self, segmentationNode, volumeNode):
+    def _source(self, segmentationNode, volumeNode, declined: bool = False):
         """(result, m) when ``segmentationNode`` is a kept protocol of ``volumeNode``'s current result and its
-        predictor gives probabilities; else None."""
+        predictor gives probabilities (and, unless ``declined``, its decode was not cancelled); else None."""
         info = segmentationInfo(segmentationNode) if segmentationNode is not None else None
         if info is None or volumeNode is None or info["volumeID"] != volumeNode.GetID():
             return None
@@ -90,12 +104,19 @@ class KeptLabelSeeds:
             return None
         if not hasattr(result.predictor, "confidence"):
             return None  # a predictor without probabilities (the self-test's intensity bins)
+        if not declined and self._key(result, info["m"]) in self._declined:
+            return None
         return result, info["m"]
 
-    def _confidenceOf(self, result, m: int) -> np.ndarray:
+    @staticmethod
+    def _key(result, m: int) -> Tuple:
+        return result.volumeID, result.M, result.K, m, result.adapt, result.coarse, result.superpixels
+
+    def _confidenceOf(self, result, m: int, progress: Progress = None, cancel: Cancel = None) -> np.ndarray:
         """Protocol m's confidence bytes of one result, as a voxel array [k, j, i]; the last protocol asked
         for is kept (one byte a voxel, like its labels)."""
-        key = (result.volumeID, result.M, result.K, m, result.adapt, result.coarse, result.superpixels)
+        key = self._key(result, m)
         if key not in self._confidence:
-            self._confidence = {key: sitk.GetArrayFromImage(result.predictor.confidence(result.M, result.K, [m])[0])}
+            image = result.predictor.confidence(result.M, result.K, [m], cancel=cancel, progress=progress)[0]
+            self._confidence = {key: sitk.GetArrayFromImage(image)}
         return self._confidence[key]

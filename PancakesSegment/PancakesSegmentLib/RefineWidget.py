@@ -110,13 +110,20 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         if volumeNode is not None and volumeNode.GetID() != self._preparedVolumeID:
             self._prepareTimer.start()
         if self.prepareSeeds is not None and segmentationNode is not None and volumeNode is not None:
+            # A kept label's protocol is decoded now (seconds on a CT): shown after half a second, cancellable,
+            # and a cancel only costs the core and the prior (clicks then start from the segment as it stands).
+            dialog = slicer.util.createProgressDialog(self, 0, 1, _("Reading the protocol for refinement..."),
+                                                      _("Pancakes"), minimumDuration=500)
             qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
             try:
-                self.prepareSeeds(segmentationNode, volumeNode)
+                if not self.prepareSeeds(segmentationNode, volumeNode, **self._progressCallbacks(dialog)):
+                    self.statusLabel.text = _("Cancelled: clicks refine the segment as it stands, without its "
+                                              "protocol's core. Pick it again to read the protocol.")
             except Exception:  # noqa: BLE001 - a failure only costs the cores: clicks then start from the segment
                 logging.exception("PancakesSegment: decoding the seed cores failed")
             finally:
                 qt.QApplication.restoreOverrideCursor()
+                dialog.close()
         self._updateEnabled()
 
     def setDevice(self, device: str) -> None:
@@ -183,13 +190,13 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
             return
         propagate = self.propagateCheckBox.checked
         # Spreading through a CT takes seconds: a dialog shows how far it got, and its Cancel stops it there.
-        dialog = slicer.util.createProgressDialog(
-            self, 0, 1, _("Spreading to neighbouring slices..."), _("Pancakes")) if propagate else None
+        dialog = slicer.util.createProgressDialog(self, 0, 1, _("Spreading to neighbouring slices..."), _("Pancakes"),
+                                                  minimumDuration=500) if propagate else None
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             result = self.logic.refine(segmentationNode, segmentId, volumeNode, self._markupsNode("positive"),
                                        self._markupsNode("negative"), propagate=propagate,
-                                       **(self._propagationCallbacks(dialog) if dialog is not None else {}))
+                                       **(self._progressCallbacks(dialog) if dialog is not None else {}))
             if len(result.changedSlices) > 1:
                 self.statusLabel.text = _("Slices {first}-{last}: {count} voxels changed.").format(
                     first=result.changedSlices[0], last=result.changedSlices[-1], count=result.voxelsChanged)
@@ -208,8 +215,9 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         self._updateEnabled()
 
     @staticmethod
-    def _propagationCallbacks(dialog) -> dict:
-        """RefineLogic.refine's progress and cancel, shown on and read from ``dialog`` (a QProgressDialog)."""
+    def _progressCallbacks(dialog) -> dict:
+        """A long step's progress(done, total) and cancel(), shown on and read from ``dialog`` (a QProgressDialog):
+        the decode of a kept label's protocol, and the spreading of a click to neighbouring slices."""
         def progress(done: int, total: int) -> None:
             dialog.maximum = total
             dialog.value = done

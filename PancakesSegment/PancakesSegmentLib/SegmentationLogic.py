@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from pancakes import protocols
-from pancakes.contract import DEFAULT_ADAPT, Cancelled
+from pancakes.contract import DEFAULT_ADAPT, Cancel, Cancelled, Progress
 from pancakes.errors import ModelFileError, PancakesInputError
 
 from .Keep import labelNames, renameLabel
@@ -256,9 +256,11 @@ class SegmentationLogic:
         """A kept label's protocol on one slice (KeptLabelSeeds.labelPrior), for the refiner's label prior."""
         return self.keptSeeds.labelPrior(segmentationNode, segmentId, volumeNode, axis, index, currentSlice)
 
-    def prepareSeedCores(self, segmentationNode, volumeNode) -> None:
-        """Decode what seedCore and labelPrior read now, when the segment is picked (KeptLabelSeeds.prepare)."""
-        self.keptSeeds.prepare(segmentationNode, volumeNode)
+    def prepareSeedCores(self, segmentationNode, volumeNode, progress: Progress = None,
+                         cancel: Cancel = None) -> bool:
+        """Decode what seedCore and labelPrior read now, when the segment is picked (KeptLabelSeeds.prepare:
+        progress and cancel as there; False when cancelled)."""
+        return self.keptSeeds.prepare(segmentationNode, volumeNode, progress, cancel)
 
     def previewNode(self, volumeID: str):
         result = self.results.get(volumeID)

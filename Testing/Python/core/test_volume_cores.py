@@ -4,6 +4,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from pancakes.contract import Cancelled
 from pancakes.engine import Pancakes
 from pancakes.errors import PancakesInputError
 from pancakes.refine.seed_core import label_core
@@ -60,3 +61,15 @@ def test_confidence_bytes_give_the_cores_and_the_2d_probabilities(random_model_p
     np.testing.assert_array_equal(np.where(conf >= level, labels, 0), cores)
     with pytest.raises(PancakesInputError, match="name the protocols"):
         predictor.confidence(4, 6, [])
+
+
+def test_confidence_reports_its_progress_and_can_be_cancelled(random_model_path):
+    # Picking a kept label in Slicer decodes its protocol's confidence: seconds on a CT, so it shows progress.
+    predictor = Pancakes.load(random_model_path, device="cpu").predictor(_volume())
+    heard = []
+    image = predictor.confidence(4, 6, [1], progress=lambda done, total: heard.append((done, total)))[0]
+    conf = sitk.GetArrayFromImage(image)
+    depth = conf.shape[0]
+    assert heard[-1] == (depth, depth) and [d for d, _ in heard] == sorted(d for d, _ in heard)
+    with pytest.raises(Cancelled, match="cancelled after 0 of"):
+        predictor.confidence(4, 6, [1], cancel=lambda: True)

@@ -162,10 +162,19 @@ def test_self_test_builds_the_panel_and_fails_without_torch():
 def test_propagation_shows_its_progress_and_can_be_cancelled():
     placed = function(tree("RefineWidget.py"), "onPointPlaced", "RefinePanel")
     called = names(placed)
-    assert "slicer.util.createProgressDialog" in called and "self._propagationCallbacks" in called
+    assert "slicer.util.createProgressDialog" in called and "self._progressCallbacks" in called
     finally_calls = [name for node in ast.walk(placed) if isinstance(node, ast.Try)
                      for stmt in node.finalbody for name in names(stmt)]
     assert "dialog.close" in finally_calls  # closed whatever happened
-    callbacks = function(tree("RefineWidget.py"), "_propagationCallbacks", "RefinePanel")
+    callbacks = function(tree("RefineWidget.py"), "_progressCallbacks", "RefinePanel")
     assert "slicer.app.processEvents" in names(callbacks)
     assert any(isinstance(node, ast.Attribute) and node.attr == "wasCanceled" for node in ast.walk(callbacks))
+
+
+def test_picking_a_kept_label_shows_the_protocols_decode_and_can_cancel_it():
+    target = function(tree("RefineWidget.py"), "setTarget", "RefinePanel")
+    called = names(target)
+    assert "slicer.util.createProgressDialog" in called and "self._progressCallbacks" in called
+    finally_calls = [name for node in ast.walk(target) if isinstance(node, ast.Try)
+                     for stmt in node.finalbody for name in names(stmt)]
+    assert "dialog.close" in finally_calls

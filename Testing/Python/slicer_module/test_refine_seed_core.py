@@ -93,6 +93,22 @@ def test_prepare_decodes_the_confidence_once_and_only_for_kept_labels(kept, monk
     assert len(calls) == 1
 
 
+def test_a_cancelled_prepare_refines_from_the_segment_until_prepared_again(kept):
+    # The decode shows its progress and can be cancelled; then no click waits for it: the label is refined
+    # from the segment as it stands (no core, no prior) until the segment is picked (prepared) again.
+    logic, volume, node = kept
+    segmentId = f"P{m + 1:02d}_L02"
+    current = _slice(node, segmentId, volume, 1)
+    assert not logic.prepareSeedCores(node, volume, cancel=lambda: True)
+    assert logic.seedCore(node, segmentId, volume, 0, 1, current) is None
+    assert logic.labelPrior(node, segmentId, volume, 0, 1, current) is None
+    heard = []
+    assert logic.prepareSeedCores(node, volume, progress=lambda done, total: heard.append((done, total)))
+    assert heard and heard[-1][0] == heard[-1][1]
+    assert logic.seedCore(node, segmentId, volume, 0, 1, current) is not None
+    assert logic.labelPrior(node, segmentId, volume, 0, 1, current) is not None
+
+
 def test_a_kept_label_gets_its_protocols_labels_and_confidence_as_prior(kept):
     """labelPrior: the kept protocol's labels and confidence bytes on the slice, where seedCore gives a core."""
     logic, volume, node = kept

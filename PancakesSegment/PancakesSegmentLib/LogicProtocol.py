@@ -53,9 +53,11 @@ class SegmentationLogicProtocol(Protocol):
         """The kept label's protocol on one slice, (labels, confidence bytes), for the refiner's label prior;
         None where seedCore gives None."""
 
-    def prepareSeedCores(self, segmentationNode, volumeNode) -> None:
+    def prepareSeedCores(self, segmentationNode, volumeNode, progress: Optional[Callable[[int, int], None]] = None,
+                         cancel: Optional[Callable[[], bool]] = None) -> bool:
         """Decode what seedCore and labelPrior read now, when the segment is picked, rather than at the first
-        click."""
+        click; progress(done, total) hears of it, cancel() returning True stops it (-> False: that label is then
+        refined without core and prior until prepared again)."""
 
     def clear(self) -> None:
         """Forget every result (the scene was closed); a loaded model is kept."""

@@ -267,6 +267,32 @@ def test_propagation_reports_its_progress_and_stops_when_cancelled(tiny_refiner_
     assert np.array_equal(out[6:10], whole[6:10])
 
 
+def test_propagation_reaches_so_far_from_the_clicked_slice(tiny_refiner_path):
+    # Given no click, the refiner keeps the seed it is given, so propagation copied a label through the whole
+    # volume: it now stops PROPAGATION_REACH_MM (12 mm) from the clicked slice, or at the adjacent slices.
+    from pancakes.refine.refiner import PROPAGATION_REACH_MM
+
+    refiner = Refiner.load(tiny_refiner_path, device="cpu")
+    vol, mask = _tube_volume()
+    seed = np.zeros_like(mask)
+    seed[6] = mask[6]
+
+    def reached(**kwargs):
+        out = refiner.refine_volume_slice(vol, 0, 6, seed, positive=[(32, 30)], propagate=True, **kwargs)
+        return np.flatnonzero(out.any(axis=(1, 2))).tolist()
+
+    assert PROPAGATION_REACH_MM == 12.0
+    assert reached(spacing=(3.0, 1.0, 1.0)) == [2, 3, 4, 5, 6, 7, 8, 9, 10]  # 4 slices of 3 mm either side
+    assert reached(spacing=(3.0, 1.0, 1.0), reach_mm=None) == list(range(2, 12))  # to where the tube ends
+    assert reached(spacing=(20.0, 1.0, 1.0)) == [5, 6, 7]  # thicker than the reach: the adjacent slices
+    heard = []
+    reached(spacing=(3.0, 1.0, 1.0), progress=lambda done, total: heard.append((done, total)))
+    assert heard[-1] == (8, 8)  # the slices within reach
+    for bad in (0, -5.0, float("nan"), "12"):
+        with pytest.raises(PancakesInputError, match="reach_mm"):
+            reached(reach_mm=bad)
+
+
 def test_volume_bad_inputs(tiny_refiner_path):
     refiner = Refiner.load(tiny_refiner_path, device="cpu")
     vol, mask = _tube_volume()

@@ -118,7 +118,7 @@ class RefineLogic:
 
     def refine(self, segmentationNode, segmentId: str, volumeNode, positiveNode=None, negativeNode=None,
                axis: Optional[int] = None, propagate: bool = False, progress: Progress = None,
-               cancel: Cancel = None) -> RefineResult:
+               cancel: Cancel = None, reachMm: Optional[float] = None) -> RefineResult:
         """Refine ``segmentId`` on the slice that holds the clicks of the markups nodes.
 
         negativeNode None with a positiveNode: one mixed list (negatives by label or
@@ -126,7 +126,8 @@ class RefineLogic:
         ``propagate`` an update reads, refines and writes that one slice only; with it the
         refined slice spreads to its neighbours, which reads the whole segment and can take
         seconds: progress(done, total) hears of each neighbour, and cancel() returning True
-        stops the spreading there, keeping (and writing) the slices it reached.
+        stops the spreading there, keeping (and writing) the slices it reached. reachMm: how far
+        it may spread either side, in mm (None: the refiner's PROPAGATION_REACH_MM).
         """
         requireSharedFrame(segmentationNode, volumeNode)
         mixed = negativeNode is None or negativeNode is positiveNode
@@ -139,7 +140,8 @@ class RefineLogic:
         clicks = clicksOnSlice(volumeNode, pos, neg, axis, labels)
         key = (segmentationNode.GetID(), segmentId, volumeNode.GetID(), clicks.axis, clicks.index)
         if propagate:
-            return self._refinePropagated(segmentationNode, segmentId, volumeNode, clicks, key, progress, cancel)
+            return self._refinePropagated(segmentationNode, segmentId, volumeNode, clicks, key, progress, cancel,
+                                          reachMm)
         return self._refineSlice(segmentationNode, segmentId, volumeNode, clicks, key)
 
     def _refineSlice(self, segmentationNode, segmentId: str, volumeNode, clicks: SliceClicks,
@@ -163,7 +165,8 @@ class RefineLogic:
         return RefineResult(a, index, [index] if voxelsChanged else [], voxelsChanged)
 
     def _refinePropagated(self, segmentationNode, segmentId: str, volumeNode, clicks: SliceClicks,
-                          key: tuple, progress: Progress = None, cancel: Cancel = None) -> RefineResult:
+                          key: tuple, progress: Progress = None, cancel: Cancel = None,
+                          reachMm: Optional[float] = None) -> RefineResult:
         """The clicked slice refined and spread to its neighbours: the whole segment is read, as
         refine_volume_slice takes the 3D seed, and the slab of changed slices written."""
         a, index = clicks.axis, clicks.index
@@ -179,7 +182,7 @@ class RefineLogic:
         refined, logits = self.refiner.refine_volume_slice(
             volumeVoxels(volumeNode), a, index, seed, clicks.positive, clicks.negative, previous=previous,
             propagate=True, spacing=volumeSpacing(volumeNode), with_logits=True,
-            **_given(label_prior=prior, progress=progress, cancel=cancel))
+            **_given(label_prior=prior, progress=progress, cancel=cancel, reach_mm=reachMm))
         refined = np.asarray(refined, bool)
         self._lastLogits[key] = (logits, np.take(refined, index, axis=a).copy())
         other = tuple(b for b in range(3) if b != a)

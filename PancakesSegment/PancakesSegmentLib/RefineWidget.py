@@ -19,6 +19,7 @@ from slicer.i18n import tr as _
 from slicer.util import VTKObservationMixin
 
 from pancakes.errors import ModelFileError, PancakesInputError
+from pancakes.contract import PROPAGATION_REACH_MM
 
 from .RefineLogic import RefineLogic
 from .TorchCheck import torchProblem
@@ -80,7 +81,17 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
             self._placeWidgets[kind] = place
         layout.addRow(_("Clicks:"), self._row(self._placeWidgets["positive"], self._placeWidgets["negative"]))
         self.propagateCheckBox = qt.QCheckBox(_("Propagate to neighbouring slices"))
-        layout.addRow(self.propagateCheckBox)
+        # How far a click spreads either side; the refiner's default (contract.PROPAGATION_REACH_MM) to start with.
+        self.reachSpinBox = qt.QDoubleSpinBox()
+        self.reachSpinBox.setRange(1.0, 1000.0)
+        self.reachSpinBox.setDecimals(0)
+        self.reachSpinBox.setSuffix(" mm")
+        self.reachSpinBox.value = PROPAGATION_REACH_MM
+        self.reachSpinBox.setToolTip(_("How far a click's result spreads either side of its slice (at least the "
+                                       "adjacent slices); click again further along to carry it on"))
+        self.reachSpinBox.enabled = False
+        self.propagateCheckBox.toggled.connect(lambda on: setattr(self.reachSpinBox, "enabled", on))
+        layout.addRow(self._row(self.propagateCheckBox, qt.QLabel(_("up to")), self.reachSpinBox))
         self.undoButton = qt.QPushButton(_("Undo"))
         self.redoButton = qt.QPushButton(_("Redo"))
         self.doneButton = qt.QPushButton(_("Done"))
@@ -196,6 +207,7 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         try:
             result = self.logic.refine(segmentationNode, segmentId, volumeNode, self._markupsNode("positive"),
                                        self._markupsNode("negative"), propagate=propagate,
+                                       reachMm=float(self.reachSpinBox.value),
                                        **(self._progressCallbacks(dialog) if dialog is not None else {}))
             if len(result.changedSlices) > 1:
                 self.statusLabel.text = _("Slices {first}-{last}: {count} voxels changed.").format(

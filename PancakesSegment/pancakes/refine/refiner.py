@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..bundled import find_bundled
-from ..contract import Cancel, Progress
+from ..contract import PROPAGATION_REACH_MM, Cancel, Progress
 from ..devices import resolve_device
 from ..errors import ModelFileError, PancakesInputError
 from ..model_file import load_torchscript
@@ -54,11 +54,7 @@ MODEL_FILE = "refine.pt"
 # Propagation stops where the label vanishes, or where it stops resembling its
 # neighbour (Dice below this): a jump that large means it left the structure.
 MIN_NEIGHBOUR_DICE = 0.5
-# ... and at this distance from the clicked slice, either side (at least the adjacent slices). Seeded with
-# the slice next to it and given no click, the refiner keeps its seed, so without a reach a label ran on
-# through the whole volume: on the dev volumes (benchmarks/bench_refine_propagation.py) the 3D Dice was
-# 0.30 / 0.21 (select / test labels) without one and 0.51 / 0.54 with 12 mm, the best reach on select.
-PROPAGATION_REACH_MM = 12.0
+# ... and at PROPAGATION_REACH_MM (pancakes.contract) from the clicked slice, either side.
 
 
 def bundled_refiner_path() -> Path:

@@ -178,3 +178,11 @@ def test_picking_a_kept_label_shows_the_protocols_decode_and_can_cancel_it():
     finally_calls = [name for node in ast.walk(target) if isinstance(node, ast.Try)
                      for stmt in node.finalbody for name in names(stmt)]
     assert "dialog.close" in finally_calls
+
+
+def test_the_panel_asks_for_the_reach_it_shows():
+    placed = function(tree("RefineWidget.py"), "onPointPlaced", "RefinePanel")
+    refine = next(node for name, node in calls(placed) if name == "self.logic.refine")
+    assert "reachMm" in [k.arg for k in refine.keywords]
+    init = names(function(tree("RefineWidget.py"), "__init__", "RefinePanel"))
+    assert "qt.QDoubleSpinBox" in init and "self.propagateCheckBox.toggled.connect" in init

@@ -202,6 +202,21 @@ def test_propagation_hands_on_progress_and_cancel_and_writes_the_slices_it_reach
     assert after[4, 2:4, 14:17].all() and not after[5, 2:4, 14:17].any()
 
 
+def test_propagation_hands_on_the_reach_the_panel_asks_for(scene, volume, segmentation):
+    class Reach(ClickStampRefiner):
+        def refine_volume_slice(self, *args, reach_mm=None, **kwargs):
+            self.reach = reach_mm
+            return super().refine_volume_slice(*args, **kwargs)
+
+    refiner = Reach()
+    RefineLogic(refiner).refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]),
+                                propagate=True, reachMm=30.0)
+    assert refiner.reach == 30.0
+    RefineLogic(refiner).refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]),
+                                propagate=True)
+    assert refiner.reach is None  # not asked: the refiner's own default (PROPAGATION_REACH_MM)
+
+
 @pytest.mark.parametrize("axis, index", [(0, 3), (1, 17), (2, 0)])
 def test_the_slice_level_refiner_gives_the_logits_of_refine_volume_slice(tiny_refiner, volume, axis, index):
     voxels = sitk.GetArrayFromImage(imageFromVolumeNode(volume))

@@ -18,8 +18,8 @@ import slicer
 from slicer.i18n import tr as _
 from slicer.util import VTKObservationMixin
 
-from pancakes.errors import ModelFileError, PancakesInputError
 from pancakes.contract import PROPAGATION_REACH_MM
+from pancakes.errors import ModelFileError, PancakesInputError
 
 from .RefineLogic import RefineLogic
 from .TorchCheck import torchProblem

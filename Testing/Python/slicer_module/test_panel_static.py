@@ -158,26 +158,26 @@ def test_self_test_builds_the_panel_and_fails_without_torch():
         assert step in smoke, step
 
 
-# ---- propagation through a CT takes seconds: the panel shows it and lets it be stopped ----
-def test_propagation_shows_its_progress_and_can_be_cancelled():
-    placed = function(tree("RefineWidget.py"), "onPointPlaced", "RefinePanel")
-    called = names(placed)
+# ---- the refine panel's long steps (seconds on a CT) show their progress and can be stopped ----
+def assert_shows_a_progress_dialog(method: str) -> None:
+    """RefinePanel.<method> opens a progress dialog, hands its callbacks on, and closes it whatever happened."""
+    body = function(tree("RefineWidget.py"), method, "RefinePanel")
+    called = names(body)
     assert "slicer.util.createProgressDialog" in called and "self._progressCallbacks" in called
-    finally_calls = [name for node in ast.walk(placed) if isinstance(node, ast.Try)
+    finally_calls = [name for node in ast.walk(body) if isinstance(node, ast.Try)
                      for stmt in node.finalbody for name in names(stmt)]
-    assert "dialog.close" in finally_calls  # closed whatever happened
+    assert "dialog.close" in finally_calls
+
+
+def test_propagation_shows_its_progress_and_can_be_cancelled():
+    assert_shows_a_progress_dialog("onPointPlaced")
     callbacks = function(tree("RefineWidget.py"), "_progressCallbacks", "RefinePanel")
     assert "slicer.app.processEvents" in names(callbacks)
     assert any(isinstance(node, ast.Attribute) and node.attr == "wasCanceled" for node in ast.walk(callbacks))
 
 
 def test_picking_a_kept_label_shows_the_protocols_decode_and_can_cancel_it():
-    target = function(tree("RefineWidget.py"), "setTarget", "RefinePanel")
-    called = names(target)
-    assert "slicer.util.createProgressDialog" in called and "self._progressCallbacks" in called
-    finally_calls = [name for node in ast.walk(target) if isinstance(node, ast.Try)
-                     for stmt in node.finalbody for name in names(stmt)]
-    assert "dialog.close" in finally_calls
+    assert_shows_a_progress_dialog("setTarget")
 
 
 def test_the_panel_asks_for_the_reach_it_shows():

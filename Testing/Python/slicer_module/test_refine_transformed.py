@@ -9,7 +9,6 @@ from refine_scene import (  # noqa: F401  (fixtures are used by name)
     ClickStampRefiner,
     PancakesInputError,
     RefineLogic,
-    SHAPE,
     ijkToRasMatrix,
     markups,
     masks,

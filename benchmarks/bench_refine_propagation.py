@@ -31,6 +31,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "PancakesSegment"))
 
+from pancakes.evaluation.metrics import dice  # noqa: E402
 from pancakes.refine.refiner import PROPAGATION_REACH_MM, Refiner  # noqa: E402
 from pancakes.training import real_sources  # noqa: E402
 from pancakes.training.fetch_data import resolve_cache_dir  # noqa: E402
@@ -60,9 +61,9 @@ def label_cases(n_labels: int, seed: int = 0):
 
 
 def dice3d(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two bool volumes as a whole (pancakes.evaluation.metrics.dice is per slice)."""
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+    """Dice of two bool volumes as a whole: pancakes.evaluation.metrics.dice reduces the last two axes, so
+    each volume goes in as one slab of its slices' rows."""
+    return float(dice(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])))
 
 
 def propagate(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray, **options):

@@ -1,18 +1,21 @@
 """Propagation to neighbouring slices on the dev split's 3D volumes: how well it follows a structure, and its cost.
 
     python benchmarks/bench_refine_propagation.py [--labels 12] [--threads 2]
+    python benchmarks/bench_refine_propagation.py --ct      # the walker's time on a clinical CT grid only
 
-The Slicer panel's *Propagate to neighbouring slices* refines the clicked slice, then each neighbour in turn,
-seeded with the slice next to it, until the label vanishes or jumps (Refiner.refine_volume_slice, propagate=True).
-No figure said how well that follows a real structure, or what its four-pass flip averaging buys there. Here, on
-the dev volumes never trained on (abdominal MR organs, brain parcels, lung lesions; axial slices), each label is
-refined on its largest slice, seeded with its own truth there and one positive click at its centre (as if the
-annotator had just finished that slice), then propagated. Printed per dev dataset and overall: the clicked
-slice's Dice, the 3D Dice of the whole result against the label, the share of the label's slices reached,
-and the seconds per label: as shipped (at most PROPAGATION_REACH_MM either side, four passes a slice), without
-that reach (until the label vanishes or jumps, as before it), and with the reach but one pass a slice.
-Without the reach, a label ran on through the whole volume: seeded with its neighbour and given no click,
-the refiner keeps its seed.
+The Slicer panel's *Propagate to neighbouring slices* refines the clicked slice, then spreads its label to the
+neighbours by a 3D random walker seeded on that slice (pancakes.refine.propagation), at most
+PROPAGATION_REACH_MM either side. Here, on the dev volumes never trained on (abdominal MR organs, brain parcels,
+lung lesions; axial slices), each label is refined on its largest slice, seeded with its own truth there and one
+positive click at its centre (as if the annotator had just finished that slice), then propagated. Printed per
+dev dataset and overall: the clicked slice's Dice, the 3D Dice of the whole result against the label, the share
+of the label's slices reached, and the seconds per label, for
+- as shipped (the walker, PROPAGATION_REACH_MM), and the walker at 12 mm;
+- the slice-by-slice propagation shipped before it, at its 12 mm: each neighbour refined without clicks, seeded
+  with the slice next to it, until the label vanished or jumped (Dice with its neighbour below 0.5);
+- copying the refined slice to every slice within 12 mm, the simplest baseline.
+``--ct`` times the walker alone on a liver-sized ellipsoid in a 512 x 512 x 200 CT grid (0.7 x 0.7 x 1.25 mm),
+as shipped and without its voxel cap (pancakes.refine.propagation.MAX_VOXELS), for the Dice within the reach.
 Labels with odd and even numbers are reported apart ("select" and "test" halves), so that a choice made
 on one half can be checked on the other.
 """
@@ -66,8 +69,35 @@ def dice3d(a: np.ndarray, b: np.ndarray) -> float:
     return float(dice(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])))
 
 
-def propagate(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray, **options):
-    """-> (clicked slice's Dice, 3D Dice, share of the label's slices reached, seconds)."""
+def slice_by_slice(refiner: Refiner, image: np.ndarray, spacing, index: int, refined: np.ndarray,
+                   reach_mm: float) -> np.ndarray:
+    """The propagation shipped before the walker: bool [D, H, W], each neighbour refined without clicks from
+    the slice next to it until the label vanishes or its Dice with that slice falls below 0.5."""
+    out = np.zeros(image.shape, bool)
+    out[index] = refined
+    window = refiner.volume_window(image)
+    limit = max(1, int(np.floor(reach_mm / spacing[0] + 1e-9)))
+    for step in (1, -1):
+        neighbour, i = refined, index + step
+        while 0 <= i < image.shape[0] and abs(i - index) <= limit and neighbour.any():
+            mask = refiner.refine_slice_of_volume(image, 0, i, neighbour, None, None, None, spacing, window) > 0
+            if not mask.any() or dice(mask, neighbour) < 0.5:
+                break
+            out[i], neighbour, i = mask, mask, i + step
+    return out
+
+
+def copied(image: np.ndarray, spacing, index: int, refined: np.ndarray, reach_mm: float) -> np.ndarray:
+    """The refined slice copied to every slice within ``reach_mm``: bool [D, H, W]."""
+    out = np.zeros(image.shape, bool)
+    limit = max(1, int(np.floor(reach_mm / spacing[0] + 1e-9)))
+    out[max(0, index - limit):index + limit + 1] = refined
+    return out
+
+
+def propagate(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray, how: str, reach_mm: float):
+    """-> (clicked slice's Dice, 3D Dice, share of the label's slices reached, seconds). how: "walker" (as
+    shipped), "slices" (slice by slice) or "copy"."""
     area = truth.sum(axis=(1, 2))
     index = int(np.argmax(area))
     seed = np.zeros_like(truth)
@@ -75,8 +105,12 @@ def propagate(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray, *
     inside = ndimage.distance_transform_edt(truth[index])
     centre = np.unravel_index(int(np.argmax(inside)), inside.shape)
     t0 = time.perf_counter()
-    out = refiner.refine_volume_slice(image, 0, index, seed, positive=[centre], propagate=True, spacing=spacing,
-                                      **options)
+    out = refiner.refine_volume_slice(image, 0, index, seed, positive=[centre], propagate=how == "walker",
+                                      spacing=spacing, reach_mm=reach_mm)
+    if how == "slices":
+        out = slice_by_slice(refiner, image, spacing, index, out[index], reach_mm)
+    elif how == "copy":
+        out = copied(image, spacing, index, out[index], reach_mm)
     seconds = time.perf_counter() - t0
     present = area > 0
     reached = out.any(axis=(1, 2)) & present
@@ -84,20 +118,53 @@ def propagate(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray, *
             float(reached.sum() / present.sum()), seconds)
 
 
+def time_clinical_ct() -> None:
+    """Print the walker's seconds and Dice within the reach on a large organ in a CT-sized grid, as shipped and
+    without the voxel cap."""
+    from pancakes.refine import propagation
+
+    spacing, shape = (1.25, 0.7, 0.7), (200, 512, 512)
+    zz, yy, xx = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    organ = (((zz - 100) * spacing[0] / 80) ** 2 + ((yy - 250) * spacing[1] / 70) ** 2
+             + ((xx - 200) * spacing[2] / 90) ** 2 <= 1)
+    volume = (np.where(organ, 60.0, 0.0) + np.random.default_rng(0).normal(0, 10, shape)).astype(np.float32)
+    limit = int(PROPAGATION_REACH_MM / spacing[0])
+    within = slice(100 - limit, 100 + limit + 1)
+    print(f"a {int(organ.sum()):,}-voxel organ in a {shape[2]} x {shape[1]} x {shape[0]} CT grid, "
+          f"reach {PROPAGATION_REACH_MM:g} mm ({limit} slices either side)\n")
+    print("| walker | seconds | Dice within the reach |\n|---|---:|---:|")
+    shipped_cap = propagation.MAX_VOXELS
+    for name, cap in (("as shipped (at most %d voxels, coarser above)" % shipped_cap, shipped_cap),
+                      ("without the cap", None)):
+        propagation.MAX_VOXELS = cap or organ.size
+        t0 = time.perf_counter()
+        first, stop, block = propagation.spread_mask(volume, 0, 100, organ[100], (-50.0, 150.0), spacing, limit)
+        seconds = time.perf_counter() - t0
+        out = np.zeros(shape, bool)
+        out[first:stop] = block
+        print(f"| {name} | {seconds:.2f} | {dice3d(out[within], organ[within]):.3f} |", flush=True)
+    propagation.MAX_VOXELS = shipped_cap
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--labels", type=int, default=12, help="labels per dev dataset (default 12)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ct", action="store_true", help="only time the walker on a clinical CT grid")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    shipped, one_pass = Refiner.load(device="cpu"), Refiner.load(device="cpu", flip_average=False)
-    arms = {f"as shipped (reach {PROPAGATION_REACH_MM:g} mm, 4 passes a slice)": (shipped, {}),
-            "no reach (until the label vanishes or jumps)": (shipped, {"reach_mm": None}),
-            "reach, one pass a slice": (one_pass, {})}
+    if args.ct:
+        time_clinical_ct()
+        return 0
+    refiner = Refiner.load(device="cpu")
+    arms = {f"as shipped (the walker, {PROPAGATION_REACH_MM:g} mm)": ("walker", PROPAGATION_REACH_MM),
+            "the walker, 12 mm": ("walker", 12.0),
+            "slice by slice, 12 mm (shipped before)": ("slices", 12.0),
+            "the slice copied, 12 mm": ("copy", 12.0)}
     rows = []
     for name, volume, image, spacing, value, truth in label_cases(args.labels):
-        for arm, (refiner, options) in arms.items():
-            rows.append((name, value, arm, *propagate(refiner, image, spacing, truth, **options)))
+        for arm, (how, reach_mm) in arms.items():
+            rows.append((name, value, arm, *propagate(refiner, image, spacing, truth, how, reach_mm)))
         print(f"{name} {volume} label {value}: " + "; ".join(
             f"{r[2]} {r[3]:.3f} / {r[4]:.3f} / {r[5]:.2f} / {r[6]:.1f} s" for r in rows[-len(arms):]), flush=True)
     print("\nmean clicked-slice Dice / 3D Dice / share of the label's slices reached / seconds per label\n")

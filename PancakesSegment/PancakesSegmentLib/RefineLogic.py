@@ -124,10 +124,11 @@ class RefineLogic:
         negativeNode None with a positiveNode: one mixed list (negatives by label or
         description). The same node passed twice counts as one mixed list too. Without
         ``propagate`` an update reads, refines and writes that one slice only; with it the
-        refined slice spreads to its neighbours, which reads the whole segment and can take
-        seconds: progress(done, total) hears of each neighbour, and cancel() returning True
-        stops the spreading there, keeping (and writing) the slices it reached. reachMm: how far
-        it may spread either side, in mm (None: the refiner's PROPAGATION_REACH_MM).
+        refined slice spreads to its neighbours (one 3D solve, Refiner.refine_volume_slice), which
+        reads the whole segment and takes a second or two: progress and cancel go to the refiner
+        (it reports (0, 1) and (1, 1), and asks cancel() once, before the solve: True keeps only
+        the clicked slice's change). reachMm: how far it may spread either side, in mm (None: the
+        refiner's PROPAGATION_REACH_MM).
         """
         requireSharedFrame(segmentationNode, volumeNode)
         mixed = negativeNode is None or negativeNode is positiveNode

@@ -200,15 +200,13 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
             self.statusLabel.text = problem
             return
         propagate = self.propagateCheckBox.checked
-        # Spreading through a CT takes seconds: a dialog shows how far it got, and its Cancel stops it there.
-        dialog = slicer.util.createProgressDialog(self, 0, 1, _("Spreading to neighbouring slices..."), _("Pancakes"),
-                                                  minimumDuration=500) if propagate else None
+        # Spreading is one solve of a second or two (pancakes.refine.propagation), with nothing to report on the
+        # way and no point at which to stop it: the wait cursor says it is working.
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             result = self.logic.refine(segmentationNode, segmentId, volumeNode, self._markupsNode("positive"),
                                        self._markupsNode("negative"), propagate=propagate,
-                                       reachMm=float(self.reachSpinBox.value),
-                                       **(self._progressCallbacks(dialog) if dialog is not None else {}))
+                                       reachMm=float(self.reachSpinBox.value))
             if len(result.changedSlices) > 1:
                 self.statusLabel.text = _("Slices {first}-{last}: {count} voxels changed.").format(
                     first=result.changedSlices[0], last=result.changedSlices[-1], count=result.voxelsChanged)
@@ -222,8 +220,6 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
             slicer.util.errorDisplay(_("Refinement failed: {error}").format(error=error), windowTitle=_("Pancakes"))
         finally:
             qt.QApplication.restoreOverrideCursor()
-            if dialog is not None:
-                dialog.close()
         self._updateEnabled()
 
     @staticmethod

@@ -34,12 +34,11 @@ DEFAULT_COARSE = True
 # Whether every protocol's boundaries are pulled onto the image's edges (pancakes.superpixel_pooling).
 DEFAULT_SUPERPIXELS = True
 # How far a click refinement spreads to neighbouring slices, either side, in mm (Refiner.refine_volume_slice,
-# at least the adjacent slices). Seeded with the slice next to it and given no click, the refiner keeps its
-# seed, so without a reach a label ran on through the whole volume: on the dev volumes
-# (benchmarks/bench_refine_propagation.py) the 3D Dice was 0.30 / 0.21 (select / test labels) without one and
-# 0.51 / 0.54 with 12 mm, the best reach on select. Here, not in the refiner, so that the Slicer panel can show
-# it before PyTorch is installed.
-PROPAGATION_REACH_MM = 12.0
+# at least the adjacent slices; the 3D random walker of pancakes.refine.propagation stops sooner where the
+# structure ends). 24 mm was chosen on the select half of the dev labels (benchmarks/bench_refine_propagation.py,
+# results/refine_propagation_walker.md): 3D Dice 0.613 against 0.565 at 12 mm; on the test half both gave 0.56.
+# Here, not in the refiner, so that the Slicer panel can show it before PyTorch is installed.
+PROPAGATION_REACH_MM = 24.0
 
 # ---- axes and devices ------------------------------------------------------------
 AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # array axis in (z, y, x) LPS order

@@ -46,15 +46,13 @@ from .intensity_prior import intensity_prior
 from .input_checks import (check_voxel_type, check_volume_slice, check_window, checked_label_prior, mask_like,
                            previous_probability)
 from .label_prior import label_prior as prior_logits
+from .propagation import spread_mask, window_to_unit
 
 Clicks = Optional[Sequence[Sequence[float]]]
 # The chosen protocol's (labels int [H, W], confidence [H, W]) for pancakes.refine.label_prior; None: none.
 LabelPrior = Optional[Tuple[np.ndarray, np.ndarray]]
 MODEL_FILE = "refine.pt"
-# Propagation stops where the label vanishes, or where it stops resembling its
-# neighbour (Dice below this): a jump that large means it left the structure.
-MIN_NEIGHBOUR_DICE = 0.5
-# ... and at PROPAGATION_REACH_MM (pancakes.contract) from the clicked slice, either side.
+# Propagation (pancakes.refine.propagation) reaches at most PROPAGATION_REACH_MM (pancakes.contract) either side.
 
 
 def bundled_refiner_path() -> Path:
@@ -264,9 +262,7 @@ class Refiner:
         sp = (1.0, 1.0) if spacing is None else tuple(pixel_size(spacing, 3, "spacing")[a] for a in plane)
         # One window for the whole volume, applied to this slice only: neighbouring slices
         # look alike, and a large volume is never copied as float.
-        s = np.take(vol, index, axis=axis).astype(np.float32)
-        s[~np.isfinite(s)] = lo
-        image = np.clip((s - lo) / (hi - lo), 0.0, 1.0)
+        image = window_to_unit(np.take(vol, index, axis=axis), (lo, hi))
         return self._logits(image, seed, positive, negative, previous, sp, label_prior)
 
     def refine_volume_slice(self, volume_array: np.ndarray, axis: int, index: int, seed: Optional[np.ndarray],
@@ -281,24 +277,25 @@ class Refiner:
         clicks are (row, col) in the slice, whose rows and columns are the two other array
         axes in order; previous: last logits of this slice [rows, cols]. One intensity
         window serves the whole volume so neighbouring slices look alike. Only that slice changes,
-        unless ``propagate``: then each neighbour, outwards in both directions, is refined
-        without clicks seeded with the refined slice next to it, until the label vanishes
-        or jumps (Dice with the neighbour below MIN_NEIGHBOUR_DICE), and at most ``reach_mm`` from the
-        clicked slice (PROPAGATION_REACH_MM; at least the adjacent slices; None: no limit); those slices keep
-        their seed. spacing: voxel size per array axis (for non-square slice pixels, and the reach; None:
-        1 mm).
+        unless ``propagate``: then the refined slice's label spreads to its neighbours in both directions
+        by a 3D random walker seeded on that slice (pancakes.refine.propagation), as far as the structure's
+        intensity goes and at most ``reach_mm`` from the clicked slice (PROPAGATION_REACH_MM; at least the
+        adjacent slices; None: no limit). The slices it reaches are replaced whole; the others keep their seed.
+        spacing: voxel size per array axis (for non-square slice pixels, the walker and the reach; None: 1 mm).
         with_logits: return (mask, logits float32 [rows, cols] of the clicked slice), the
         logits to pass as ``previous`` at the next click of this slice: the refiner was
         trained on its own probabilities there, and a thresholded mask loses ~0.01 Dice.
         label_prior: the chosen protocol's (labels, confidence) on the clicked slice, as in
-        :meth:`refine_slice_of_volume`; the neighbours, refined without clicks, get none. Each slice goes
-        through :meth:`refine_slice_of_volume`, which refines one slice without the 3D seed (what an
-        interactive caller uses).
-        progress(done, total): called after each neighbour slice, ``total`` the slices it could reach at
-        most (those within the reach; it stops sooner where the label ends), and (total, total) when it
-        ends. cancel(): True stops the spreading there; the slices it reached keep their result.
+        :meth:`refine_slice_of_volume`. The clicked slice goes through :meth:`refine_slice_of_volume`, which
+        refines one slice without the 3D seed (what an interactive caller uses).
+        progress(done, total): (0, 1) before the spreading and (1, 1) after it (one solve, a second or two).
+        cancel(): asked once, before the spreading; True keeps only the clicked slice's change.
         """
         vol, axis, index = check_volume_slice(volume_array, axis, index)
+        if propagate and not skimage_available():
+            # Said before the clicked slice is refined, so that nothing is half done.
+            raise PancakesInputError("propagate: spreading to neighbouring slices needs scikit-image (pip install "
+                                     "scikit-image; in Slicer: slicer.util.pip_install('scikit-image'))")
         out = mask_like(seed, vol.shape, "seed")
         window = self.volume_window(vol)
         depth = vol.shape[axis]
@@ -313,26 +310,18 @@ class Refiner:
         refined = logits > 0
         put(index, refined)
         if propagate:
-            limit = _reach_in_slices(reach_mm, 1.0 if spacing is None else pixel_size(spacing, 3, "spacing")[axis],
-                                     depth)
-            # Spreading can take seconds (a neighbour costs a click's update): say how far it got, and let the
-            # caller stop it there.
-            done, total = 0, min(index, limit) + min(depth - 1 - index, limit)
-            for step in (1, -1):
-                neighbour, i = refined, index + step
-                while 0 <= i < depth and abs(i - index) <= limit and neighbour.any():
-                    if cancel is not None and cancel():
-                        break
-                    mask = self.refine_slice_of_volume(vol, axis, i, neighbour, None, None, None, spacing, window) > 0
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    if not mask.any() or _dice(mask, neighbour) < MIN_NEIGHBOUR_DICE:
-                        break
-                    put(i, mask)
-                    neighbour, i = mask, i + step
+            voxel = (1.0, 1.0, 1.0) if spacing is None else pixel_size(spacing, 3, "spacing")
+            limit = _reach_in_slices(reach_mm, voxel[axis], depth)
+            # One solve, a second or two: said before and after, and a cancel before it keeps the clicked slice.
             if progress is not None:
-                progress(total, total)
+                progress(0, 1)
+            if refined.any() and (cancel is None or not cancel()):
+                first, stop, block = spread_mask(vol, axis, index, refined, window, voxel, limit)
+                for i in range(first, stop):
+                    if i != index:
+                        put(i, block[i - first])
+            if progress is not None:
+                progress(1, 1)
         return (out, logits) if with_logits else out
 
 
@@ -347,6 +336,3 @@ def _reach_in_slices(reach_mm: Optional[float], thickness: float, depth: int) ->
     return max(1, int(np.floor(reach_mm / thickness + 1e-9)))
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)

@@ -169,15 +169,21 @@ def assert_shows_a_progress_dialog(method: str) -> None:
     assert "dialog.close" in finally_calls
 
 
-def test_propagation_shows_its_progress_and_can_be_cancelled():
-    assert_shows_a_progress_dialog("onPointPlaced")
-    callbacks = function(tree("RefineWidget.py"), "_progressCallbacks", "RefinePanel")
-    assert "slicer.app.processEvents" in names(callbacks)
-    assert any(isinstance(node, ast.Attribute) and node.attr == "wasCanceled" for node in ast.walk(callbacks))
+def test_propagation_shows_the_wait_cursor_and_no_dialog_it_could_not_move():
+    # Spreading is one solve (pancakes.refine.propagation): no steps to show, no point at which to stop.
+    body = function(tree("RefineWidget.py"), "onPointPlaced", "RefinePanel")
+    called = names(body)
+    assert "slicer.util.createProgressDialog" not in called and "qt.QApplication.setOverrideCursor" in called
+    finally_calls = [name for node in ast.walk(body) if isinstance(node, ast.Try)
+                     for stmt in node.finalbody for name in names(stmt)]
+    assert "qt.QApplication.restoreOverrideCursor" in finally_calls
 
 
 def test_picking_a_kept_label_shows_the_protocols_decode_and_can_cancel_it():
     assert_shows_a_progress_dialog("setTarget")
+    callbacks = function(tree("RefineWidget.py"), "_progressCallbacks", "RefinePanel")
+    assert "slicer.app.processEvents" in names(callbacks)
+    assert any(isinstance(node, ast.Attribute) and node.attr == "wasCanceled" for node in ast.walk(callbacks))
 
 
 def test_the_panel_asks_for_the_reach_it_shows():

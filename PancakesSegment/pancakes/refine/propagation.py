@@ -1,0 +1,145 @@
+"""Spreading a refined slice to its neighbours: a 3D random walker seeded on that slice alone.
+
+Why not the refiner slice by slice, as before: given its neighbour as seed and no click, the refiner keeps the
+seed, so a label was carried on whether the structure went on or not. On the dev volumes
+(benchmarks/bench_refine_propagation.py) that scored a 3D Dice below simply copying the clicked slice to its
+neighbours. The random walker (Grady 2006; scikit-image's ``random_walker``, the stand-in for Slicer's
+*Grow from seeds*) solves one diffusion in 3D: inside the refined slice's mask is one seed, around it the other,
+and each voxel of the neighbours goes to the seed it reaches across the weaker image edges, so the label follows
+the structure's intensity and stops where it ends.
+
+Shapes: volumes are [D0, D1, D2]; the clicked slice is ``index`` along ``axis``, its rows and columns the
+other two axes in order.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Sequence, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+# Edge weight of the walker (scikit-image's beta, on intensities in [0, 1] of the volume's window): chosen on
+# the select half of the dev labels among 2,000-16,000 (benchmarks/results/refine_propagation.md).
+WALKER_BETA = 8000.0
+# Pixels around the refined mask's box that the walker sees in the slice plane; the box's outer faces are
+# background seeds on every slice, so a label cannot leak past them.
+MARGIN_PX = 15
+# Seeds on the clicked slice: the mask shrunk by this many pixels is the label, beyond it grown by this many the
+# background; the band between is left to the walker, as the refined border is itself a guess.
+INNER_PX, OUTER_PX = 2, 3
+# The walker's cost grows with its voxels (about 7 s for 600,000 on this project's 2-core CPU): a larger block
+# is solved on a grid coarsened in the slice plane and its probabilities brought back by linear interpolation.
+# On the select half of the dev labels this cap cost 0.001 of 3D Dice and saved a sixth of the time.
+MAX_VOXELS = 500_000
+
+
+def spread_mask(volume: np.ndarray, axis: int, index: int, mask: np.ndarray, window: Tuple[float, float],
+                spacing: Sequence[float], limit: int) -> Tuple[int, int, np.ndarray]:
+    """The refined slice's label spread to at most ``limit`` slices either side.
+
+    volume: [D0, D1, D2] voxels (a view of a large volume is never copied: only the block around the mask is
+    read); axis, index: the clicked slice; mask: bool [rows, cols] of that slice, its refined label (not empty);
+    window: the refiner's intensity window (low, high) of this volume; spacing: mm per array axis (3 values).
+    -> (first, stop, block): bool block [stop - first, rows, cols], the label on slices first..stop-1 along
+    ``axis``. The clicked slice keeps ``mask``; the block holds only the run of slices next to it that the
+    label reached (it ends before the first slice where the label vanishes), each slice whole: empty outside
+    the walker's box.
+    """
+    moved = np.moveaxis(volume, axis, 0)  # a view: the clicked slice's axis first
+    spacing = tuple(float(spacing[a]) for a in [axis] + [b for b in range(3) if b != axis])
+    depth, rows, cols = moved.shape
+    first, stop = max(0, index - limit), min(depth, index + limit + 1)
+    rr, cc = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    r0, r1 = max(0, rr[0] - MARGIN_PX), min(rows, rr[-1] + MARGIN_PX + 1)
+    c0, c1 = max(0, cc[0] - MARGIN_PX), min(cols, cc[-1] + MARGIN_PX + 1)
+    at, box_mask = index - first, mask[r0:r1, c0:c1]
+    image = window_to_unit(moved[first:stop, r0:r1, c0:c1], window)
+    inside = _joined_to(_walk(image, _seeds(image.shape, at, box_mask), spacing), at, box_mask)
+    inside[at] = box_mask
+    # The run of slices the label reached without a gap: beyond a slice it vanished from, it is not this label.
+    present = inside.any(axis=(1, 2))
+    low, high = at, at + 1
+    while low > 0 and present[low - 1]:
+        low -= 1
+    while high < len(present) and present[high]:
+        high += 1
+    block = np.zeros((high - low, rows, cols), bool)
+    block[:, r0:r1, c0:c1] = inside[low:high]
+    return first + low, first + high, block
+
+
+def _seeds(shape: Tuple[int, int, int], at: int, mask: np.ndarray) -> np.ndarray:
+    """Walker seeds int32 [D, R, C]: 1 the label, 2 the background, 0 free; on slice ``at`` from ``mask``
+    [R, C], and the block's four outer faces background on every slice."""
+    seeds = np.zeros(shape, np.int32)
+    core = ndimage.binary_erosion(mask, iterations=INNER_PX)
+    seeds[at][~ndimage.binary_dilation(mask, iterations=OUTER_PX)] = 2
+    seeds[:, 0, :] = seeds[:, -1, :] = 2
+    seeds[:, :, 0] = seeds[:, :, -1] = 2
+    # A mask thinner than the erosion still seeds the label: with itself.
+    seeds[at][core if core.any() else mask] = 1
+    return seeds
+
+
+def _walk(image: np.ndarray, seeds: np.ndarray, spacing: Tuple[float, float, float]) -> np.ndarray:
+    """Bool [D, R, C]: where the walker's label probability exceeds one half. image float32 [D, R, C] in
+    [0, 1]; seeds as from :func:`_seeds`. Above MAX_VOXELS the slice plane is coarsened by a whole factor."""
+    from skimage.segmentation import random_walker  # only when spreading: scikit-image loads slowly
+
+    factor = int(np.ceil(np.sqrt(image.size / MAX_VOXELS)))
+    if factor > 1:
+        small = _coarsen(image, factor)
+        # A coarse voxel is a seed only where all of its fine voxels are (the label's seeds may thin out).
+        label = _coarsen((seeds == 1).astype(np.float32), factor) > 0.999
+        background = _coarsen((seeds == 2).astype(np.float32), factor) > 0.999
+        if not label.any():
+            label = _coarsen((seeds == 1).astype(np.float32), factor) > 0
+        seeds_small = np.where(label, 1, np.where(background, 2, 0)).astype(np.int32)
+        spacing_small = (spacing[0], spacing[1] * image.shape[1] / small.shape[1],
+                         spacing[2] * image.shape[2] / small.shape[2])
+        p = _probability(random_walker, small, seeds_small, spacing_small)
+        p = ndimage.zoom(p, (1, image.shape[1] / p.shape[1], image.shape[2] / p.shape[2]), order=1,
+                         grid_mode=True, mode="nearest")
+        return p[:, :image.shape[1], :image.shape[2]] > 0.5
+    return _probability(random_walker, image, seeds, spacing) > 0.5
+
+
+def _probability(random_walker, image: np.ndarray, seeds: np.ndarray, spacing) -> np.ndarray:
+    """The label's probability float [D, R, C]; a block with no free voxel is its seeds."""
+    if not (seeds == 0).any():
+        return (seeds == 1).astype(np.float32)
+    with warnings.catch_warnings():
+        # At this beta the solver's probabilities stray past [0, 1] by more than its tolerance and it says so at
+        # every solve; only which side of one half a voxel lies on is used.
+        warnings.filterwarnings("ignore", message="The probability range is outside", category=UserWarning)
+        return random_walker(image, seeds, beta=WALKER_BETA, mode="cg_j", spacing=spacing,
+                             return_full_prob=True)[0]
+
+
+def _coarsen(array: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over factor x factor pixels of each slice: float32 [D, ceil(R / f), ceil(C / f)] (edge pixels
+    repeated to fill the last blocks)."""
+    d, r, c = array.shape
+    pr, pc = -r % factor, -c % factor
+    padded = np.pad(array, ((0, 0), (0, pr), (0, pc)), mode="edge")
+    return padded.reshape(d, (r + pr) // factor, factor, (c + pc) // factor, factor).mean(axis=(2, 4),
+                                                                                       dtype=np.float32)
+
+
+def _joined_to(inside: np.ndarray, at: int, mask: np.ndarray) -> np.ndarray:
+    """Only the parts of ``inside`` [D, R, C] joined (26-connected) to the clicked slice's ``mask`` [R, C] on
+    slice ``at``: a region the walker gave the label elsewhere in the box is not this structure."""
+    parts, _ = ndimage.label(inside, structure=np.ones((3, 3, 3), bool))
+    keep = np.unique(parts[at][mask & inside[at]])
+    return np.isin(parts, keep[keep > 0])
+
+
+def window_to_unit(block: np.ndarray, window: Tuple[float, float]) -> np.ndarray:
+    """Voxels of ``block`` as float32 in [0, 1] of the refiner's intensity ``window`` (low, high), as the
+    refiner sees a slice; NaN and infinities at ``low``."""
+    lo, hi = window
+    out = np.asarray(block, np.float32)
+    out = np.where(np.isfinite(out), out, lo)
+    return np.clip((out - lo) / (hi - lo), 0.0, 1.0)
+

@@ -87,8 +87,9 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         self.reachSpinBox.setDecimals(0)
         self.reachSpinBox.setSuffix(" mm")
         self.reachSpinBox.value = PROPAGATION_REACH_MM
-        self.reachSpinBox.setToolTip(_("How far a click's result spreads either side of its slice (at least the "
-                                       "adjacent slices); click again further along to carry it on"))
+        self.reachSpinBox.setToolTip(_("How far a click's result may spread either side of its slice (it stops "
+                                       "sooner where the structure ends; at least the adjacent slices); click "
+                                       "again further along to carry it on"))
         self.reachSpinBox.enabled = False
         self.propagateCheckBox.toggled.connect(lambda on: setattr(self.reachSpinBox, "enabled", on))
         layout.addRow(self._row(self.propagateCheckBox, qt.QLabel(_("up to")), self.reachSpinBox))

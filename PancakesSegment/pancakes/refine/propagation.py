@@ -55,7 +55,9 @@ def spread_mask(volume: np.ndarray, axis: int, index: int, mask: np.ndarray, win
     c0, c1 = max(0, cc[0] - MARGIN_PX), min(cols, cc[-1] + MARGIN_PX + 1)
     at, box_mask = index - first, mask[r0:r1, c0:c1]
     image = window_to_unit(moved[first:stop, r0:r1, c0:c1], window)
-    inside = _joined_to(_walk(image, _seeds(image.shape, at, box_mask), spacing), at, box_mask)
+    # The box's faces are background only where the margin cut them: at the image's edge the structure may go on.
+    faces = (r0 > 0, r1 < rows, c0 > 0, c1 < cols)
+    inside = _joined_to(_walk(image, _seeds(image.shape, at, box_mask, faces), spacing), at, box_mask)
     inside[at] = box_mask
     # The run of slices the label reached without a gap: beyond a slice it vanished from, it is not this label.
     present = inside.any(axis=(1, 2))
@@ -69,14 +71,18 @@ def spread_mask(volume: np.ndarray, axis: int, index: int, mask: np.ndarray, win
     return first + low, first + high, block
 
 
-def _seeds(shape: Tuple[int, int, int], at: int, mask: np.ndarray) -> np.ndarray:
+def _seeds(shape: Tuple[int, int, int], at: int, mask: np.ndarray,
+           faces: Tuple[bool, bool, bool, bool] = (True, True, True, True)) -> np.ndarray:
     """Walker seeds int32 [D, R, C]: 1 the label, 2 the background, 0 free; on slice ``at`` from ``mask``
-    [R, C], and the block's four outer faces background on every slice."""
+    [R, C], and on every slice the block's outer faces (first row, last row, first column, last column) that
+    ``faces`` marks."""
     seeds = np.zeros(shape, np.int32)
     core = ndimage.binary_erosion(mask, iterations=INNER_PX)
     seeds[at][~ndimage.binary_dilation(mask, iterations=OUTER_PX)] = 2
-    seeds[:, 0, :] = seeds[:, -1, :] = 2
-    seeds[:, :, 0] = seeds[:, :, -1] = 2
+    for marked, where in zip(faces, ((slice(None), 0), (slice(None), -1), (slice(None), slice(None), 0),
+                                     (slice(None), slice(None), -1))):
+        if marked:
+            seeds[where] = 2
     # A mask thinner than the erosion still seeds the label: with itself.
     seeds[at][core if core.any() else mask] = 1
     return seeds

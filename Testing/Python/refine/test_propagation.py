@@ -105,3 +105,11 @@ def test_without_scikit_image_propagation_says_so_before_refining(monkeypatch):
         refiner.refine_volume_slice(volume, 0, 15, ball, positive=[(30, 34)], propagate=True)
     # Without propagation the slice is refined as before.
     assert refiner.refine_volume_slice(volume, 0, 15, ball, positive=[(30, 34)]).shape == ball.shape
+
+
+def test_a_structure_cut_by_the_image_edge_keeps_its_edge_pixels():
+    # Where the box meets the image's edge the structure may go on: that face is not background.
+    volume, ball = _ball(centre=(15, 3, 34))
+    out = _spread(volume, ball)
+    assert out[10:21, 0].sum() >= 0.9 * ball[10:21, 0].sum() > 0
+    assert _dice(out, ball) > 0.9

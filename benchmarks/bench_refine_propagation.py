@@ -138,10 +138,11 @@ def time_clinical_ct() -> None:
                       ("without the cap", None)):
         propagation.MAX_VOXELS = cap or organ.size
         t0 = time.perf_counter()
-        first, stop, block = propagation.spread_mask(volume, 0, 100, organ[100], (-50.0, 150.0), spacing, limit)
+        reached = propagation.spread_mask(volume, 0, 100, organ[100], (-50.0, 150.0), spacing, limit)
         seconds = time.perf_counter() - t0
         out = np.zeros(shape, bool)
-        out[first:stop] = block
+        for i, mask in reached.items():
+            out[i] = mask
         print(f"| {name} | {seconds:.2f} | {dice3d(out[within], organ[within]):.3f} |", flush=True)
     propagation.MAX_VOXELS = shipped_cap
 

@@ -128,7 +128,8 @@ class RefineLogic:
         reads the whole segment and takes a second or two: progress and cancel go to the refiner
         (it reports (0, 1) and (1, 1), and asks cancel() once, before the solve: True keeps only
         the clicked slice's change). reachMm: how far it may spread either side, in mm (None: the
-        refiner's PROPAGATION_REACH_MM).
+        refiner's PROPAGATION_REACH_MM). Slices of the segment refined with clicks since the session
+        began keep their result, and the label is filled in between them and this slice.
         """
         requireSharedFrame(segmentationNode, volumeNode)
         mixed = negativeNode is None or negativeNode is positiveNode
@@ -180,10 +181,13 @@ class RefineLogic:
         where = [slice(None)] * 3
         where[a] = index
         seed[tuple(where)] = seedSlice
+        # Slices of this segment the user refined with clicks are settled: the spreading keeps them and fills in
+        # between them and this one, instead of writing over an earlier slice's corrections.
+        settled = sorted(k[4] for k in self._seeds if k[:4] == key[:4] and k[4] != index) or None
         refined, logits = self.refiner.refine_volume_slice(
             volumeVoxels(volumeNode), a, index, seed, clicks.positive, clicks.negative, previous=previous,
             propagate=True, spacing=volumeSpacing(volumeNode), with_logits=True,
-            **_given(label_prior=prior, progress=progress, cancel=cancel, reach_mm=reachMm))
+            **_given(label_prior=prior, progress=progress, cancel=cancel, reach_mm=reachMm, fixed_slices=settled))
         refined = np.asarray(refined, bool)
         self._lastLogits[key] = (logits, np.take(refined, index, axis=a).copy())
         other = tuple(b for b in range(3) if b != a)

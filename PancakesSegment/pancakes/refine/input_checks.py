@@ -8,7 +8,7 @@ Usage::
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -38,6 +38,21 @@ def check_volume_slice(volume_array: np.ndarray, axis: int, index: int) -> Tuple
         raise PancakesInputError(f"index {index!r}: slice must be an integer in 0..{depth - 1} along axis {axis}")
     check_voxel_type(vol)
     return vol, axis, int(index)
+
+
+def check_fixed_slices(fixed_slices, index: int, depth: int) -> List[int]:
+    """Slice indices a caller marked as settled -> sorted distinct ints in 0..depth-1 other than the clicked
+    ``index`` (listing it is harmless: it is refined anyway), or a PancakesInputError naming the bad one."""
+    if fixed_slices is None:
+        return []
+    try:
+        given = list(fixed_slices)
+    except TypeError:
+        raise PancakesInputError(f"fixed_slices {fixed_slices!r}: expected slice indices") from None
+    for i in given:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= int(i) < depth:
+            raise PancakesInputError(f"fixed_slices: {i!r} is not a slice index in 0..{depth - 1}")
+    return sorted({int(i) for i in given} - {int(index)})
 
 
 def check_window(window) -> Tuple[float, float]:

@@ -14,7 +14,7 @@ other two axes in order.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -35,56 +35,73 @@ MAX_VOXELS = 500_000
 
 
 def spread_mask(volume: np.ndarray, axis: int, index: int, mask: np.ndarray, window: Tuple[float, float],
-                spacing: Sequence[float], limit: int) -> Tuple[int, int, np.ndarray]:
+                spacing: Sequence[float], limit: int,
+                fixed: Optional[Mapping[int, np.ndarray]] = None) -> Dict[int, np.ndarray]:
     """The refined slice's label spread to at most ``limit`` slices either side.
 
-    volume: [D0, D1, D2] voxels (a view of a large volume is never copied: only the block around the mask is
+    volume: [D0, D1, D2] voxels (a view of a large volume is never copied: only the block around the masks is
     read); axis, index: the clicked slice; mask: bool [rows, cols] of that slice, its refined label (not empty);
-    window: the refiner's intensity window (low, high) of this volume; spacing: mm per array axis (3 values).
-    -> (first, stop, block): bool block [stop - first, rows, cols], the label on slices first..stop-1 along
-    ``axis``. The clicked slice keeps ``mask``; the block holds only the run of slices next to it that the
-    label reached (it ends before the first slice where the label vanishes), each slice whole: empty outside
-    the walker's box.
+    window: the refiner's intensity window (low, high) of this volume; spacing: mm per array axis (3 values);
+    fixed: other slices' labels that are settled (slice index along ``axis`` -> bool [rows, cols]: slices the
+    user refined with clicks): within the reach they seed the walker as the clicked slice does, so the label
+    is filled in between them, and keep their label (an empty one stops the spreading there).
+    -> {slice index along ``axis``: bool [rows, cols]}, the label on each slice it reached, each slice whole
+    (empty outside the walker's box): the runs of slices next to the clicked slice, and next to each settled
+    slice within the reach that holds the label, up to the first slice where the label vanishes. The clicked
+    and settled slices are among them with their own masks.
     """
     moved = np.moveaxis(volume, axis, 0)  # a view: the clicked slice's axis first
     spacing = tuple(float(spacing[a]) for a in [axis] + [b for b in range(3) if b != axis])
     depth, rows, cols = moved.shape
     first, stop = max(0, index - limit), min(depth, index + limit + 1)
-    rr, cc = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    settled = {int(i) - first: np.asarray(m, bool) for i, m in (fixed or {}).items() if first <= i < stop}
+    settled[index - first] = mask
+    rr = np.flatnonzero(np.any([m.any(axis=1) for m in settled.values()], axis=0))
+    cc = np.flatnonzero(np.any([m.any(axis=0) for m in settled.values()], axis=0))
     r0, r1 = max(0, rr[0] - MARGIN_PX), min(rows, rr[-1] + MARGIN_PX + 1)
     c0, c1 = max(0, cc[0] - MARGIN_PX), min(cols, cc[-1] + MARGIN_PX + 1)
-    at, box_mask = index - first, mask[r0:r1, c0:c1]
+    in_box = {at: m[r0:r1, c0:c1] for at, m in settled.items()}
     image = window_to_unit(moved[first:stop, r0:r1, c0:c1], window)
     # The box's faces are background only where the margin cut them: at the image's edge the structure may go on.
     faces = (r0 > 0, r1 < rows, c0 > 0, c1 < cols)
-    inside = _joined_to(_walk(image, _seeds(image.shape, at, box_mask, faces), spacing), at, box_mask)
-    inside[at] = box_mask
-    # The run of slices the label reached without a gap: beyond a slice it vanished from, it is not this label.
+    inside = _joined_to(_walk(image, _seeds(image.shape, in_box, faces), spacing), in_box)
+    for at, m in in_box.items():
+        inside[at] = m
+    # The runs of slices the label reached without a gap from a settled slice: beyond a slice it vanished
+    # from, it is not this label (and those slices keep what they held).
     present = inside.any(axis=(1, 2))
-    low, high = at, at + 1
-    while low > 0 and present[low - 1]:
-        low -= 1
-    while high < len(present) and present[high]:
-        high += 1
-    block = np.zeros((high - low, rows, cols), bool)
-    block[:, r0:r1, c0:c1] = inside[low:high]
-    return first + low, first + high, block
+    reached = np.zeros(len(present), bool)
+    for at in in_box:
+        low, high = at, at + 1
+        while low > 0 and present[low - 1]:
+            low -= 1
+        while high < len(present) and present[high]:
+            high += 1
+        reached[low:high] |= present[low:high] | (np.arange(low, high) == at)
+    out = {}
+    for at in np.flatnonzero(reached):
+        whole = np.zeros((rows, cols), bool)
+        whole[r0:r1, c0:c1] = inside[at]
+        out[first + int(at)] = whole
+    return out
 
 
-def _seeds(shape: Tuple[int, int, int], at: int, mask: np.ndarray,
+def _seeds(shape: Tuple[int, int, int], masks: Mapping[int, np.ndarray],
            faces: Tuple[bool, bool, bool, bool] = (True, True, True, True)) -> np.ndarray:
-    """Walker seeds int32 [D, R, C]: 1 the label, 2 the background, 0 free; on slice ``at`` from ``mask``
-    [R, C], and on every slice the block's outer faces (first row, last row, first column, last column) that
-    ``faces`` marks."""
+    """Walker seeds int32 [D, R, C]: 1 the label, 2 the background, 0 free; on each slice of ``masks`` (slice
+    -> bool [R, C]) from its mask, and on every slice the block's outer faces (first row, last row, first
+    column, last column) that ``faces`` marks."""
     seeds = np.zeros(shape, np.int32)
-    core = ndimage.binary_erosion(mask, iterations=INNER_PX)
-    seeds[at][~ndimage.binary_dilation(mask, iterations=OUTER_PX)] = 2
+    for at, mask in masks.items():
+        seeds[at][~ndimage.binary_dilation(mask, iterations=OUTER_PX)] = 2
     for marked, where in zip(faces, ((slice(None), 0), (slice(None), -1), (slice(None), slice(None), 0),
                                      (slice(None), slice(None), -1))):
         if marked:
             seeds[where] = 2
-    # A mask thinner than the erosion still seeds the label: with itself.
-    seeds[at][core if core.any() else mask] = 1
+    for at, mask in masks.items():
+        core = ndimage.binary_erosion(mask, iterations=INNER_PX)
+        # A mask thinner than the erosion still seeds the label: with itself.
+        seeds[at][core if core.any() else mask] = 1
     return seeds
 
 
@@ -133,11 +150,11 @@ def _coarsen(array: np.ndarray, factor: int) -> np.ndarray:
                                                                                        dtype=np.float32)
 
 
-def _joined_to(inside: np.ndarray, at: int, mask: np.ndarray) -> np.ndarray:
-    """Only the parts of ``inside`` [D, R, C] joined (26-connected) to the clicked slice's ``mask`` [R, C] on
-    slice ``at``: a region the walker gave the label elsewhere in the box is not this structure."""
+def _joined_to(inside: np.ndarray, masks: Mapping[int, np.ndarray]) -> np.ndarray:
+    """Only the parts of ``inside`` [D, R, C] joined (26-connected) to a settled slice's mask (``masks``: slice
+    -> bool [R, C]): a region the walker gave the label elsewhere in the box is not this structure."""
     parts, _ = ndimage.label(inside, structure=np.ones((3, 3, 3), bool))
-    keep = np.unique(parts[at][mask & inside[at]])
+    keep = np.unique(np.concatenate([parts[at][mask & inside[at]] for at, mask in masks.items()]))
     return np.isin(parts, keep[keep > 0])
 
 

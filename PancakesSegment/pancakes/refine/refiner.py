@@ -43,8 +43,8 @@ from .focus_crop import focus_box, shift_clicks
 from .frozen import frozen_for_inference
 from .geodesic_prior import geodesic_prior
 from .intensity_prior import intensity_prior
-from .input_checks import (check_voxel_type, check_volume_slice, check_window, checked_label_prior, mask_like,
-                           previous_probability)
+from .input_checks import (check_fixed_slices, check_voxel_type, check_volume_slice, check_window,
+                           checked_label_prior, mask_like, previous_probability)
 from .label_prior import label_prior as prior_logits
 from .propagation import spread_mask, window_to_unit
 
@@ -270,7 +270,8 @@ class Refiner:
                             previous: Optional[np.ndarray] = None, propagate: bool = False,
                             spacing: Optional[Sequence[float]] = None, with_logits: bool = False,
                             label_prior: LabelPrior = None, progress: Progress = None, cancel: Cancel = None,
-                            reach_mm: Optional[float] = PROPAGATION_REACH_MM):
+                            reach_mm: Optional[float] = PROPAGATION_REACH_MM,
+                            fixed_slices: Optional[Sequence[int]] = None):
         """Refine the slice ``index`` along array ``axis`` of a volume -> bool mask like the volume.
 
         volume_array: [D0, D1, D2]; seed: the current 3D mask [D0, D1, D2] (None = empty);
@@ -281,6 +282,9 @@ class Refiner:
         by a 3D random walker seeded on that slice (pancakes.refine.propagation), as far as the structure's
         intensity goes and at most ``reach_mm`` from the clicked slice (PROPAGATION_REACH_MM; at least the
         adjacent slices; None: no limit). The slices it reaches are replaced whole; the others keep their seed.
+        fixed_slices: indices along ``axis`` of slices whose ``seed`` is settled (the user refined them with
+        clicks): they keep it, and within the reach they seed the walker too, so the label is filled in between
+        them and the clicked slice (an empty one stops the spreading there).
         spacing: voxel size per array axis (for non-square slice pixels, the walker and the reach; None: 1 mm).
         with_logits: return (mask, logits float32 [rows, cols] of the clicked slice), the
         logits to pass as ``previous`` at the next click of this slice: the refiner was
@@ -316,10 +320,10 @@ class Refiner:
             if progress is not None:
                 progress(0, 1)
             if refined.any() and (cancel is None or not cancel()):
-                first, stop, block = spread_mask(vol, axis, index, refined, window, voxel, limit)
-                for i in range(first, stop):
-                    if i != index:
-                        put(i, block[i - first])
+                fixed = {i: np.take(out, i, axis=axis) for i in check_fixed_slices(fixed_slices, index, depth)}
+                for i, mask in spread_mask(vol, axis, index, refined, window, voxel, limit, fixed).items():
+                    if i != index and i not in fixed:
+                        put(i, mask)
             if progress is not None:
                 progress(1, 1)
         return (out, logits) if with_logits else out

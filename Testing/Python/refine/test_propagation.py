@@ -19,10 +19,15 @@ def _ball(shape=(31, 64, 64), centre=(15, 30, 34), radius=11.0, noise=4.0):
 
 
 def _spread(volume, ball, index=15, limit=30, axis=0, spacing=(1.0, 1.0, 1.0)):
-    mask = np.take(ball, index, axis=axis)
-    first, stop, block = spread_mask(volume, axis, index, mask, WINDOW, spacing, limit)
-    out = np.zeros(np.moveaxis(ball, axis, 0).shape, bool)
-    out[first:stop] = block
+    return _as_volume(spread_mask(volume, axis, index, np.take(ball, index, axis=axis), WINDOW, spacing, limit),
+                      np.moveaxis(ball, axis, 0).shape, axis)
+
+
+def _as_volume(slices, shape, axis=0):
+    """spread_mask's {slice: mask} as a bool volume with the slices along ``axis``."""
+    out = np.zeros(shape, bool)
+    for i, mask in slices.items():
+        out[i] = mask
     return np.moveaxis(out, 0, axis)
 
 
@@ -41,11 +46,10 @@ def test_the_label_follows_a_narrowing_structure_and_stops_where_it_ends():
 
 def test_the_reach_limits_the_slices_it_writes():
     volume, ball = _ball()
-    first, stop, block = spread_mask(volume, 0, 15, ball[15], WINDOW, (1.0, 1.0, 1.0), 2)
-    assert (first, stop) == (13, 18) and block.shape == (5, 64, 64)
-    # Thicker slices than the ball is deep: it still spreads only where the ball is.
-    first, stop, _ = spread_mask(volume, 0, 4, ball[4], WINDOW, (1.0, 1.0, 1.0), 30)
-    assert first == 4 and stop <= 28
+    assert sorted(spread_mask(volume, 0, 15, ball[15], WINDOW, (1.0, 1.0, 1.0), 2)) == [13, 14, 15, 16, 17]
+    # From the ball's first slice it spreads only one way, and only where the ball is.
+    reached = sorted(spread_mask(volume, 0, 4, ball[4], WINDOW, (1.0, 1.0, 1.0), 30))
+    assert reached[0] == 4 and reached[-1] <= 27
 
 
 def test_another_structure_in_the_box_is_not_taken():
@@ -113,3 +117,47 @@ def test_a_structure_cut_by_the_image_edge_keeps_its_edge_pixels():
     out = _spread(volume, ball)
     assert out[10:21, 0].sum() >= 0.9 * ball[10:21, 0].sum() > 0
     assert _dice(out, ball) > 0.9
+
+
+def _two_balls_joined():
+    """A ball whose middle slices are dim, as a structure whose contrast fades: the walker alone stops there."""
+    volume, ball = _ball(shape=(41, 64, 64), centre=(20, 30, 34), radius=16.0)
+    volume[18:23][ball[18:23]] = 95.0  # a faint band across the ball's middle
+    return volume, ball
+
+
+def test_settled_slices_seed_the_walker_and_keep_their_label():
+    volume, ball = _two_balls_joined()
+    alone = _spread(volume, ball, index=12, limit=40)
+    both = _as_volume(spread_mask(volume, 0, 12, ball[12], WINDOW, (1.0, 1.0, 1.0), 40, fixed={28: ball[28]}),
+                      ball.shape)
+    # From slice 12 alone the label stops at the faint band (slices 18-22); settled slice 28 gives it the ball
+    # beyond the band too (0.55 -> 0.87 of Dice).
+    assert not alone[18:].any()
+    assert _dice(both[23:], ball[23:]) > 0.95
+    assert _dice(both, ball) > _dice(alone, ball) + 0.2
+    assert np.array_equal(both[28], ball[28])
+
+
+def test_a_settled_empty_slice_stops_the_spreading():
+    volume, ball = _ball()
+    empty = np.zeros_like(ball[0])
+    reached = sorted(spread_mask(volume, 0, 15, ball[15], WINDOW, (1.0, 1.0, 1.0), 30, fixed={19: empty}))
+    assert reached[-1] == 19 and reached[0] <= 5  # the empty settled slice is reached, and nothing past it
+
+
+def test_settled_slices_are_kept_by_the_refiner_and_checked():
+    from pancakes.errors import PancakesInputError
+    from pancakes.refine.refiner import Refiner
+
+    refiner = Refiner.load(device="cpu")
+    volume, ball = _ball()
+    seed = np.zeros_like(ball)
+    seed[15], seed[20] = ball[15], ball[20] & (np.indices(ball.shape[1:])[1] < 34)  # slice 20: the user's half
+    out = refiner.refine_volume_slice(volume, 0, 15, seed, positive=[(30, 34)], propagate=True, fixed_slices=[20])
+    assert np.array_equal(out[20], seed[20])
+    unfixed = refiner.refine_volume_slice(volume, 0, 15, seed, positive=[(30, 34)], propagate=True)
+    assert not np.array_equal(unfixed[20], seed[20])
+    for bad, message in (([31], "31 is not a slice index in 0..30"), ([2.0], "2.0 is not"), (7, "expected slice")):
+        with pytest.raises(PancakesInputError, match=f"fixed_slices.*{message}"):
+            refiner.refine_volume_slice(volume, 0, 15, seed, positive=[(30, 34)], propagate=True, fixed_slices=bad)

@@ -217,6 +217,26 @@ def test_propagation_hands_on_the_reach_the_panel_asks_for(scene, volume, segmen
     assert refiner.reach is None  # not asked: the refiner's own default (PROPAGATION_REACH_MM)
 
 
+def test_propagation_keeps_the_slices_already_refined_with_clicks(scene, volume, segmentation):
+    # Slices of the segment the user refined are settled: the spreading from another slice keeps them.
+    class Settled(ClickStampRefiner):
+        def refine_volume_slice(self, *args, fixed_slices=None, **kwargs):
+            self.fixed = fixed_slices
+            return super().refine_volume_slice(*args, **kwargs)
+
+    refiner = Settled()
+    logic = RefineLogic(refiner)
+    logic.refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 1, 6, 5)]))  # slice 1, no spreading
+    logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 4, 6, 5)]))  # another segment
+    logic.refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]), propagate=True)
+    assert refiner.fixed == [1]
+    logic.refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 5, 6, 5)]), propagate=True)
+    assert refiner.fixed == [1, 3]
+    logic.finish()
+    logic.refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]), propagate=True)
+    assert refiner.fixed is None  # a new session: nothing settled yet
+
+
 @pytest.mark.parametrize("axis, index", [(0, 3), (1, 17), (2, 0)])
 def test_the_slice_level_refiner_gives_the_logits_of_refine_volume_slice(tiny_refiner, volume, axis, index):
     voxels = sitk.GetArrayFromImage(imageFromVolumeNode(volume))

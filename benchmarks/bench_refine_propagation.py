@@ -2,6 +2,7 @@
 
     python benchmarks/bench_refine_propagation.py [--labels 12] [--threads 2]
     python benchmarks/bench_refine_propagation.py --ct      # the walker's time on a clinical CT grid only
+    python benchmarks/bench_refine_propagation.py --second-slice [--labels 12]
 
 The Slicer panel's *Propagate to neighbouring slices* refines the clicked slice, then spreads its label to the
 neighbours by a 3D random walker seeded on that slice (pancakes.refine.propagation), at most
@@ -16,6 +17,10 @@ of the label's slices reached, and the seconds per label, for
 - copying the refined slice to every slice within 12 mm, the simplest baseline.
 ``--ct`` times the walker alone on a liver-sized ellipsoid in a 512 x 512 x 200 CT grid (0.7 x 0.7 x 1.25 mm),
 as shipped and without its voxel cap (pancakes.refine.propagation.MAX_VOXELS), for the Dice within the reach.
+``--second-slice``: after that first propagation, the annotator corrects the slice within the reach where it did
+worst (again from its truth and one click at its centre) and propagates from there, with the first slice settled
+(``fixed_slices``, as the panel passes the slices refined with clicks) and without (as before settled slices):
+the 3D Dice after each.
 Labels with odd and even numbers are reported apart ("select" and "test" halves), so that a choice made
 on one half can be checked on the other.
 """
@@ -118,6 +123,57 @@ def propagate(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray, h
             float(reached.sum() / present.sum()), seconds)
 
 
+def second_slice(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray):
+    """-> (3D Dice after the first propagation, after the second without settled slices, with the first
+    settled, the second slice's distance in mm), or None for a label whose first propagation left no slice to
+    correct within the reach."""
+    def click_at(mask):
+        inside = ndimage.distance_transform_edt(mask)
+        return np.unravel_index(int(np.argmax(inside)), inside.shape)
+
+    area = truth.sum(axis=(1, 2))
+    first = int(np.argmax(area))
+    seed = np.zeros_like(truth)
+    seed[first] = truth[first]
+    once = refiner.refine_volume_slice(image, 0, first, seed, positive=[click_at(truth[first])], propagate=True,
+                                       spacing=spacing)
+    limit = int(PROPAGATION_REACH_MM / spacing[0])
+    candidates = [i for i in range(max(0, first - limit), min(len(area), first + limit + 1))
+                  if i != first and area[i] > 0]
+    if not candidates:
+        return None
+    worst = min(candidates, key=lambda i: dice(once[i], truth[i]))
+    corrected = once.copy()
+    corrected[worst] = truth[worst]
+    results = []
+    for fixed in (None, [first]):
+        out = refiner.refine_volume_slice(image, 0, worst, corrected, positive=[click_at(truth[worst])],
+                                          propagate=True, spacing=spacing, fixed_slices=fixed)
+        results.append(dice3d(out, truth))
+    return dice3d(once, truth), results[0], results[1], abs(worst - first) * spacing[0]
+
+
+def report_second_slice(n_labels: int) -> None:
+    refiner = Refiner.load(device="cpu")
+    rows = []
+    for name, volume, image, spacing, value, truth in label_cases(n_labels):
+        result = second_slice(refiner, image, spacing, truth)
+        if result is not None:
+            rows.append((name, value, *result))
+            print(f"{name} {volume} label {value}: " + " / ".join(f"{x:.3f}" for x in result[:3])
+                  + f", second slice {result[3]:.0f} mm away", flush=True)
+    print("\nmean 3D Dice: after the first slice's propagation / after the second's without settled slices / "
+          "with the first settled; mean distance between them\n")
+    print("| labels | half | n | first | second, nothing settled | second, first settled | mm apart |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for label, dataset in [(name, name) for name in DATASETS] + [("all", None)]:
+        for half, parity in (("select", 1), ("test", 0), ("both", None)):
+            sel = [r for r in rows if (dataset is None or r[0] == dataset) and (parity is None or r[1] % 2 == parity)]
+            if sel:
+                print(f"| {label} | {half} | {len(sel)} | " + " | ".join(
+                    f"{np.mean([r[k] for r in sel]):.3f}" for k in (2, 3, 4)) + f" | {np.mean([r[5] for r in sel]):.0f} |")
+
+
 def time_clinical_ct() -> None:
     """Print the walker's seconds and Dice within the reach on a large organ in a CT-sized grid, as shipped and
     without the voxel cap."""
@@ -152,10 +208,15 @@ def main(argv=None) -> int:
     ap.add_argument("--labels", type=int, default=12, help="labels per dev dataset (default 12)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ct", action="store_true", help="only time the walker on a clinical CT grid")
+    ap.add_argument("--second-slice", action="store_true",
+                    help="only the second corrected slice, with and without the first settled")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.ct:
         time_clinical_ct()
+        return 0
+    if args.second_slice:
+        report_second_slice(args.labels)
         return 0
     refiner = Refiner.load(device="cpu")
     arms = {f"as shipped (the walker, {PROPAGATION_REACH_MM:g} mm)": ("walker", PROPAGATION_REACH_MM),

@@ -119,11 +119,10 @@ def _walk(image: np.ndarray, seeds: np.ndarray, spacing: Tuple[float, float, flo
         if not label.any():
             label = _coarsen((seeds == 1).astype(np.float32), factor) > 0
         seeds_small = np.where(label, 1, np.where(background, 2, 0)).astype(np.int32)
-        spacing_small = (spacing[0], spacing[1] * image.shape[1] / small.shape[1],
-                         spacing[2] * image.shape[2] / small.shape[2])
-        p = _probability(random_walker, small, seeds_small, spacing_small)
-        p = ndimage.zoom(p, (1, image.shape[1] / p.shape[1], image.shape[2] / p.shape[2]), order=1,
-                         grid_mode=True, mode="nearest")
+        p = _probability(random_walker, small, seeds_small, (spacing[0], spacing[1] * factor, spacing[2] * factor))
+        # Back by the same whole factor onto the padded grid, then the padding cut off: each coarse voxel's
+        # probability lands on the fine voxels it was the mean of.
+        p = ndimage.zoom(p, (1, factor, factor), order=1, grid_mode=True, mode="nearest")
         return p[:, :image.shape[1], :image.shape[2]] > 0.5
     return _probability(random_walker, image, seeds, spacing) > 0.5
 

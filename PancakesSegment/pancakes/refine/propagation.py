@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 # Edge weight of the walker (scikit-image's beta, on intensities in [0, 1] of the volume's window): chosen on
-# the select half of the dev labels among 2,000-16,000 (benchmarks/results/refine_propagation.md).
+# the select half of the dev labels among 2,000-16,000 (benchmarks/results/refine_propagation_walker.md).
 WALKER_BETA = 8000.0
 # Pixels around the refined mask's box that the walker sees in the slice plane; the box's outer faces are
 # background seeds on every slice, so a label cannot leak past them.

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "PancakesSegment"))
 
 from pancakes.evaluation.metrics import dice  # noqa: E402
-from pancakes.refine.refiner import PROPAGATION_REACH_MM, Refiner  # noqa: E402
+from pancakes.refine.refiner import PROPAGATION_REACH_MM, Refiner, reach_in_slices  # noqa: E402
 from pancakes.training import real_sources  # noqa: E402
 from pancakes.training.fetch_data import resolve_cache_dir  # noqa: E402
 
@@ -74,6 +74,12 @@ def dice3d(a: np.ndarray, b: np.ndarray) -> float:
     return float(dice(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])))
 
 
+def centre_of(mask: np.ndarray):
+    """The (row, col) of ``mask`` [H, W] deepest inside it: where the simulated annotator clicks."""
+    inside = ndimage.distance_transform_edt(mask)
+    return np.unravel_index(int(np.argmax(inside)), inside.shape)
+
+
 def slice_by_slice(refiner: Refiner, image: np.ndarray, spacing, index: int, refined: np.ndarray,
                    reach_mm: float) -> np.ndarray:
     """The propagation shipped before the walker: bool [D, H, W], each neighbour refined without clicks from
@@ -81,7 +87,7 @@ def slice_by_slice(refiner: Refiner, image: np.ndarray, spacing, index: int, ref
     out = np.zeros(image.shape, bool)
     out[index] = refined
     window = refiner.volume_window(image)
-    limit = max(1, int(np.floor(reach_mm / spacing[0] + 1e-9)))
+    limit = reach_in_slices(reach_mm, spacing[0], image.shape[0])
     for step in (1, -1):
         neighbour, i = refined, index + step
         while 0 <= i < image.shape[0] and abs(i - index) <= limit and neighbour.any():
@@ -95,7 +101,7 @@ def slice_by_slice(refiner: Refiner, image: np.ndarray, spacing, index: int, ref
 def copied(image: np.ndarray, spacing, index: int, refined: np.ndarray, reach_mm: float) -> np.ndarray:
     """The refined slice copied to every slice within ``reach_mm``: bool [D, H, W]."""
     out = np.zeros(image.shape, bool)
-    limit = max(1, int(np.floor(reach_mm / spacing[0] + 1e-9)))
+    limit = reach_in_slices(reach_mm, spacing[0], image.shape[0])
     out[max(0, index - limit):index + limit + 1] = refined
     return out
 
@@ -107,10 +113,8 @@ def propagate(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray, h
     index = int(np.argmax(area))
     seed = np.zeros_like(truth)
     seed[index] = truth[index]
-    inside = ndimage.distance_transform_edt(truth[index])
-    centre = np.unravel_index(int(np.argmax(inside)), inside.shape)
     t0 = time.perf_counter()
-    out = refiner.refine_volume_slice(image, 0, index, seed, positive=[centre], propagate=how == "walker",
+    out = refiner.refine_volume_slice(image, 0, index, seed, positive=[centre_of(truth[index])], propagate=how == "walker",
                                       spacing=spacing, reach_mm=reach_mm)
     if how == "slices":
         out = slice_by_slice(refiner, image, spacing, index, out[index], reach_mm)
@@ -127,17 +131,13 @@ def second_slice(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray
     """-> (3D Dice after the first propagation, after the second without settled slices, with the first
     settled, the second slice's distance in mm), or None for a label whose first propagation left no slice to
     correct within the reach."""
-    def click_at(mask):
-        inside = ndimage.distance_transform_edt(mask)
-        return np.unravel_index(int(np.argmax(inside)), inside.shape)
-
     area = truth.sum(axis=(1, 2))
     first = int(np.argmax(area))
     seed = np.zeros_like(truth)
     seed[first] = truth[first]
-    once = refiner.refine_volume_slice(image, 0, first, seed, positive=[click_at(truth[first])], propagate=True,
+    once = refiner.refine_volume_slice(image, 0, first, seed, positive=[centre_of(truth[first])], propagate=True,
                                        spacing=spacing)
-    limit = int(PROPAGATION_REACH_MM / spacing[0])
+    limit = reach_in_slices(PROPAGATION_REACH_MM, spacing[0], len(area))
     candidates = [i for i in range(max(0, first - limit), min(len(area), first + limit + 1))
                   if i != first and area[i] > 0]
     if not candidates:
@@ -147,7 +147,7 @@ def second_slice(refiner: Refiner, image: np.ndarray, spacing, truth: np.ndarray
     corrected[worst] = truth[worst]
     results = []
     for fixed in (None, [first]):
-        out = refiner.refine_volume_slice(image, 0, worst, corrected, positive=[click_at(truth[worst])],
+        out = refiner.refine_volume_slice(image, 0, worst, corrected, positive=[centre_of(truth[worst])],
                                           propagate=True, spacing=spacing, fixed_slices=fixed)
         results.append(dice3d(out, truth))
     return dice3d(once, truth), results[0], results[1], abs(worst - first) * spacing[0]
@@ -184,7 +184,7 @@ def time_clinical_ct() -> None:
     organ = (((zz - 100) * spacing[0] / 80) ** 2 + ((yy - 250) * spacing[1] / 70) ** 2
              + ((xx - 200) * spacing[2] / 90) ** 2 <= 1)
     volume = (np.where(organ, 60.0, 0.0) + np.random.default_rng(0).normal(0, 10, shape)).astype(np.float32)
-    limit = int(PROPAGATION_REACH_MM / spacing[0])
+    limit = reach_in_slices(PROPAGATION_REACH_MM, spacing[0], shape[0])
     within = slice(100 - limit, 100 + limit + 1)
     print(f"a {int(organ.sum()):,}-voxel organ in a {shape[2]} x {shape[1]} x {shape[0]} CT grid, "
           f"reach {PROPAGATION_REACH_MM:g} mm ({limit} slices either side)\n")

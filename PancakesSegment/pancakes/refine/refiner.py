@@ -315,7 +315,7 @@ class Refiner:
         put(index, refined)
         if propagate:
             voxel = (1.0, 1.0, 1.0) if spacing is None else pixel_size(spacing, 3, "spacing")
-            limit = _reach_in_slices(reach_mm, voxel[axis], depth)
+            limit = reach_in_slices(reach_mm, voxel[axis], depth)
             # One solve, a second or two: said before and after, and a cancel before it keeps the clicked slice.
             if progress is not None:
                 progress(0, 1)
@@ -329,7 +329,7 @@ class Refiner:
         return (out, logits) if with_logits else out
 
 
-def _reach_in_slices(reach_mm: Optional[float], thickness: float, depth: int) -> int:
+def reach_in_slices(reach_mm: Optional[float], thickness: float, depth: int) -> int:
     """How many slices propagation may go either side: ``reach_mm`` over the slice ``thickness`` (mm), at least
     one; None: the whole ``depth``."""
     if reach_mm is None:

@@ -202,39 +202,39 @@ def test_propagation_hands_on_progress_and_cancel_and_writes_the_slices_it_reach
     assert after[4, 2:4, 14:17].all() and not after[5, 2:4, 14:17].any()
 
 
-def test_propagation_hands_on_the_reach_the_panel_asks_for(scene, volume, segmentation):
-    class Reach(ClickStampRefiner):
-        def refine_volume_slice(self, *args, reach_mm=None, **kwargs):
-            self.reach = reach_mm
-            return super().refine_volume_slice(*args, **kwargs)
+class AskedFor(ClickStampRefiner):
+    """Records the propagation options its last refine_volume_slice was given (None: not given)."""
 
-    refiner = Reach()
+    OPTIONS = ("reach_mm", "fixed_slices")
+
+    def refine_volume_slice(self, *args, **kwargs):
+        self.asked = {name: kwargs.pop(name, None) for name in self.OPTIONS}
+        return super().refine_volume_slice(*args, **kwargs)
+
+
+def test_propagation_hands_on_the_reach_the_panel_asks_for(scene, volume, segmentation):
+    refiner = AskedFor()
     RefineLogic(refiner).refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]),
                                 propagate=True, reachMm=30.0)
-    assert refiner.reach == 30.0
+    assert refiner.asked["reach_mm"] == 30.0
     RefineLogic(refiner).refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]),
                                 propagate=True)
-    assert refiner.reach is None  # not asked: the refiner's own default (PROPAGATION_REACH_MM)
+    assert refiner.asked["reach_mm"] is None  # not asked: the refiner's own default (PROPAGATION_REACH_MM)
 
 
 def test_propagation_keeps_the_slices_already_refined_with_clicks(scene, volume, segmentation):
     # Slices of the segment the user refined are settled: the spreading from another slice keeps them.
-    class Settled(ClickStampRefiner):
-        def refine_volume_slice(self, *args, fixed_slices=None, **kwargs):
-            self.fixed = fixed_slices
-            return super().refine_volume_slice(*args, **kwargs)
-
-    refiner = Settled()
+    refiner = AskedFor()
     logic = RefineLogic(refiner)
     logic.refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 1, 6, 5)]))  # slice 1, no spreading
     logic.refine(segmentation, "P01_L01", volume, markups(scene, [ras(volume, 4, 6, 5)]))  # another segment
     logic.refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]), propagate=True)
-    assert refiner.fixed == [1]
+    assert refiner.asked["fixed_slices"] == [1]
     logic.refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 5, 6, 5)]), propagate=True)
-    assert refiner.fixed == [1, 3]
+    assert refiner.asked["fixed_slices"] == [1, 3]
     logic.finish()
     logic.refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]), propagate=True)
-    assert refiner.fixed is None  # a new session: nothing settled yet
+    assert refiner.asked["fixed_slices"] is None  # a new session: nothing settled yet
 
 
 @pytest.mark.parametrize("axis, index", [(0, 3), (1, 17), (2, 0)])

@@ -201,8 +201,8 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
             self.statusLabel.text = problem
             return
         propagate = self.propagateCheckBox.checked
-        # Spreading is one solve of a second or two (pancakes.refine.propagation), with nothing to report on the
-        # way and no point at which to stop it: the wait cursor says it is working.
+        # Spreading is one solve, under a second on a CT (pancakes.refine.propagation), with nothing to report on
+        # the way: the wait cursor says it is working.
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             result = self.logic.refine(segmentationNode, segmentId, volumeNode, self._markupsNode("positive"),

@@ -3,8 +3,8 @@
 Why not the refiner slice by slice, as before: given its neighbour as seed and no click, the refiner keeps the
 seed, so a label was carried on whether the structure went on or not. On the dev volumes
 (benchmarks/bench_refine_propagation.py) that scored a 3D Dice below simply copying the clicked slice to its
-neighbours. The random walker (Grady 2006; scikit-image's ``random_walker``, the stand-in for Slicer's
-*Grow from seeds*) solves one diffusion in 3D: inside the refined slice's mask is one seed, around it the other,
+neighbours. The random walker (Grady 2006, the method of scikit-image's ``random_walker``, the stand-in for
+Slicer's *Grow from seeds*; solved once for the label, pancakes.refine.two_label_walker) solves one diffusion in 3D: inside the refined slice's mask is one seed, around it the other,
 and each voxel of the neighbours goes to the seed it reaches across the weaker image edges, so the label follows
 the structure's intensity and stops where it ends.
 
@@ -13,11 +13,12 @@ other two axes in order.
 """
 from __future__ import annotations
 
-import warnings
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
+
+from .two_label_walker import label_probability
 
 # Edge weight of the walker (scikit-image's beta, on intensities in [0, 1] of the volume's window): chosen on
 # the select half of the dev labels among 2,000-16,000 (benchmarks/results/refine_propagation_walker.md).
@@ -28,15 +29,16 @@ MARGIN_PX = 15
 # Seeds on the clicked slice: the mask shrunk by this many pixels is the label, beyond it grown by this many the
 # background; the band between is left to the walker, as the refined border is itself a guess.
 INNER_PX, OUTER_PX = 2, 3
-# The walker's cost grows with its voxels (about 7 s for 600,000 on this project's 2-core CPU): a larger block
-# is solved on a grid coarsened in the slice plane and its probabilities brought back by linear interpolation.
-# On the select half of the dev labels this cap cost 0.001 of 3D Dice and saved a sixth of the time.
+# The walker's cost grows with its voxels (with scikit-image's solver, about 7 s for 600,000 on this project's
+# 2-core CPU; a sixth of that with ours): a larger block is solved on a grid coarsened in the slice plane and its
+# probabilities brought back by linear interpolation. On the select half of the dev labels this cap cost 0.001 of
+# 3D Dice and saved a sixth of the time.
 MAX_VOXELS = 500_000
 
 
 def spread_mask(volume: np.ndarray, axis: int, index: int, mask: np.ndarray, window: Tuple[float, float],
-                spacing: Sequence[float], limit: int,
-                fixed: Optional[Mapping[int, np.ndarray]] = None) -> Dict[int, np.ndarray]:
+                spacing: Sequence[float], limit: int, fixed: Optional[Mapping[int, np.ndarray]] = None,
+                cancel: Optional[Callable[[], bool]] = None) -> Dict[int, np.ndarray]:
     """The refined slice's label spread to at most ``limit`` slices either side.
 
     volume: [D0, D1, D2] voxels (a view of a large volume is never copied: only the block around the masks is
@@ -44,7 +46,8 @@ def spread_mask(volume: np.ndarray, axis: int, index: int, mask: np.ndarray, win
     window: the refiner's intensity window (low, high) of this volume; spacing: mm per array axis (3 values);
     fixed: other slices' labels that are settled (slice index along ``axis`` -> bool [rows, cols]: slices the
     user refined with clicks): within the reach they seed the walker as the clicked slice does, so the label
-    is filled in between them, and keep their label (an empty one stops the spreading there).
+    is filled in between them, and keep their label (an empty one stops the spreading there);
+    cancel(): asked between the solver's iterations; True stops it (two_label_walker.WalkCancelled is raised).
     -> {slice index along ``axis``: bool [rows, cols]}, the label on each slice it reached, each slice whole
     (empty outside the walker's box): the runs of slices next to the clicked slice, and next to each settled
     slice within the reach that holds the label, up to the first slice where the label vanishes. The clicked
@@ -64,7 +67,7 @@ def spread_mask(volume: np.ndarray, axis: int, index: int, mask: np.ndarray, win
     image = window_to_unit(moved[first:stop, r0:r1, c0:c1], window)
     # The box's faces are background only where the margin cut them: at the image's edge the structure may go on.
     faces = (r0 > 0, r1 < rows, c0 > 0, c1 < cols)
-    inside = _joined_to(_walk(image, _seeds(image.shape, in_box, faces), spacing), in_box)
+    inside = _joined_to(_walk(image, _seeds(image.shape, in_box, faces), spacing, cancel), in_box)
     for at, m in in_box.items():
         inside[at] = m
     # The runs of slices the label reached without a gap from a settled slice: beyond a slice it vanished
@@ -105,11 +108,10 @@ def _seeds(shape: Tuple[int, int, int], masks: Mapping[int, np.ndarray],
     return seeds
 
 
-def _walk(image: np.ndarray, seeds: np.ndarray, spacing: Tuple[float, float, float]) -> np.ndarray:
+def _walk(image: np.ndarray, seeds: np.ndarray, spacing: Tuple[float, float, float],
+          cancel: Optional[Callable[[], bool]] = None) -> np.ndarray:
     """Bool [D, R, C]: where the walker's label probability exceeds one half. image float32 [D, R, C] in
     [0, 1]; seeds as from :func:`_seeds`. Above MAX_VOXELS the slice plane is coarsened by a whole factor."""
-    from skimage.segmentation import random_walker  # only when spreading: scikit-image loads slowly
-
     factor = int(np.ceil(np.sqrt(image.size / MAX_VOXELS)))
     if factor > 1:
         small = _coarsen(image, factor)
@@ -119,24 +121,13 @@ def _walk(image: np.ndarray, seeds: np.ndarray, spacing: Tuple[float, float, flo
         if not label.any():
             label = _coarsen((seeds == 1).astype(np.float32), factor) > 0
         seeds_small = np.where(label, 1, np.where(background, 2, 0)).astype(np.int32)
-        p = _probability(random_walker, small, seeds_small, (spacing[0], spacing[1] * factor, spacing[2] * factor))
+        p = label_probability(small, seeds_small, (spacing[0], spacing[1] * factor, spacing[2] * factor), WALKER_BETA,
+                              cancel)
         # Back by the same whole factor onto the padded grid, then the padding cut off: each coarse voxel's
         # probability lands on the fine voxels it was the mean of.
         p = ndimage.zoom(p, (1, factor, factor), order=1, grid_mode=True, mode="nearest")
         return p[:, :image.shape[1], :image.shape[2]] > 0.5
-    return _probability(random_walker, image, seeds, spacing) > 0.5
-
-
-def _probability(random_walker, image: np.ndarray, seeds: np.ndarray, spacing) -> np.ndarray:
-    """The label's probability float [D, R, C]; a block with no free voxel is its seeds."""
-    if not (seeds == 0).any():
-        return (seeds == 1).astype(np.float32)
-    with warnings.catch_warnings():
-        # At this beta the solver's probabilities stray past [0, 1] by more than its tolerance and it says so at
-        # every solve; only which side of one half a voxel lies on is used.
-        warnings.filterwarnings("ignore", message="The probability range is outside", category=UserWarning)
-        return random_walker(image, seeds, beta=WALKER_BETA, mode="cg_j", spacing=spacing,
-                             return_full_prob=True)[0]
+    return label_probability(image, seeds, spacing, WALKER_BETA, cancel) > 0.5
 
 
 def _coarsen(array: np.ndarray, factor: int) -> np.ndarray:

@@ -47,6 +47,7 @@ from .input_checks import (check_fixed_slices, check_voxel_type, check_volume_sl
                            checked_label_prior, mask_like, previous_probability)
 from .label_prior import label_prior as prior_logits
 from .propagation import spread_mask, window_to_unit
+from .two_label_walker import WalkCancelled
 
 Clicks = Optional[Sequence[Sequence[float]]]
 # The chosen protocol's (labels int [H, W], confidence [H, W]) for pancakes.refine.label_prior; None: none.
@@ -292,14 +293,11 @@ class Refiner:
         label_prior: the chosen protocol's (labels, confidence) on the clicked slice, as in
         :meth:`refine_slice_of_volume`. The clicked slice goes through :meth:`refine_slice_of_volume`, which
         refines one slice without the 3D seed (what an interactive caller uses).
-        progress(done, total): (0, 1) before the spreading and (1, 1) after it (one solve, a second or two).
-        cancel(): asked once, before the spreading; True keeps only the clicked slice's change.
+        progress(done, total): (0, 1) before the spreading and (1, 1) after it (one solve, under a second).
+        cancel(): asked before the spreading and between the solver's iterations; True keeps only the clicked
+        slice's change.
         """
         vol, axis, index = check_volume_slice(volume_array, axis, index)
-        if propagate and not skimage_available():
-            # Said before the clicked slice is refined, so that nothing is half done.
-            raise PancakesInputError("propagate: spreading to neighbouring slices needs scikit-image (pip install "
-                                     "scikit-image; in Slicer: slicer.util.pip_install('scikit-image'))")
         out = mask_like(seed, vol.shape, "seed")
         window = self.volume_window(vol)
         depth = vol.shape[axis]
@@ -316,12 +314,17 @@ class Refiner:
         if propagate:
             voxel = (1.0, 1.0, 1.0) if spacing is None else pixel_size(spacing, 3, "spacing")
             limit = reach_in_slices(reach_mm, voxel[axis], depth)
-            # One solve, a second or two: said before and after, and a cancel before it keeps the clicked slice.
+            # One solve, under a second: said before and after, and a cancel before or during it keeps the clicked
+            # slice alone.
             if progress is not None:
                 progress(0, 1)
             if refined.any() and (cancel is None or not cancel()):
                 fixed = {i: np.take(out, i, axis=axis) for i in check_fixed_slices(fixed_slices, index, depth)}
-                for i, mask in spread_mask(vol, axis, index, refined, window, voxel, limit, fixed).items():
+                try:
+                    spread = spread_mask(vol, axis, index, refined, window, voxel, limit, fixed, cancel)
+                except WalkCancelled:
+                    spread = {}
+                for i, mask in spread.items():
                     if i != index and i not in fixed:
                         put(i, mask)
             if progress is not None:

@@ -22,6 +22,7 @@ from pancakes.contract import PROPAGATION_REACH_MM
 from pancakes.errors import ModelFileError, PancakesInputError
 
 from .RefineLogic import RefineLogic
+from .ScikitImageOffer import offerScikitImageInSlicer
 from .TorchCheck import torchProblem
 
 POINT_LISTS = (("positive", "Pancakes +", (0.2, 0.9, 0.2)), ("negative", "Pancakes \u2212", (0.95, 0.2, 0.2)))
@@ -156,6 +157,8 @@ class RefinePanel(qt.QWidget, VTKObservationMixin):
         if problem:
             self.statusLabel.text = problem
             return
+        if offerScikitImageInSlicer():
+            self.logic.release()  # a refiner loaded before lacks the clicks' geodesic reach
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             self.logic.prepare(volumeNode)

@@ -17,6 +17,7 @@ from slicer.i18n import tr as _
 from pancakes.errors import ModelFileError, PancakesInputError
 
 from .Parameters import RunSettings
+from .ScikitImageOffer import offerScikitImageInSlicer
 from .TorchCheck import TORCH_REQUIREMENT, torchProblem
 from .SegmentationLogic import ProgressInfo, RunReport
 
@@ -133,6 +134,8 @@ class RunMixin:
     def _runAndReport(self, job) -> Optional[RunReport]:
         if not self.ensureTorch():
             return None
+        if offerScikitImageInSlicer():  # runs with or without it; the run's settings pick it up from here
+            self.refinePanel.logic.release()  # a refiner loaded before lacks the clicks' geodesic reach
         try:
             settings = self._settings()
         except PancakesInputError as error:

@@ -192,3 +192,15 @@ def test_the_panel_asks_for_the_reach_it_shows():
     assert "reachMm" in [k.arg for k in refine.keywords]
     init = names(function(tree("RefineWidget.py"), "__init__", "RefinePanel"))
     assert "qt.QDoubleSpinBox" in init and "self.propagateCheckBox.toggled.connect" in init
+
+
+# ---- Slicer's Python lacks scikit-image: offered before a run and before refinement's model loads ----
+def test_scikit_image_is_offered_before_the_models_load_and_the_refiner_reloaded_after():
+    run = names(function(tree("WidgetRun.py"), "_runAndReport", "RunMixin"))
+    assert run.index("self.ensureTorch") < run.index("offerScikitImageInSlicer") < run.index("job")
+    assert run.index("offerScikitImageInSlicer") < run.index("self.refinePanel.logic.release")
+    prepare = names(function(tree("RefineWidget.py"), "_prepare", "RefinePanel"))
+    assert prepare.index("torchProblem") < prepare.index("offerScikitImageInSlicer") \
+        < prepare.index("self.logic.release") < prepare.index("self.logic.prepare")
+    glue = names(function(tree("ScikitImageOffer.py"), "offerScikitImageInSlicer"))
+    assert glue.index("slicer.app.testingEnabled") < glue.index("offerScikitImage")  # no dialog in self-tests

@@ -26,7 +26,7 @@ PACKAGE = "scikit-image"
 DECLINED_KEY = "PancakesSegment/scikitImageDeclined"
 OFFER = ("Pancakes works better with the scikit-image Python package, which this Slicer does not have: label "
          "boundaries then follow the image's edges, and refinement clicks reach along their own structure. "
-         "Install it now (pip, about 40 MB)?")
+         "Install it now (pip, about 16 MB of downloads)?")
 LATER = ("Running without scikit-image: label boundaries stay as the network draws them and clicks reach less "
          "far. To install it later, run slicer.util.pip_install('scikit-image') in the Python console.")
 

@@ -4,9 +4,10 @@ Why not the refiner slice by slice, as before: given its neighbour as seed and n
 seed, so a label was carried on whether the structure went on or not. On the dev volumes
 (benchmarks/bench_refine_propagation.py) that scored a 3D Dice below simply copying the clicked slice to its
 neighbours. The random walker (Grady 2006, the method of scikit-image's ``random_walker``, the stand-in for
-Slicer's *Grow from seeds*; solved once for the label, pancakes.refine.two_label_walker) solves one diffusion in 3D: inside the refined slice's mask is one seed, around it the other,
-and each voxel of the neighbours goes to the seed it reaches across the weaker image edges, so the label follows
-the structure's intensity and stops where it ends.
+Slicer's *Grow from seeds*; solved once for the label, pancakes.refine.two_label_walker) solves one diffusion in
+3D: inside the refined slice's mask is one seed, around it the other, and each voxel of the neighbours goes to
+the seed it reaches across the weaker image edges, so the label follows the structure's intensity and stops where
+it ends.
 
 Shapes: volumes are [D0, D1, D2]; the clicked slice is ``index`` along ``axis``, its rows and columns the
 other two axes in order.

@@ -22,8 +22,8 @@ from pancakes.contract import PROPAGATION_REACH_MM
 from pancakes.errors import ModelFileError, PancakesInputError
 
 from .RefineLogic import RefineLogic
-from .ScikitImageOffer import offerScikitImageInSlicer
 from .TorchCheck import torchProblem
+from .WidgetRun import offerScikitImageInSlicer
 
 POINT_LISTS = (("positive", "Pancakes +", (0.2, 0.9, 0.2)), ("negative", "Pancakes \u2212", (0.95, 0.2, 0.2)))
 

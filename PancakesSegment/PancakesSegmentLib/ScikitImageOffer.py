@@ -7,13 +7,12 @@ geodesic_prior; 0.4 / 1.0 Dice points at 3 / 10 clicks). Outside Slicer pip inst
 Slicer the panel offers it at the first Run or refinement, as it offers PyTorch and highdicom; a user who says no
 is not asked again (remembered in the application settings) and is told how to install it later.
 
-offerScikitImage takes the dialog, pip and the settings as arguments, so that the decision is tested under plain
-pytest; offerScikitImageInSlicer passes Slicer's (Qt imported only there).
+No Qt here: offerScikitImage takes the dialog, pip and the settings as arguments, so that the decision is tested
+under plain pytest; the panel passes Slicer's (WidgetRun.offerScikitImageInSlicer).
 
 Usage (in the panel)::
 
-    if offerScikitImageInSlicer():
-        refineLogic.release()  # a refiner loaded before lacks the geodesic reach
+    offerScikitImage(qt.QSettings(), slicer.util.confirmOkCancelDisplay, install, report)
 """
 from __future__ import annotations
 
@@ -70,19 +69,3 @@ def offerScikitImage(settings, confirm: Callable[..., bool], install: Callable[[
         return False
     return True
 
-
-def offerScikitImageInSlicer() -> bool:
-    """offerScikitImage with Slicer's dialog, pip (under the wait cursor), settings and status bar; never while
-    Slicer runs its tests (a modal dialog would stop them)."""
-    import qt
-    import slicer
-
-    if slicer.app.testingEnabled():
-        return False
-
-    def install(package: str) -> None:
-        with slicer.util.WaitCursor():
-            slicer.util.pip_install(package)
-
-    return offerScikitImage(qt.QSettings(), slicer.util.confirmOkCancelDisplay, install,
-                            lambda message: slicer.util.showStatusMessage(message, 15000))

@@ -11,17 +11,32 @@ import importlib.util
 import logging
 from typing import Optional
 
+import qt
 import slicer
 from slicer.i18n import tr as _
 
 from pancakes.errors import ModelFileError, PancakesInputError
 
 from .Parameters import RunSettings
-from .ScikitImageOffer import offerScikitImageInSlicer
+from .ScikitImageOffer import offerScikitImage
 from .TorchCheck import TORCH_REQUIREMENT, torchProblem
 from .SegmentationLogic import ProgressInfo, RunReport
 
 STAGES = {"encoding": _("encoding"), "decoding": _("decoding")}
+
+
+def offerScikitImageInSlicer() -> bool:
+    """ScikitImageOffer.offerScikitImage with Slicer's dialog, pip (under the wait cursor), settings and status
+    bar; never while Slicer runs its tests (a modal dialog would stop them). -> True when installed now."""
+    if slicer.app.testingEnabled():
+        return False
+
+    def install(package: str) -> None:
+        with slicer.util.WaitCursor():
+            slicer.util.pip_install(package)
+
+    return offerScikitImage(qt.QSettings(), slicer.util.confirmOkCancelDisplay, install,
+                            lambda message: slicer.util.showStatusMessage(message, 15000))
 
 
 class RunMixin:

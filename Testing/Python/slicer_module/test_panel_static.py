@@ -202,5 +202,5 @@ def test_scikit_image_is_offered_before_the_models_load_and_the_refiner_reloaded
     prepare = names(function(tree("RefineWidget.py"), "_prepare", "RefinePanel"))
     assert prepare.index("torchProblem") < prepare.index("offerScikitImageInSlicer") \
         < prepare.index("self.logic.release") < prepare.index("self.logic.prepare")
-    glue = names(function(tree("ScikitImageOffer.py"), "offerScikitImageInSlicer"))
+    glue = names(function(tree("WidgetRun.py"), "offerScikitImageInSlicer"))
     assert glue.index("slicer.app.testingEnabled") < glue.index("offerScikitImage")  # no dialog in self-tests

@@ -4,7 +4,7 @@ Markups (RAS) become clicks on one slice (RefineClicks); that slice is refined b
 Refiner (seeded with the segment's mask there when the session started) and written
 back into the segment on that slice only (SegmentSlabs). An update reads, refines and
 writes that one slice, so its cost does not grow with the volume (propagation to
-neighbouring slices reads the whole segment).
+neighbouring slices reads and writes the slab of slices within its reach).
 
 Usage::
 
@@ -22,11 +22,12 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import slicer
 
-from pancakes.contract import Cancel, Progress
+from pancakes.contract import PROPAGATION_REACH_MM, Cancel, Progress
+from pancakes.refine.refiner import reach_in_slices
 
 from .RefineClicks import SliceClicks, clicksOnSlice, controlPointsRas, sliceAxisFromViews
-from .SegmentSlabs import (requireSharedFrame, segmentMask, segmentSlab, transformToWorld, volumeSpacing, volumeVoxels,
-                           writeSegmentMask, writeSegmentSlab)
+from .SegmentSlabs import (requireSharedFrame, segmentSlab, transformToWorld, volumeSpacing, volumeVoxels,
+                           writeSegmentSlab)
 
 MAX_UNDO = 10
 
@@ -169,33 +170,43 @@ class RefineLogic:
     def _refinePropagated(self, segmentationNode, segmentId: str, volumeNode, clicks: SliceClicks,
                           key: tuple, progress: Progress = None, cancel: Cancel = None,
                           reachMm: Optional[float] = None) -> RefineResult:
-        """The clicked slice refined and spread to its neighbours: the whole segment is read, as
-        refine_volume_slice takes the 3D seed, and the slab of changed slices written."""
+        """The clicked slice refined and spread to its neighbours. Only the slab of slices within the reach is
+        read, refined and written (refine_volume_slice takes it as its volume, with the whole volume's window):
+        what a click costs in time and memory grows with the reach, not with the volume."""
         a, index = clicks.axis, clicks.index
-        current = segmentMask(segmentationNode, segmentId, volumeNode)
-        currentSlice = np.take(current, index, axis=a)
+        voxels = volumeVoxels(volumeNode)
+        spacing = volumeSpacing(volumeNode)
+        reach = reach_in_slices(PROPAGATION_REACH_MM if reachMm is None else reachMm, spacing[a], voxels.shape[a])
+        lo, hi = max(0, index - reach), min(voxels.shape[a], index + reach + 1)
+        slab = [slice(None)] * 3
+        slab[a] = slice(lo, hi)
+        current = segmentSlab(segmentationNode, segmentId, volumeNode, a, lo, hi)
+        currentSlice = np.take(current, index - lo, axis=a)
         prior = self._prior(key, segmentationNode, segmentId, volumeNode, currentSlice)
         seedSlice, previous = self._seedAndPrevious(
             key, currentSlice, self._core(key, segmentationNode, segmentId, volumeNode, currentSlice))
         seed = current.copy()
         where = [slice(None)] * 3
-        where[a] = index
+        where[a] = index - lo
         seed[tuple(where)] = seedSlice
         # Slices of this segment the user refined with clicks are settled: the spreading keeps them and fills in
         # between them and this one, instead of writing over an earlier slice's corrections.
-        settled = sorted(k[4] for k in self._seeds if k[:4] == key[:4] and k[4] != index) or None
+        settled = sorted(k[4] - lo for k in self._seeds if k[:4] == key[:4] and k[4] != index and lo <= k[4] < hi) \
+            or None
         refined, logits = self.refiner.refine_volume_slice(
-            volumeVoxels(volumeNode), a, index, seed, clicks.positive, clicks.negative, previous=previous,
-            propagate=True, spacing=volumeSpacing(volumeNode), with_logits=True,
+            voxels[tuple(slab)], a, index - lo, seed, clicks.positive, clicks.negative, previous=previous,
+            propagate=True, spacing=spacing, with_logits=True, window=self._window(volumeNode, voxels),
             **_given(label_prior=prior, progress=progress, cancel=cancel, reach_mm=reachMm, fixed_slices=settled))
         refined = np.asarray(refined, bool)
-        self._lastLogits[key] = (logits, np.take(refined, index, axis=a).copy())
+        self._lastLogits[key] = (logits, np.take(refined, index - lo, axis=a).copy())
         other = tuple(b for b in range(3) if b != a)
-        changed = [int(i) for i in np.flatnonzero((refined != current).any(axis=other))]
-        if changed:
+        changed = np.flatnonzero((refined != current).any(axis=other))
+        if changed.size:
             self._saveForUndo(segmentationNode)
-            writeSegmentMask(segmentationNode, segmentId, volumeNode, refined, a, changed)
-        return RefineResult(a, index, changed, int((refined != current).sum()))
+            first, last = int(changed[0]), int(changed[-1])
+            where[a] = slice(first, last + 1)
+            writeSegmentSlab(segmentationNode, segmentId, volumeNode, refined[tuple(where)], a, lo + first)
+        return RefineResult(a, index, [lo + int(i) for i in changed], int((refined != current).sum()))
 
     def _core(self, key: tuple, segmentationNode, segmentId: str, volumeNode, currentSlice: np.ndarray):
         """The seed ``seedCore`` gives a slice whose session starts now, else None."""

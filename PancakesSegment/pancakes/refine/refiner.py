@@ -272,7 +272,8 @@ class Refiner:
                             spacing: Optional[Sequence[float]] = None, with_logits: bool = False,
                             label_prior: LabelPrior = None, progress: Progress = None, cancel: Cancel = None,
                             reach_mm: Optional[float] = PROPAGATION_REACH_MM,
-                            fixed_slices: Optional[Sequence[int]] = None):
+                            fixed_slices: Optional[Sequence[int]] = None,
+                            window: Optional[Tuple[float, float]] = None):
         """Refine the slice ``index`` along array ``axis`` of a volume -> bool mask like the volume.
 
         volume_array: [D0, D1, D2]; seed: the current 3D mask [D0, D1, D2] (None = empty);
@@ -296,10 +297,13 @@ class Refiner:
         progress(done, total): (0, 1) before the spreading and (1, 1) after it (one solve, under a second).
         cancel(): asked before the spreading and between the solver's iterations; True keeps only the clicked
         slice's change.
+        window: (low, high) from :meth:`volume_window`, computed from ``volume_array`` when None; pass the whole
+        volume's when ``volume_array`` is a slab of it (the Slicer logic passes the slabs within the reach), so
+        that the slab is seen as in the whole volume.
         """
         vol, axis, index = check_volume_slice(volume_array, axis, index)
         out = mask_like(seed, vol.shape, "seed")
-        window = self.volume_window(vol)
+        window = self.volume_window(vol) if window is None else check_window(window)
         depth = vol.shape[axis]
 
         def put(i: int, mask: np.ndarray) -> None:

@@ -53,10 +53,10 @@ class ClickStampRefiner:
         return np.where(np.take(out, 0, axis=axis), self.LOGIT, -self.LOGIT).astype(np.float32)
 
     def refine_volume_slice(self, volume, axis, index, seed, positive, negative, previous=None,
-                            propagate=False, spacing=None, with_logits=False):
+                            propagate=False, spacing=None, with_logits=False, window=None):
         self.calls.append(dict(axis=axis, index=index, seed=np.take(seed, index, axis=axis).copy(),
                                positive=list(positive), negative=list(negative), previous=previous,
-                               spacing=spacing, propagate=propagate))
+                               spacing=spacing, propagate=propagate, window=window, depth=volume.shape[axis]))
         out = self._stamp(axis, index, seed, positive, negative)
         logits = np.where(np.take(out, index, axis=axis), self.LOGIT, -self.LOGIT).astype(np.float32)
         return (out, logits) if with_logits else out

@@ -160,9 +160,9 @@ def test_propagation_writes_every_changed_slice(scene, volume, segmentation):
     # propagate=True refines the whole 3D seed; the slab of changed slices is written at once.
     class Spreading(ClickStampRefiner):
         def refine_volume_slice(self, volume, axis, index, seed, positive, negative, previous=None,
-                                propagate=False, spacing=None, with_logits=False):
+                                propagate=False, spacing=None, with_logits=False, window=None):
             out, logits = super().refine_volume_slice(volume, axis, index, seed, positive, negative, previous,
-                                                      propagate, spacing, True)
+                                                      propagate, spacing, True, window)
             out[1:5, 2:4, 14:17] = True  # the neighbours it reached
             return out, logits
 
@@ -179,13 +179,40 @@ def test_propagation_writes_every_changed_slice(scene, volume, segmentation):
     np.testing.assert_array_equal(after["P01_L01"], before["P01_L01"] & ~expected)
 
 
+def test_propagation_reads_and_writes_only_the_slab_within_its_reach(scene, volume, segmentation):
+    # A click's cost grows with its reach, not with the volume: the refiner gets the slices within the reach (with
+    # the whole volume's intensity window), and what it returns lands on those slices of the segment.
+    class SpreadingEverywhere(ClickStampRefiner):
+        def refine_volume_slice(self, volume, axis, index, seed, positive, negative, previous=None,
+                                propagate=False, spacing=None, with_logits=False, window=None, reach_mm=None):
+            out, logits = super().refine_volume_slice(volume, axis, index, seed, positive, negative, previous,
+                                                      propagate, spacing, True, window)
+            out[:, 2:4, 14:17] = True  # every slice it was given
+            return out, logits
+
+    before = masks(segmentation, volume)
+    refiner = SpreadingEverywhere()
+    logic = RefineLogic(refiner)
+    result = logic.refine(segmentation, "P01_L02", volume, markups(scene, [ras(volume, 3, 6, 5)]), propagate=True,
+                          reachMm=3.0)  # one slice either side (3 mm slices)
+    call = refiner.calls[0]
+    assert (call["depth"], call["index"]) == (3, 1)  # slices 2..4 of 6, the clicked one in the middle
+    voxels = sitk.GetArrayFromImage(imageFromVolumeNode(volume))
+    assert call["window"] == pytest.approx(refiner.volume_window(voxels))
+    assert result.changedSlices == [2, 3, 4]
+    expected = before["P01_L02"].copy()
+    expected[2:5, 2:4, 14:17] = True
+    expected[3, 6, 5] = True
+    np.testing.assert_array_equal(masks(segmentation, volume)["P01_L02"], expected)
+
+
 def test_propagation_hands_on_progress_and_cancel_and_writes_the_slices_it_reached(scene, volume, segmentation):
     # The panel shows how far the spreading got and lets it be stopped: what it reached is still written.
     class Cancellable(ClickStampRefiner):
         def refine_volume_slice(self, volume, axis, index, seed, positive, negative, previous=None,
-                                propagate=False, spacing=None, with_logits=False, progress=None, cancel=None):
+                                propagate=False, spacing=None, with_logits=False, window=None, progress=None, cancel=None):
             out, logits = super().refine_volume_slice(volume, axis, index, seed, positive, negative, previous,
-                                                      propagate, spacing, True)
+                                                      propagate, spacing, True, window)
             for i in (4, 5):  # spreads upwards until cancelled
                 if cancel():
                     break

@@ -18,7 +18,7 @@ intensities" those, and rows marked "the network as loaded" run it without freez
 (pancakes.refine.frozen). Printed side by side in one process: the core call alone (Refiner.refine_slice_of_volume
 with the volume's window computed once, as the logic caches it), the whole update, the
 same update through the whole-volume path it replaced (kept here only, to compare), and
-the update with propagation to neighbouring slices (which reads the whole segment). Rows "with the
+the update with propagation to neighbouring slices (which reads and writes the slices within its reach). Rows "with the
 label prior" add the kept protocol's labels and confidence bytes on the slice (pancakes.refine.label_prior),
 as the panel does for a kept label; the volume's confidence is decoded when the segment is picked, so those
 rows time the prior's slicing and arithmetic, not that decode.
@@ -315,7 +315,7 @@ def main(argv=None) -> int:
             ("same, after RefineLogic.prepare (the panel calls it when a segment is picked)",
              updates(False, prepared=prepare_ms)),
             ("same, through the former whole-volume path", updates(False, whole_volume=True)),
-            ("RefineLogic.refine, propagate=True (reads the whole segment)", updates(True))]
+            ("RefineLogic.refine, propagate=True (the slices within its reach)", updates(True))]
     # The first call also pays one-off costs: the model's first runs, the volume's intensity
     # window, the undo history's first copy of the segmentation.
     print("| one update | calls | first ms | median ms | max ms after the first | within 150 ms |")

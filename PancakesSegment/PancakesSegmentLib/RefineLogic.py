@@ -126,9 +126,9 @@ class RefineLogic:
         description). The same node passed twice counts as one mixed list too. Without
         ``propagate`` an update reads, refines and writes that one slice only; with it the
         refined slice spreads to its neighbours (one 3D solve, Refiner.refine_volume_slice), which
-        reads and writes the slices within its reach and takes under a second on a CT: progress and cancel go to the refiner
-        (it reports (0, 1) and (1, 1), and asks cancel() before the solve and between its iterations: True
-        keeps only the clicked slice's change). reachMm: how far it may spread either side, in mm (None: the
+        reads and writes the slices within its reach and takes under a second on a CT: progress and
+        cancel go to the refiner (it reports (0, 1) and (1, 1), and asks cancel() before the solve and
+        between its iterations: True keeps only the clicked slice's change). reachMm: how far it may spread either side, in mm (None: the
         refiner's PROPAGATION_REACH_MM). Slices of the segment refined with clicks since the session
         began keep their result, and the label is filled in between them and this slice.
         """

@@ -128,9 +128,10 @@ class RefineLogic:
         refined slice spreads to its neighbours (one 3D solve, Refiner.refine_volume_slice), which
         reads and writes the slices within its reach and takes under a second on a CT: progress and
         cancel go to the refiner (it reports (0, 1) and (1, 1), and asks cancel() before the solve and
-        between its iterations: True keeps only the clicked slice's change). reachMm: how far it may spread either side, in mm (None: the
-        refiner's PROPAGATION_REACH_MM). Slices of the segment refined with clicks since the session
-        began keep their result, and the label is filled in between them and this slice.
+        between its iterations: True keeps only the clicked slice's change). reachMm: how far it may
+        spread either side, in mm (None: the refiner's PROPAGATION_REACH_MM). Slices of the segment
+        refined with clicks since the session began keep their result, and the label is filled in
+        between them and this slice.
         """
         requireSharedFrame(segmentationNode, volumeNode)
         mixed = negativeNode is None or negativeNode is positiveNode
@@ -204,8 +205,9 @@ class RefineLogic:
         if changed.size:
             self._saveForUndo(segmentationNode)
             first, last = int(changed[0]), int(changed[-1])
-            where[a] = slice(first, last + 1)
-            writeSegmentSlab(segmentationNode, segmentId, volumeNode, refined[tuple(where)], a, lo + first)
+            span = [slice(None)] * 3
+            span[a] = slice(first, last + 1)  # the changed slices, within the slab
+            writeSegmentSlab(segmentationNode, segmentId, volumeNode, refined[tuple(span)], a, lo + first)
         return RefineResult(a, index, [lo + int(i) for i in changed], int((refined != current).sum()))
 
     def _core(self, key: tuple, segmentationNode, segmentId: str, volumeNode, currentSlice: np.ndarray):

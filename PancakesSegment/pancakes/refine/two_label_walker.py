@@ -46,8 +46,9 @@ def label_probability(image: np.ndarray, seeds: np.ndarray, spacing: Sequence[fl
     image = np.asarray(image, np.float32)
     spread = float(image.std())
     # Free voxels are the unknowns, numbered in C order; seeds get -1.
+    n = int(free.sum())
     unknown = np.full(image.shape, -1, np.int64)
-    unknown[free] = np.arange(int(free.sum()))
+    unknown[free] = np.arange(n)
     degree = np.zeros(image.shape, np.float32)
     rhs = np.zeros(image.shape, np.float32)  # the weight each free voxel has to label seeds
     rows, cols, values = [], [], []
@@ -71,7 +72,6 @@ def label_probability(image: np.ndarray, seeds: np.ndarray, spacing: Sequence[fl
         rows += [a, b]
         cols += [b, a]
         values += [w, w]
-    n = int(free.sum())
     diagonal = degree[free]
     rows.append(np.arange(n))
     cols.append(np.arange(n))
